@@ -31,6 +31,7 @@ log = logging.getLogger("bulk_enable")
 
 T = TypeVar("T")
 METRICA_MAX_IN_FLIGHT = 3  # per login, documented
+UNREACHABLE_AFTER = 2  # counters' worth of transport failures in a row before a lane stops
 DEFAULT_RPS = 29.0  # Metrica allows 30/s per address; evenly spaced 29/s never has 30 in one second
 
 
@@ -87,6 +88,7 @@ class Lane:
         self.requests = 0
         self.stop_reason = ""
         self.stopped_by = ""  # the error_type that stopped it, for the summary
+        self.unreachable = 0  # transport failures in a row, across counters
         self._paused_until = 0.0
 
     def stop(self, reason: str, error_type: str = "") -> None:
@@ -194,6 +196,12 @@ class Scheduler:
                 self.gate.pause(pause)  # per address: the whole run slows down
         elif answer.verdict is Verdict.STOP_ACCOUNT:
             lane.stop(_stop_reason(answer), answer.error_type)
+        # Nothing answering at all (a wrong --api-base, no network) is not a per-counter fault:
+        # stop after a few counters' worth of tries rather than fail the whole list slowly.
+        lane.unreachable = lane.unreachable + 1 if answer.http_status is None else 0
+        if lane.unreachable >= UNREACHABLE_AFTER * self.policy.max_attempts:
+            lane.stop(f"cannot reach the API ({answer.message or answer.error_type}): check --api-base "
+                      "and the network, then rerun", answer.error_type)  # fmt: skip
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -203,7 +211,7 @@ class Scheduler:
         if answer is not None and answer.verdict is Verdict.SLOW_DOWN:
             return self.policy.slow_down
         backoff = wait_exponential_jitter(
-            initial=self.policy.backoff_initial,
+            multiplier=self.policy.backoff_initial,
             max=self.policy.backoff_max,
             jitter=self.policy.backoff_initial,
         )
