@@ -101,7 +101,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     report = args.report or default_report_path(args.config, Job("calls", True))
     progress = not args.quiet and sys.stderr.isatty()
-    summary, sandbox_line = asyncio.run(_with_progress(run_demo(config, report, args.fresh, progress), progress))
+    summary, sandbox_line = asyncio.run(
+        _with_progress(run_demo(config, report, args.fresh, progress), progress)
+    )
     print(sandbox_line)
     return _finish(summary)
 
@@ -117,8 +119,12 @@ def _settings(args: argparse.Namespace, plan: bool) -> Settings:
     report = args.report or default_report_path(args.config, job, plan=plan)
     concurrency = getattr(args, "concurrency", METRICA_MAX_IN_FLIGHT)
     if concurrency > METRICA_MAX_IN_FLIGHT:
-        log.warning("--concurrency %d is above Metrica's %d parallel requests per login: expect quota "
-                    "answers and retries", concurrency, METRICA_MAX_IN_FLIGHT)  # fmt: skip
+        log.warning(
+            "--concurrency %d is above Metrica's %d parallel requests per login: expect quota "
+            "answers and retries",
+            concurrency,
+            METRICA_MAX_IN_FLIGHT,
+        )
     policy = Policy(
         concurrency=concurrency,
         rps=getattr(args, "rps", DEFAULT_RPS),
@@ -148,12 +154,16 @@ def _tokens(config: Config, token_file: Path | None) -> dict[str, str]:
             tokens[account.name] = _default_token(token_file)
             continue
         if token_file is not None:
-            raise UsageError("--token-file applies to a single-account config; with `accounts:` each "
-                             "account's token comes from its token_env")  # fmt: skip
+            raise UsageError(
+                "--token-file applies to a single-account config; with `accounts:` each "
+                "account's token comes from its token_env"
+            )
         token = os.environ.get(account.token_env, "").strip()
         if not token:
-            raise UsageError(f"{config.path}: account `{account.name}`: environment variable "
-                             f"{account.token_env} (its token_env) is not set")  # fmt: skip
+            raise UsageError(
+                f"{config.path}: account `{account.name}`: environment variable "
+                f"{account.token_env} (its token_env) is not set"
+            )
         tokens[account.name] = _checked_token(token, account.token_env)
     return tokens
 
@@ -183,8 +193,18 @@ def _profile(args: argparse.Namespace) -> Profile:
     profile = Profile.from_yaml(args.profile) if args.profile else Profile()
     overrides: dict[str, object] = {
         name: getattr(args, name)
-        for name in ("latency", "jitter", "fault_rate", "seed", "quota_status", "daily_limit",
-                     "ip_rps", "parallel_limit", "slow_seconds", "counters")  # fmt: skip
+        for name in (
+            "latency",
+            "jitter",
+            "fault_rate",
+            "seed",
+            "quota_status",
+            "daily_limit",
+            "ip_rps",
+            "parallel_limit",
+            "slow_seconds",
+            "counters",
+        )
     }
     if args.token:
         pairs = [t.partition("=") for t in args.token]
@@ -244,59 +264,113 @@ def _nonneg_float(text: str) -> float:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bulk-enable",
-        description="Enable Yandex Metrica's extended call tracking window on many counters, within the quotas.",
+        description="Enable Yandex Metrica's extended call tracking window on many counters, "
+        "within the API quotas.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (stderr)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (stderr)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
     def api(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--api-base", default=DEFAULT_API_BASE, metavar="URL",
-                       help=f"API root (default {DEFAULT_API_BASE}); plain http only to loopback")  # fmt: skip
-        p.add_argument("--token-file", type=Path, metavar="PATH",
-                       help=f"read the token from PATH instead of ${DEFAULT_TOKEN_ENV}")  # fmt: skip
-        p.add_argument("--timeout", type=_positive_float, default=30.0, metavar="SECONDS",
-                       help="per request (default 30)")  # fmt: skip
+        p.add_argument(
+            "--api-base",
+            default=DEFAULT_API_BASE,
+            metavar="URL",
+            help=f"API root (default {DEFAULT_API_BASE}); plain http only to loopback",
+        )
+        p.add_argument(
+            "--token-file",
+            type=Path,
+            metavar="PATH",
+            help=f"read the token from PATH instead of ${DEFAULT_TOKEN_ENV}",
+        )
+        p.add_argument(
+            "--timeout",
+            type=_positive_float,
+            default=30.0,
+            metavar="SECONDS",
+            help="per request (default 30)",
+        )
 
     def job(p: argparse.ArgumentParser) -> None:
         p.add_argument("config", type=Path, metavar="CONFIG", help="YAML list of counter IDs")
-        p.add_argument("--report", type=Path, metavar="PATH",
-                       help="CSV report (default reports/<config name>.csv); reruns resume from it")  # fmt: skip
-        p.add_argument("--window", choices=("calls", "conversions"), default="calls",
-                       help="which extended window (default calls)")  # fmt: skip
+        p.add_argument(
+            "--report",
+            type=Path,
+            metavar="PATH",
+            help="CSV report (default reports/<config name>.csv); reruns resume from it",
+        )
+        p.add_argument(
+            "--window",
+            choices=("calls", "conversions"),
+            default="calls",
+            help="which extended window (default calls)",
+        )
         p.add_argument("--disable", action="store_true", help="switch the window off (DELETE)")
         p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
         api(p)
 
-    run = sub.add_parser("run", help="enable the window on every counter in CONFIG")
+    run = command("run", "enable the window on every counter in CONFIG")
     job(run)
-    run.add_argument("--concurrency", type=_positive_int, default=METRICA_MAX_IN_FLIGHT, metavar="N",
-                     help="requests in flight per login (default and Metrica's cap: 3)")  # fmt: skip
-    run.add_argument("--rps", type=_nonneg_float, default=DEFAULT_RPS, metavar="R",
-                     help=f"requests a second for the whole run (default {DEFAULT_RPS:g}; Metrica: 30 per address)")  # fmt: skip
-    run.add_argument("--max-attempts", type=_positive_int, default=6, metavar="N",
-                     help="requests per counter before it fails (default 6)")  # fmt: skip
-    run.add_argument("--max-requests", type=_positive_int, metavar="N",
-                     help="per login, the most requests this run may spend (keep quota for other tools)")  # fmt: skip
-    run.add_argument("--backoff", type=_nonneg_float, default=0.5, metavar="SECONDS",
-                     help="first retry wait, doubling with jitter (default 0.5)")  # fmt: skip
+    run.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=METRICA_MAX_IN_FLIGHT,
+        metavar="N",
+        help="requests in flight per login (default and Metrica's cap: 3)",
+    )
+    run.add_argument(
+        "--rps",
+        type=_nonneg_float,
+        default=DEFAULT_RPS,
+        metavar="R",
+        help=f"requests a second for the whole run (default {DEFAULT_RPS:g}; Metrica: 30 per address)",
+    )
+    run.add_argument(
+        "--max-attempts",
+        type=_positive_int,
+        default=6,
+        metavar="N",
+        help="requests per counter before it fails (default 6)",
+    )
+    run.add_argument(
+        "--max-requests",
+        type=_positive_int,
+        metavar="N",
+        help="per login, the most requests this run may spend (keep quota for other tools)",
+    )
+    run.add_argument(
+        "--backoff",
+        type=_nonneg_float,
+        default=0.5,
+        metavar="SECONDS",
+        help="first retry wait, doubling with jitter (default 0.5)",
+    )
     run.add_argument("--fresh", action="store_true", help="ignore the old report: send every counter")
-    run.add_argument("--preflight", action="store_true",
-                     help="read the plan first (a few requests), write only where needed")  # fmt: skip
+    run.add_argument(
+        "--preflight",
+        action="store_true",
+        help="read the plan first (a few requests), write only where needed",
+    )
     run.add_argument("--dry-run", action="store_true", help="only make the plan: same as `check`")
     run.set_defaults(handler=cmd_run)
 
-    check = sub.add_parser("check", help="read-only plan: what `run` would do, in a few requests")
+    check = command("check", "read-only plan: what `run` would do, in a few requests")
     job(check)
     check.set_defaults(handler=cmd_check)
 
-    counters = sub.add_parser("counters", help="print a ready-to-run YAML of the counters the token sees")
+    counters = command("counters", "print a ready-to-run YAML of the counters the token sees")
     api(counters)
-    counters.add_argument("--permission", metavar="LIST",
-                          help="keep counters with these permissions, e.g. edit or own,edit")  # fmt: skip
+    counters.add_argument(
+        "--permission", metavar="LIST", help="keep counters with these permissions, e.g. edit or own,edit"
+    )
     counters.set_defaults(handler=cmd_counters)
 
-    sandbox = sub.add_parser("sandbox", help="run the local Metrica stand-in")
+    sandbox = command("sandbox", "run the local Metrica stand-in")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
     sandbox.add_argument("--profile", type=Path, metavar="YAML", help="settings file (see README)")
@@ -314,7 +388,7 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--dead-token", action="append", metavar="TOKEN")
     sandbox.set_defaults(handler=cmd_sandbox, quiet=False)
 
-    demo = sub.add_parser("demo", help="the main job against an embedded sandbox, no account needed")
+    demo = command("demo", "the main job against an embedded sandbox, no account needed")
     demo.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
     demo.add_argument("--report", type=Path, metavar="PATH")
     demo.add_argument("--fresh", action="store_true")

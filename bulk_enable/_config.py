@@ -117,9 +117,7 @@ class _Parser:
             raise self.fail(root, f"expected a list of counter IDs, got {_shown(root)}")
         return Config(self.path, tuple(accounts))
 
-    def mapping(
-        self, node: yaml.MappingNode, required: set[str], allowed: set[str]
-    ) -> dict[str, yaml.Node]:
+    def mapping(self, node: yaml.MappingNode, required: set[str], allowed: set[str]) -> dict[str, yaml.Node]:
         out: dict[str, yaml.Node] = {}
         for key_node, value in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
@@ -142,7 +140,9 @@ class _Parser:
             if not isinstance(item, yaml.MappingNode):
                 raise self.fail(item, f"an account must be a mapping, got {_shown(item)}")
             fields = self.mapping(
-                item, required={"name", "token_env", "counters"}, allowed={"name", "token_env", "counters"}
+                item,
+                required={"name", "token_env", "counters"},
+                allowed={"name", "token_env", "counters"},
             )
             name = self.text(fields["name"], "account name")
             if not name:
@@ -185,17 +185,16 @@ class _Parser:
         if first != id_node.start_mark.line + 1:
             log.warning(
                 "%s: line %d: counter %d is listed again (first on line %d): it runs once",
-                self.path, id_node.start_mark.line + 1, counter_id, first,
-            )  # fmt: skip
+                self.path,
+                id_node.start_mark.line + 1,
+                counter_id,
+                first,
+            )
             return None
         return Counter(counter_id, label, account)
 
     def counter_id(self, node: yaml.Node) -> int:
-        if (
-            isinstance(node, yaml.ScalarNode)
-            and node.tag == _INT_TAG
-            and _PLAIN_ID.fullmatch(node.value)
-        ):
+        if isinstance(node, yaml.ScalarNode) and node.tag == _INT_TAG and _PLAIN_ID.fullmatch(node.value):
             return int(node.value)
         raise self.fail(node, f"counter ID must be a positive whole number, got {_shown(node)}")
 
@@ -215,8 +214,14 @@ def _shown(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     kind = node.tag.rsplit(":", 1)[-1]
-    kind = {"str": "text", "int": "a number", "float": "a decimal number", "bool": "a yes/no value",
-            "null": "an empty value", "timestamp": "a date"}.get(kind, kind)  # fmt: skip
+    kind = {
+        "str": "text",
+        "int": "a number",
+        "float": "a decimal number",
+        "bool": "a yes/no value",
+        "null": "an empty value",
+        "timestamp": "a date",
+    }.get(kind, kind)
     value = str(node.value)
     value = value if len(value) <= 40 else value[:37] + "..."
     return f"{value!r} ({kind})" if value else kind

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from tqdm import tqdm
@@ -38,8 +39,8 @@ class Settings:
     tokens: Mapping[str, str]  # account name -> token
     report: Path
     api_base: str
-    job: Job = Job("calls", True)
-    policy: Policy = Policy()
+    job: Job = field(default_factory=lambda: Job("calls", True))
+    policy: Policy = field(default_factory=Policy)
     timeout: float = 30.0
     fresh: bool = False
     preflight: bool = False
@@ -79,8 +80,10 @@ class Summary:
         """The closing summary, for a human."""
         counts = self.counts
         what = ", ".join(f"{n} {status}" for status, n in counts.most_common())
-        out = [f"{'plan' if self.plan else 'done'}: {what} ({len(self.rows)} counters, "
-               f"{self.requests} requests, {self.elapsed:.1f} s)"]  # fmt: skip
+        out = [
+            f"{'plan' if self.plan else 'done'}: {what} ({len(self.rows)} counters, "
+            f"{self.requests} requests, {self.elapsed:.1f} s)"
+        ]
         if self.skipped:
             out.append(f"{self.skipped} counters were already done in this report: not sent again")
         for account, reason in self.stops.items():
@@ -122,14 +125,17 @@ async def run_job(settings: Settings) -> Summary:
 
         try:
             with _graceful_interrupt(scheduler):
-                async with open_session(settings.timeout, _connections(settings)) as session:
-                    async with asyncio.TaskGroup() as group:
-                        for account in config.accounts:
-                            lane = lanes[account.name] = scheduler.lane(account.name)
-                            client = MetricaClient(session, settings.api_base, settings.tokens[account.name])
-                            group.create_task(
-                                _run_account(settings, scheduler, lane, client, account, todo[account.name], record)
-                            )  # fmt: skip
+                async with (
+                    open_session(settings.timeout, _connections(settings)) as session,
+                    asyncio.TaskGroup() as group,
+                ):
+                    for account in config.accounts:
+                        lane = lanes[account.name] = scheduler.lane(account.name)
+                        client = MetricaClient(session, settings.api_base, settings.tokens[account.name])
+                        todo_here = todo[account.name]
+                        group.create_task(
+                            _run_account(settings, scheduler, lane, client, account, todo_here, record)
+                        )
         finally:
             bar.close()
             stops = {name: lane.stop_reason for name, lane in lanes.items() if lane.stop_reason}
@@ -166,9 +172,10 @@ async def _run_account(
 
     async def work(counter: Counter) -> None:
         result = await scheduler.call(
-            lane, f"counter={counter.id}",
+            lane,
+            f"counter={counter.id}",
             lambda: client.switch_window(counter.id, job.window, job.enable),
-        )  # fmt: skip
+        )
         record(row_for(counter, result, job))
 
     await scheduler.for_each(lane, todo, work)
@@ -177,8 +184,7 @@ async def _run_account(
 def row_for(counter: Counter, result: Result, job: Job) -> Row:
     """The report row for one counter's result."""
     answer = result.answer or Answer(Verdict.RETRY)
-    common = {"attempts": result.attempts, "http_status": answer.http_status,
-              "error_type": answer.error_type}  # fmt: skip
+    common = {"attempts": result.attempts, "http_status": answer.http_status, "error_type": answer.error_type}
     if result.deferred:
         return Row.of(counter, "deferred", message=result.deferred, **common)
     if answer.verdict is Verdict.DONE:
@@ -221,15 +227,18 @@ async def check_job(settings: Settings) -> Summary:
                 group.create_task(plan_account(account))
     final = [rows[c.id] for c in settings.config.counters]
     write_csv(settings.report, final)
-    return Summary(settings.report, final, time.monotonic() - started, requests=requests,
-                   stops=stops, plan=True)  # fmt: skip
+    return Summary(
+        settings.report, final, time.monotonic() - started, requests=requests, stops=stops, plan=True
+    )
 
 
-async def counters_yaml(api_base: str, token: str, permission: str | None, timeout: float) -> tuple[str, int]:
+async def counters_yaml(
+    api_base: str, token: str, permission: str | None, request_timeout: float
+) -> tuple[str, int]:
     """A ready-to-run config of the counters this token can see: (YAML text, how many)."""
     scheduler = Scheduler(Policy())
     lane = scheduler.lane("default")
-    async with open_session(timeout, 4) as session:
+    async with open_session(request_timeout, 4) as session:
         listing = await read_listing(scheduler, lane, MetricaClient(session, api_base, token))
     if listing.failure:
         raise ListingError(listing.failure)
@@ -251,9 +260,10 @@ def _connections(settings: Settings) -> int:
     return settings.policy.concurrency * len(settings.config.accounts) + 2
 
 
-def _progress(total: int, enabled: bool) -> tqdm[None]:
-    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="counter",
-                dynamic_ncols=True, smoothing=0.1)  # fmt: skip
+def _progress(total: int, enabled: bool) -> tqdm[Any]:
+    return tqdm(
+        total=total, disable=not enabled, file=sys.stderr, unit="counter", dynamic_ncols=True, smoothing=0.1
+    )
 
 
 @contextlib.contextmanager
@@ -263,8 +273,7 @@ def _graceful_interrupt(scheduler: Scheduler) -> Iterator[None]:
 
     def wind_down(signum: int) -> None:
         scheduler.stopping = INTERRUPTED
-        print("\ninterrupted: finishing requests in flight (Ctrl-C again to abandon them)",
-              file=sys.stderr)  # fmt: skip
+        print("\ninterrupted: finishing requests in flight (Ctrl-C again to abandon them)", file=sys.stderr)
         loop.remove_signal_handler(signum)  # the next one raises KeyboardInterrupt as usual
 
     installed = []

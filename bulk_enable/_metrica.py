@@ -119,18 +119,19 @@ class MetricaClient:
 
     def window_url(self, counter_id: int, window: str) -> str:
         """The write method's URL for one counter and window."""
-        return (
-            f"{self._base}/management/v1/counter/{counter_id}"
-            f"/offline_conversions/{WINDOW_PATHS[window]}"
-        )
+        return f"{self._base}/management/v1/counter/{counter_id}/offline_conversions/{WINDOW_PATHS[window]}"
 
     async def switch_window(self, counter_id: int, window: str, enable: bool) -> Answer:
         """POST (enable) or DELETE (disable) the window on one counter; one request, no retry."""
         method = "POST" if enable else "DELETE"
         answer, body = await self._request(method, self.window_url(counter_id, window))
         if answer.verdict is Verdict.DONE and not (isinstance(body, dict) and body.get("success") is True):
-            return Answer(Verdict.FAILED, answer.http_status, "success_false",
-                          self._scrub(f"the API answered {_short(body)}: the change was not made"))  # fmt: skip
+            return Answer(
+                Verdict.FAILED,
+                answer.http_status,
+                "success_false",
+                self._scrub(f"the API answered {_short(body)}: the change was not made"),
+            )
         return answer
 
     async def list_page(self, offset: int) -> tuple[Answer, list[dict[str, Any]], int]:
@@ -145,8 +146,16 @@ class MetricaClient:
         if answer.verdict is not Verdict.DONE:
             return answer, [], 0
         if not isinstance(body, dict) or not isinstance(body.get("counters"), list):
-            return Answer(Verdict.RETRY, answer.http_status, "bad_listing",
-                          f"unexpected listing body {_short(body)}"), [], 0  # fmt: skip
+            return (
+                Answer(
+                    Verdict.RETRY,
+                    answer.http_status,
+                    "bad_listing",
+                    f"unexpected listing body {_short(body)}",
+                ),
+                [],
+                0,
+            )
         counters = [c for c in body["counters"] if isinstance(c, dict) and isinstance(c.get("id"), int)]
         rows = body.get("rows")
         return answer, counters, rows if isinstance(rows, int) else len(counters)
@@ -156,9 +165,7 @@ class MetricaClient:
     ) -> tuple[Answer, Any]:
         """Send one request; read the body before deciding; map every user-side fault to an Answer."""
         try:
-            async with self._session.request(
-                method, url, params=params, headers=self._headers
-            ) as response:
+            async with self._session.request(method, url, params=params, headers=self._headers) as response:
                 raw = await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))

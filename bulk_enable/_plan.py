@@ -33,29 +33,35 @@ async def read_listing(scheduler: Scheduler, lane: Lane, client: MetricaClient) 
     seen: dict[int, dict[str, Any]] = {}
     offset, requests = 1, 0
     while True:
-        page: list[dict[str, Any]] = []
-        total = 0
-
-        async def send(at: int = offset) -> Answer:
-            nonlocal total
-            answer, got, total = await client.list_page(at)
-            page.extend(got)
-            return answer
-
-        result = await scheduler.call(lane, f"listing offset={offset}", send)
+        page = _Page(client, offset)
+        result = await scheduler.call(lane, f"listing offset={offset}", page.fetch)
         requests += result.attempts
         answer = result.answer
         if result.deferred or answer is None or answer.verdict is not Verdict.DONE:
             why = result.deferred or (
                 f"listing failed: {answer.http_status} {answer.error_type} {answer.message}".strip()
-                if answer else "listing failed"
+                if answer
+                else "listing failed"
             )
             return Listing(seen, requests, why, answer)
-        for counter in page:
+        for counter in page.counters:
             seen[counter["id"]] = counter
         offset += LIST_PAGE_SIZE
-        if not page or offset > total:
+        if not page.counters or offset > page.total:
             return Listing(seen, requests)
+
+
+class _Page:
+    """One listing page; `fetch` is what the scheduler sends (and resends on a transient answer)."""
+
+    def __init__(self, client: MetricaClient, offset: int) -> None:
+        self.client, self.offset = client, offset
+        self.counters: list[dict[str, Any]] = []
+        self.total = 0
+
+    async def fetch(self) -> Answer:
+        answer, self.counters, self.total = await self.client.list_page(self.offset)
+        return answer
 
 
 def plan_rows(counters: Iterable[Counter], listing: Listing, job: Job) -> list[Row]:
@@ -79,7 +85,13 @@ def plan_rows(counters: Iterable[Counter], listing: Listing, job: Job) -> list[R
         options = info.get("offline_options")
         state = options.get(flag) if isinstance(options, dict) else None
         if isinstance(state, bool) and state == job.enable:
-            rows.append(Row.of(c, f"already_{verb}d", message=f"the listing shows the {job.window} window {'on' if state else 'off'}"))  # noqa: E501
+            rows.append(
+                Row.of(
+                    c,
+                    f"already_{verb}d",
+                    message=f"the listing shows the {job.window} window {'on' if state else 'off'}",
+                )
+            )
         else:
             rows.append(Row.of(c, f"would_{verb}", message=f"the run will {verb} the {job.window} window"))
     return rows

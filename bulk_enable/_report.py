@@ -11,6 +11,7 @@ for the same job: a report made for one window never makes a run of another skip
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import fcntl
 import io
@@ -18,7 +19,6 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +27,16 @@ from ._config import Counter
 log = logging.getLogger(__name__)
 
 COLUMNS = (
-    "counter_id", "label", "account", "status", "attempts",
-    "http_status", "error_type", "message", "finished_at",
-)  # fmt: skip
+    "counter_id",
+    "label",
+    "account",
+    "status",
+    "attempts",
+    "http_status",
+    "error_type",
+    "message",
+    "finished_at",
+)
 _JOURNAL_VERSION = 1
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -81,7 +88,11 @@ def now_iso() -> str:
 
 def default_report_path(config_path: Path, job: Job, plan: bool = False) -> Path:
     """`reports/<config stem>.csv`, with the job in the name when it is not the default one."""
-    suffix = "" if (job.window == "calls" and job.enable) else f".{job.window}-{'enable' if job.enable else 'disable'}"
+    suffix = (
+        ""
+        if (job.window == "calls" and job.enable)
+        else f".{job.window}-{'enable' if job.enable else 'disable'}"
+    )
     return Path("reports") / f"{config_path.stem}{suffix}{'.plan' if plan else ''}.csv"
 
 
@@ -160,8 +171,16 @@ class ReportWriter:
         return final
 
     def _header(self) -> str:
-        return json.dumps({"bulk_enable_journal": _JOURNAL_VERSION, "window": self.job.window,
-                           "enable": self.job.enable}) + "\n"  # fmt: skip
+        return (
+            json.dumps(
+                {
+                    "bulk_enable_journal": _JOURNAL_VERSION,
+                    "window": self.job.window,
+                    "enable": self.job.enable,
+                }
+            )
+            + "\n"
+        )
 
     def _append(self, lines: list[str]) -> None:
         data = "".join(lines).encode("utf-8")
@@ -187,8 +206,10 @@ class ReportWriter:
         if job != self.job:
             log.warning(
                 "%s was made to %s, this run will %s: earlier results are not reused",
-                self.path, job.describe(), self.job.describe(),
-            )  # fmt: skip
+                self.path,
+                job.describe(),
+                self.job.describe(),
+            )
             return {}
         rows: dict[int, Row] = {}
         for line in lines[1:]:
@@ -222,9 +243,17 @@ def read_csv(path: Path) -> Iterator[dict[str, str]]:
 
 
 def _cells(row: Row) -> list[str]:
-    values = [row.counter_id, row.label, row.account, row.status, row.attempts,
-              "" if row.http_status is None else row.http_status, row.error_type,
-              row.message, row.finished_at]  # fmt: skip
+    values = [
+        row.counter_id,
+        row.label,
+        row.account,
+        row.status,
+        row.attempts,
+        "" if row.http_status is None else row.http_status,
+        row.error_type,
+        row.message,
+        row.finished_at,
+    ]
     return [neutralise(str(v)) for v in values]
 
 

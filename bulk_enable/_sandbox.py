@@ -30,12 +30,20 @@ import yaml
 from aiohttp import web
 
 FIXED_BEHAVIOURS = (
-    "access_denied", "not_found", "invalid_parameter", "counter_in_connect",
-    "success_false", "already_enabled", "read_only",
-)  # fmt: skip
+    "access_denied",
+    "not_found",
+    "invalid_parameter",
+    "counter_in_connect",
+    "success_false",
+    "already_enabled",
+    "read_only",
+)
 FAULT_KINDS = ("backend_error", "timeout", "html_500", "drop", "slow")
 _WINDOWS = {"calls_extended_threshold": "calls", "extended_threshold": "conversions"}
-_FLAGS = {"calls": "offline_calls_extended_threshold", "conversions": "offline_conversion_extended_threshold"}
+_FLAGS = {
+    "calls": "offline_calls_extended_threshold",
+    "conversions": "offline_conversion_extended_threshold",
+}
 
 
 class ProfileError(ValueError):
@@ -136,7 +144,11 @@ class Stats:
 
 def error_body(status: int, error_type: str, message: str) -> dict[str, Any]:
     """The documented error shape."""
-    return {"errors": [{"error_type": error_type, "message": message}], "code": status, "message": message}
+    return {
+        "errors": [{"error_type": error_type, "message": message}],
+        "code": status,
+        "message": message,
+    }
 
 
 class Sandbox:
@@ -255,7 +267,9 @@ class Sandbox:
     # --- machinery -------------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _admitted(self, request: web.Request, write: bool = False) -> AsyncIterator[web.Response | None]:
+    async def _admitted(
+        self, request: web.Request, write: bool = False
+    ) -> AsyncIterator[web.Response | None]:
         """Auth and quotas, in the order the real API is likely to apply them; yields a refusal or None."""
         self.stats.requests += 1
         header = request.headers.get("Authorization", "")
@@ -266,7 +280,9 @@ class Sandbox:
             return
         if login is None or token in self.dead:
             status = self.profile.dead_token_status
-            yield self._count(_json(status, error_body(status, "invalid_token", "Invalid oauth_token")))
+            # Echoes the token on purpose: the client must scrub what an API sends back.
+            message = f"Invalid oauth_token {token}"
+            yield self._count(_json(status, error_body(status, "invalid_token", message)))
             return
         self.stats.requests_by_login[login] += 1
         if self.profile.ip_rps and self._over_ip_rate(request.remote or "?"):
@@ -324,8 +340,11 @@ class Sandbox:
             return self._count(_json(504, error_body(504, "timeout", "Request timed out")))
         if kind == "html_500":
             self.stats.statuses[500] += 1
-            return web.Response(status=500, text="<html><body><h1>500 Internal Server Error</h1></body></html>",
-                                content_type="text/html")  # fmt: skip
+            return web.Response(
+                status=500,
+                text="<html><body><h1>500 Internal Server Error</h1></body></html>",
+                content_type="text/html",
+            )
         if kind == "drop":
             if request.transport is not None:
                 request.transport.close()
@@ -356,10 +375,12 @@ class Sandbox:
     def _describe(self, cid: int) -> dict[str, Any]:
         behaviour = self.profile.fixed.get(cid)
         body: dict[str, Any] = {
-            "id": cid, "name": f"Counter {cid}", "site": f"site-{cid}.example",
+            "id": cid,
+            "name": f"Counter {cid}",
+            "site": f"site-{cid}.example",
             "permission": "view" if behaviour in ("access_denied", "read_only") else "edit",
             "status": "Active",
-        }  # fmt: skip
+        }
         if self.profile.offline_options:
             body["offline_options"] = {_FLAGS[w]: cid in on for w, on in self.enabled.items()}
         return body
@@ -371,11 +392,15 @@ def _counter_id(request: web.Request) -> int | None:
 
 
 def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )
 
 
 @contextlib.asynccontextmanager
-async def serve(profile: Profile, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[tuple[Sandbox, str]]:
+async def serve(
+    profile: Profile, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[tuple[Sandbox, str]]:
     """Run a sandbox in this event loop; yields it and its base URL."""
     sandbox = Sandbox(profile)
     # handler_cancellation: a client that hangs up cancels its handler, as a real server stops work
@@ -383,7 +408,8 @@ async def serve(profile: Profile, host: str = "127.0.0.1", port: int = 0) -> Asy
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+    server = site._server
+    sockets = getattr(server, "sockets", None) or []
     bound = sockets[0].getsockname()[1] if sockets else port
     shown = f"[{host}]" if ":" in host else host
     try:

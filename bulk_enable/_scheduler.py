@@ -72,7 +72,7 @@ class RateGate:
 
     async def wait_turn(self) -> None:
         loop = asyncio.get_running_loop()
-        while (delay := self._paused_until - loop.time()) > 0:
+        while (delay := self._paused_until - loop.time()) > 0:  # noqa: ASYNC110 (the pause may grow)
             await asyncio.sleep(delay)
         if self._limiter is not None:
             await self._limiter.acquire()
@@ -102,7 +102,7 @@ class Lane:
 
     async def wait_pause(self) -> None:
         loop = asyncio.get_running_loop()
-        while (delay := self._paused_until - loop.time()) > 0:
+        while (delay := self._paused_until - loop.time()) > 0:  # noqa: ASYNC110 (the pause may grow)
             await asyncio.sleep(delay)
 
 
@@ -155,9 +155,7 @@ class Scheduler:
             return Result(answer, attempts, lane.stop_reason)
         return Result(answer, attempts)
 
-    async def for_each(
-        self, lane: Lane, items: Iterable[T], work: Callable[[T], Awaitable[None]]
-    ) -> None:
+    async def for_each(self, lane: Lane, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
         """Run `work` over `items` with a bounded pool; stop taking items once the lane or run stops."""
         source = iter(items)
 
@@ -200,8 +198,11 @@ class Scheduler:
         # stop after a few counters' worth of tries rather than fail the whole list slowly.
         lane.unreachable = lane.unreachable + 1 if answer.http_status is None else 0
         if lane.unreachable >= UNREACHABLE_AFTER * self.policy.max_attempts:
-            lane.stop(f"cannot reach the API ({answer.message or answer.error_type}): check --api-base "
-                      "and the network, then rerun", answer.error_type)  # fmt: skip
+            lane.stop(
+                f"cannot reach the API ({answer.message or answer.error_type}): check --api-base "
+                "and the network, then rerun",
+                answer.error_type,
+            )
 
     def _wait(self, state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
@@ -230,5 +231,12 @@ def _log_retry(state: RetryCallState, lane: Lane, subject: str, max_attempts: in
     answer = error.answer if isinstance(error, _TryAgain) else None
     why = f"{answer.http_status or '-'} {answer.error_type}" if answer else "?"
     wait = state.next_action.sleep if state.next_action else 0.0
-    log.info("retry %s account=%s attempt=%d/%d wait=%.2fs after %s",
-             subject, lane.name, state.attempt_number, max_attempts, wait, why)  # fmt: skip
+    log.info(
+        "retry %s account=%s attempt=%d/%d wait=%.2fs after %s",
+        subject,
+        lane.name,
+        state.attempt_number,
+        max_attempts,
+        wait,
+        why,
+    )

@@ -81,12 +81,18 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run `python -m bulk_enable ARGS` as a user would; returns the finished process."""
     return subprocess.run(
         [sys.executable, "-m", "bulk_enable", *map(str, args)],
-        env=env or cli_env(), capture_output=True, text=True, timeout=timeout, cwd=REPO,
-    )  # fmt: skip
+        env=env or cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def write_config(path: Path, ids: range | list[int]) -> Path:

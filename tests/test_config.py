@@ -35,10 +35,18 @@ from .conftest import run_cli
         ("- 1\n- 2\n  x: 3\n", 3, "not valid YAML"),
         ("counters:\n  - 1\n - 2\n", 3, "not valid YAML"),
         ("counters:\n  - {id: 5, label: [a]}\n", 2, "label must be text"),
-        ("accounts:\n  - {name: a, token_env: 'my token', counters: [1]}\n", 2, "not an environment"),
+        (
+            "accounts:\n  - {name: a, token_env: 'my token', counters: [1]}\n",
+            2,
+            "not an environment",
+        ),
         ("accounts:\n  - {name: a, counters: [1]}\n", 2, "missing key `token_env`"),
-        ("accounts:\n  - {name: a, token_env: A, counters: [1]}\n  - {name: a, token_env: B, counters: [2]}\n",
-         3, "account `a` given twice"),
+        (
+            "accounts:\n  - {name: a, token_env: A, counters: [1]}\n"
+            "  - {name: a, token_env: B, counters: [2]}\n",
+            3,
+            "account `a` given twice",
+        ),
         ("accounts: []\n", 1, "non-empty list"),
         ("counters: [1]\naccounts: []\n", 1, "not both"),
     ],
@@ -74,16 +82,21 @@ def test_missing_file_is_refused(tmp_path: Path) -> None:
 def test_all_three_forms_are_read(tmp_path: Path) -> None:
     """Bare list, `counters:` with labels, and `accounts:` give the same shape."""
     bare = parse_config("- 11\n- 12\n", tmp_path / "a.yaml")
-    assert [(c.id, c.label, c.account) for c in bare.counters] == [(11, "", "default"), (12, "", "default")]
+    assert [(c.id, c.label, c.account) for c in bare.counters] == [
+        (11, "", "default"),
+        (12, "", "default"),
+    ]
     labelled = parse_config('counters:\n  - 11\n  - {id: 12, label: "Клиент, сайт"}\n', tmp_path / "b.yaml")
     assert [(c.id, c.label) for c in labelled.counters] == [(11, ""), (12, "Клиент, сайт")]
     accounts = parse_config(
-        "accounts:\n  - {name: a, token_env: TA, counters: [1, 2]}\n  - {name: b, token_env: TB, counters: [3]}\n",
+        "accounts:\n  - {name: a, token_env: TA, counters: [1, 2]}\n"
+        "  - {name: b, token_env: TB, counters: [3]}\n",
         tmp_path / "c.yaml",
     )
     assert [(a.name, a.token_env, [c.id for c in a.counters]) for a in accounts.accounts] == [
-        ("a", "TA", [1, 2]), ("b", "TB", [3]),
-    ]  # fmt: skip
+        ("a", "TA", [1, 2]),
+        ("b", "TB", [3]),
+    ]
     assert [c.account for c in accounts.counters] == ["a", "a", "b"]
 
 
@@ -103,7 +116,9 @@ def test_bom_and_large_ids_are_fine(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text", ["- '123'\n", "- yes\n", "", "- 1\n- [2\n", "counters: {a: 1}\n"])
-def test_cli_refuses_bad_config_with_exit_2_and_no_request(tmp_path: Path, sandbox_factory: object, text: str) -> None:
+def test_cli_refuses_bad_config_with_exit_2_and_no_request(
+    tmp_path: Path, sandbox_factory: object, text: str
+) -> None:
     """Bad input: exit 2, one line on stderr, no traceback, nothing sent."""
     box = sandbox_factory()  # type: ignore[operator]
     path = tmp_path / "bad.yaml"

@@ -20,7 +20,11 @@ URL = f"{BASE}/management/v1/counter/123/offline_conversions/calls_extended_thre
 
 
 def err(status: int, error_type: str, message: str = "msg") -> dict[str, Any]:
-    return {"errors": [{"error_type": error_type, "message": message}], "code": status, "message": message}
+    return {
+        "errors": [{"error_type": error_type, "message": message}],
+        "code": status,
+        "message": message,
+    }
 
 
 @pytest.fixture
@@ -46,7 +50,12 @@ async def client() -> AsyncIterator[MetricaClient]:
         (429, err(429, "quota_requests_by_uid"), Verdict.STOP_ACCOUNT, "quota_requests_by_uid"),
         (420, err(420, "quota_requests_by_uid"), Verdict.STOP_ACCOUNT, "quota_requests_by_uid"),
         (429, err(429, "quota_delegate_requests"), Verdict.STOP_ACCOUNT, "quota_delegate_requests"),
-        (429, err(429, "quota_requests_by_counter_id"), Verdict.DEFER_COUNTER, "quota_requests_by_counter_id"),
+        (
+            429,
+            err(429, "quota_requests_by_counter_id"),
+            Verdict.DEFER_COUNTER,
+            "quota_requests_by_counter_id",
+        ),
         (403, err(403, "invalid_token"), Verdict.STOP_ACCOUNT, "invalid_token"),
         (401, err(401, "unauthorized"), Verdict.STOP_ACCOUNT, "unauthorized"),
         (401, "", Verdict.STOP_ACCOUNT, "unauthorized"),
@@ -81,13 +90,19 @@ async def test_error_body_is_read_into_the_answer(client: MetricaClient) -> None
 async def test_retry_after_is_read(client: MetricaClient, header: str, seconds: float | None) -> None:
     """A Retry-After header in seconds is honoured; a bad one is ignored."""
     with aioresponses() as m:
-        m.post(URL, status=429, payload=err(429, "quota_requests_by_ip"), headers={"Retry-After": header})
+        m.post(
+            URL,
+            status=429,
+            payload=err(429, "quota_requests_by_ip"),
+            headers={"Retry-After": header},
+        )
         answer = await client.switch_window(123, "calls", enable=True)
     assert answer.retry_after == seconds
 
 
 @pytest.mark.parametrize(
-    "exc", [aiohttp.ClientConnectionError("reset"), aiohttp.ServerDisconnectedError(), TimeoutError()]
+    "exc",
+    [aiohttp.ClientConnectionError("reset"), aiohttp.ServerDisconnectedError(), TimeoutError()],
 )
 async def test_transport_faults_are_transient(client: MetricaClient, exc: Exception) -> None:
     """Connection errors and client timeouts are retried, with no HTTP status."""
@@ -114,7 +129,7 @@ async def test_window_and_action_pick_method_and_path(
     with aioresponses() as m:
         m.add(url, method, payload={"success": True})
         assert (await client.switch_window(9, window, enable)).verdict is Verdict.DONE
-        (key, calls), = m.requests.items()
+        ((key, calls),) = m.requests.items()
     assert key[0] == method and str(key[1]) == url
     assert calls[0].kwargs["headers"] == {"Authorization": f"OAuth {TOKEN}"}
 
@@ -134,10 +149,12 @@ async def test_token_echoed_by_the_api_is_scrubbed(client: MetricaClient) -> Non
 async def test_listing_pages(client: MetricaClient) -> None:
     """The listing asks with the 10,000 page size and a 1-based offset."""
     with aioresponses() as m:
-        m.get(re.compile(rf"{BASE}/management/v1/counters\?.*offset=1.*"),
-              payload={"rows": 2, "counters": [{"id": 1}, {"id": 2}, {"bad": 3}]})  # fmt: skip
+        m.get(
+            re.compile(rf"{BASE}/management/v1/counters\?.*offset=1.*"),
+            payload={"rows": 2, "counters": [{"id": 1}, {"id": 2}, {"bad": 3}]},
+        )
         answer, counters, rows = await client.list_page(1)
-        ((_, url), _), = m.requests.items()
+        (((_, url), _),) = m.requests.items()
     assert answer.verdict is Verdict.DONE and rows == 2 and [c["id"] for c in counters] == [1, 2]
     assert url.query["per_page"] == "10000" and url.query["offset"] == "1"
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import pytest
 
 from bulk_enable import Answer, Policy, Scheduler, Verdict
 
-FAST = {"backoff_initial": 0.001, "backoff_max": 0.01, "slow_down": 0.01, "rps": 0.0}
+FAST = Policy(backoff_initial=0.001, backoff_max=0.01, slow_down=0.01, rps=0.0)  # instant retries
 OK = Answer(Verdict.DONE, 200)
 
 
@@ -41,7 +42,7 @@ class Spy:
 @pytest.mark.parametrize("concurrency", [1, 2, 3])
 async def test_in_flight_cap_is_reached_and_never_exceeded(concurrency: int) -> None:
     """Exactly `concurrency` requests are in flight at the busiest moment."""
-    scheduler = Scheduler(Policy(concurrency=concurrency, **FAST))
+    scheduler = Scheduler(replace(FAST, concurrency=concurrency))
     lane, spy = scheduler.lane("a"), Spy()
 
     async def work(i: int) -> None:
@@ -54,7 +55,7 @@ async def test_in_flight_cap_is_reached_and_never_exceeded(concurrency: int) -> 
 
 async def test_two_lanes_each_get_their_own_cap() -> None:
     """Accounts run in parallel: two lanes of 3 give 6 in flight, 3 each."""
-    scheduler = Scheduler(Policy(**FAST))
+    scheduler = Scheduler(FAST)
     spies = {name: Spy() for name in "ab"}
 
     async def run(name: str) -> None:
@@ -72,7 +73,7 @@ async def test_two_lanes_each_get_their_own_cap() -> None:
 async def test_rate_is_even_with_no_burst_at_start() -> None:
     """At R requests a second, no one-second window holds more than R, from the very first one."""
     rps = 40
-    scheduler = Scheduler(Policy(**{**FAST, "rps": rps}))
+    scheduler = Scheduler(replace(FAST, rps=rps))
     lane, spy = scheduler.lane("a"), Spy(delay=0)
 
     async def work(i: int) -> None:
@@ -92,12 +93,16 @@ async def test_rate_is_even_with_no_burst_at_start() -> None:
         ([Answer(Verdict.SLOW_DOWN, 429, "quota_requests_by_ip")], 2, Verdict.DONE),
         ([Answer(Verdict.RETRY, None, "connection_error")] * 9, 4, Verdict.RETRY),
         ([Answer(Verdict.FAILED, 403, "access_denied")], 1, Verdict.FAILED),
-        ([Answer(Verdict.DEFER_COUNTER, 429, "quota_requests_by_counter_id")], 1, Verdict.DEFER_COUNTER),
+        (
+            [Answer(Verdict.DEFER_COUNTER, 429, "quota_requests_by_counter_id")],
+            1,
+            Verdict.DEFER_COUNTER,
+        ),
     ],
 )
 async def test_retries_only_what_is_transient(answers: list[Answer], attempts: int, final: Verdict) -> None:
     """Transient answers are retried up to max_attempts; final ones are sent once."""
-    scheduler = Scheduler(Policy(max_attempts=4, **FAST))
+    scheduler = Scheduler(replace(FAST, max_attempts=4))
     spy = Spy(answers)
     result = await scheduler.call(scheduler.lane("a"), "c", spy.send())
     assert (result.attempts, spy.calls) == (attempts, attempts)
@@ -106,7 +111,7 @@ async def test_retries_only_what_is_transient(answers: list[Answer], attempts: i
 
 async def test_retry_after_sets_the_wait() -> None:
     """A Retry-After of 0.2 s makes the next attempt wait that long."""
-    scheduler = Scheduler(Policy(**FAST))
+    scheduler = Scheduler(FAST)
     spy = Spy([Answer(Verdict.SLOW_DOWN, 429, "quota_requests_by_ip", retry_after=0.2)], delay=0)
     await scheduler.call(scheduler.lane("a"), "c", spy.send())
     assert spy.sent_at[1] - spy.sent_at[0] >= 0.19
@@ -114,7 +119,7 @@ async def test_retry_after_sets_the_wait() -> None:
 
 async def test_per_address_quota_pauses_every_lane() -> None:
     """A per-address quota answer on one login holds the other login's requests too."""
-    scheduler = Scheduler(Policy(**{**FAST, "slow_down": 0.3}))
+    scheduler = Scheduler(replace(FAST, slow_down=0.3))
     a, b = scheduler.lane("a"), scheduler.lane("b")
     quota = Spy([Answer(Verdict.SLOW_DOWN, 429, "quota_requests_by_ip")], delay=0)
     other = Spy(delay=0)
@@ -128,7 +133,7 @@ async def test_per_address_quota_pauses_every_lane() -> None:
 
 async def test_dead_token_stops_the_lane_within_the_in_flight_requests() -> None:
     """After a dead-token answer, only the requests already in flight are sent; the rest are deferred."""
-    scheduler = Scheduler(Policy(**FAST))
+    scheduler = Scheduler(FAST)
     lane = scheduler.lane("a")
     spy = Spy([Answer(Verdict.STOP_ACCOUNT, 403, "invalid_token", "Invalid oauth_token")] * 100)
     results = []
@@ -144,7 +149,7 @@ async def test_dead_token_stops_the_lane_within_the_in_flight_requests() -> None
 
 async def test_request_budget_is_a_hard_cap() -> None:
     """--max-requests N: the lane sends N requests, retries included, then defers."""
-    scheduler = Scheduler(Policy(max_requests=5, **FAST))
+    scheduler = Scheduler(replace(FAST, max_requests=5))
     lane = scheduler.lane("a")
     spy = Spy([Answer(Verdict.RETRY, 503, "backend_error")] * 2)
     results = []
@@ -159,7 +164,7 @@ async def test_request_budget_is_a_hard_cap() -> None:
 
 async def test_cancellation_is_not_retried_or_swallowed() -> None:
     """Cancelling a call mid-request cancels it: no retry, no Result."""
-    scheduler = Scheduler(Policy(**FAST))
+    scheduler = Scheduler(FAST)
     spy = Spy(delay=10)
     task = asyncio.create_task(scheduler.call(scheduler.lane("a"), "c", spy.send()))
     await asyncio.sleep(0.05)
@@ -171,7 +176,7 @@ async def test_cancellation_is_not_retried_or_swallowed() -> None:
 
 async def test_unreachable_api_stops_the_lane() -> None:
     """When nothing answers at all, the lane stops instead of failing every counter slowly."""
-    scheduler = Scheduler(Policy(max_attempts=3, **FAST))
+    scheduler = Scheduler(replace(FAST, max_attempts=3))
     lane = scheduler.lane("a")
     spy = Spy([Answer(Verdict.RETRY, None, "connection_error", "Cannot connect")] * 1000, delay=0)
 
