@@ -115,6 +115,7 @@ class Stats:
     write_requests: int = 0
     read_requests: int = 0
     writes: collections.Counter[int] = field(default_factory=collections.Counter)  # applied writes
+    write_attempts: collections.Counter[int] = field(default_factory=collections.Counter)  # writes sent
     requests_by_login: collections.Counter[str] = field(default_factory=collections.Counter)
     in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
     peak_in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -130,6 +131,7 @@ class Stats:
             "write_requests": self.write_requests,
             "read_requests": self.read_requests,
             "writes": {str(k): v for k, v in writes.items()},
+            "write_attempts": {str(k): v for k, v in self.write_attempts.items()},
             "counters_written": len(writes),
             "counters_written_twice": sum(1 for v in writes.values() if v > 1),
             "repeated_writes": sum(v - 1 for v in writes.values() if v > 1),
@@ -191,10 +193,12 @@ class Sandbox:
         if window is None:
             return _json(404, error_body(404, "not_found", f"unknown method {method}"))
         self.stats.methods[f"{request.method} {window}"] += 1
+        cid = _counter_id(request)
+        if cid is not None:
+            self.stats.write_attempts[cid] += 1
         async with self._admitted(request, write=True) as refusal:
             if refusal is not None:
                 return refusal
-            cid = _counter_id(request)
             if cid is None:
                 return _json(400, error_body(400, "invalid_parameter", "counterId must be a number"))
             fault = await self._misbehave(request)
