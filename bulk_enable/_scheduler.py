@@ -78,12 +78,38 @@ class RateGate:
             await self._limiter.acquire()
 
 
+class Slots:
+    """The in-flight cap of one login; it can shrink when the API says the login has too many."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._freed = asyncio.Condition()
+
+    async def __aenter__(self) -> None:
+        async with self._freed:
+            await self._freed.wait_for(lambda: self.used < self.limit)
+            self.used += 1
+
+    async def __aexit__(self, *exc: object) -> None:
+        async with self._freed:
+            self.used -= 1
+            self._freed.notify()
+
+    def shrink(self) -> bool:
+        """One fewer in flight from now on (never below 1); False when already at 1."""
+        if self.limit <= 1:
+            return False
+        self.limit -= 1
+        return True
+
+
 class Lane:
     """One login: its in-flight slots, its request budget, and whether it has been stopped."""
 
     def __init__(self, name: str, policy: Policy) -> None:
         self.name = name
-        self.slots = asyncio.Semaphore(policy.concurrency)
+        self.slots = Slots(policy.concurrency)
         self.budget = policy.max_requests
         self.requests = 0
         self.stop_reason = ""
@@ -189,7 +215,15 @@ class Scheduler:
         if answer.verdict is Verdict.SLOW_DOWN:
             pause = answer.retry_after if answer.retry_after is not None else self.policy.slow_down
             if answer.error_type == "quota_parallel_requests":
-                lane.pause(pause)  # a per-login limit: only this login slows down
+                # More in flight than the login may have (--concurrency above 3, or another tool on
+                # the same login): keep one fewer in flight from now on, and wait a moment.
+                if lane.slots.shrink():
+                    log.warning(
+                        "account=%s: parallel-request quota answered; %d in flight from now on",
+                        lane.name,
+                        lane.slots.limit,
+                    )
+                lane.pause(min(pause, 0.2))
             else:
                 self.gate.pause(pause)  # per address: the whole run slows down
         elif answer.verdict is Verdict.STOP_ACCOUNT:
