@@ -61,8 +61,18 @@ def test_dead_token_on_one_account_leaves_the_other_enabled(tmp_path: Path, sand
     """Account A's dead token stops A within a handful; B's counters all end enabled."""
     box = sandbox_factory(tokens={TOKEN_B: "login-b"}, ip_rps=0)
     config = accounts_config(tmp_path / "a.yaml", range(1, 101), range(101, 201))
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, "--rps", "0",
-                   *FAST, env=env_ab())  # fmt: skip
+    done = run_cli(
+        "run",
+        config,
+        "--report",
+        tmp_path / "r.csv",
+        "--api-base",
+        box.url,
+        "--rps",
+        "0",
+        *FAST,
+        env=env_ab(),
+    )
     assert done.returncode == 3
     rows = list(read_csv(tmp_path / "r.csv"))
     assert {r["status"] for r in rows if r["account"] == "shop-b"} == {"enabled"}
@@ -101,8 +111,19 @@ def test_per_address_quota_answers_slow_down_but_fail_nothing(tmp_path: Path, sa
     """Asked to go far past the per-address limit, the run draws quota answers and still enables all."""
     box = sandbox_factory(ip_rps=10, quota_status=420)
     config = write_config(tmp_path / "job.yaml", range(1, 41))
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, "--rps", "0",
-                   "--max-attempts", "20", *FAST)  # fmt: skip
+    done = run_cli(
+        "run",
+        config,
+        "--report",
+        tmp_path / "r.csv",
+        "--api-base",
+        box.url,
+        "--rps",
+        "0",
+        "--max-attempts",
+        "20",
+        *FAST,
+    )
     assert done.returncode == 0, done.stderr
     assert box.stats()["quota_answers"]["quota_requests_by_ip"] > 0
     assert set(statuses(tmp_path / "r.csv").values()) == {"enabled"}
@@ -112,8 +133,21 @@ def test_parallel_quota_is_retried(tmp_path: Path, sandbox_factory: Any) -> None
     """--concurrency 6 against a 3-request cap: warns, draws parallel-quota answers, fails nothing."""
     box = sandbox_factory(latency=0.05, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 61))
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, "--rps", "0",
-                   "--concurrency", "6", "--max-attempts", "20", *FAST)  # fmt: skip
+    done = run_cli(
+        "run",
+        config,
+        "--report",
+        tmp_path / "r.csv",
+        "--api-base",
+        box.url,
+        "--rps",
+        "0",
+        "--concurrency",
+        "6",
+        "--max-attempts",
+        "20",
+        *FAST,
+    )
     assert done.returncode == 0, done.stderr
     assert "above Metrica's 3 parallel requests" in done.stderr
     assert 0 < box.stats()["quota_answers"]["quota_parallel_requests"] <= 6
@@ -125,8 +159,18 @@ def test_max_requests_keeps_quota_for_other_tools(tmp_path: Path, sandbox_factor
     """--max-requests N: N requests per account, the rest deferred with the reason; exit 3."""
     box = sandbox_factory(ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 51))
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, "--rps", "0",
-                   "--max-requests", "20")  # fmt: skip
+    done = run_cli(
+        "run",
+        config,
+        "--report",
+        tmp_path / "r.csv",
+        "--api-base",
+        box.url,
+        "--rps",
+        "0",
+        "--max-requests",
+        "20",
+    )
     assert done.returncode == 3
     assert box.stats()["requests"] == 20
     rows = list(read_csv(tmp_path / "r.csv"))
