@@ -82,7 +82,7 @@ class Summary:
         what = ", ".join(f"{n} {status}" for status, n in counts.most_common())
         out = [
             f"{'plan' if self.plan else 'done'}: {what} ({len(self.rows)} counters, "
-            f"{self.requests} requests, {self.elapsed:.1f} s)"
+            f"{self.requests} requests, {self.elapsed:.2f} s)"
         ]
         if self.skipped:
             out.append(f"{self.skipped} counters were already done in this report: not sent again")

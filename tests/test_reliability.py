@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -46,7 +47,7 @@ yaml_ish = st.text(alphabet="- :{}[],'\"&*!|>#\n\t 0123456789abyesnoid.\\%@`", m
 
 
 @given(st.one_of(trees.map(lambda t: yaml.safe_dump(t, allow_unicode=True)), yaml_ish))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=int(os.environ.get("BULK_ENABLE_FUZZ_EXAMPLES", "400")), deadline=None)
 def test_loader_accepts_or_refuses_in_one_line(text: str) -> None:
     """Any text: a valid job of positive unique IDs, or a one-line ConfigError; never another exception."""
     try:

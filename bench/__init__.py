@@ -1,0 +1,1 @@
+"""Benchmarks and reliability evidence: `make bench` writes docs/benchmarks.md."""
