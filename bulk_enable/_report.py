@@ -14,10 +14,12 @@ import csv
 import dataclasses
 import datetime as dt
 import fcntl
+import functools
 import io
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +85,13 @@ class Row:
 
 
 def now_iso() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """UTC now to the second; rows finished in the same second share one string (100k rows: -7 MB)."""
+    return _iso_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _iso_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def default_report_path(config_path: Path, job: Job, plan: bool = False) -> Path:

@@ -108,6 +108,20 @@ def test_duplicate_is_reported_once_and_run_once(tmp_path: Path, caplog: pytest.
     assert "line 3: counter 5 is listed again (first on line 1)" in caplog.text
 
 
+def test_alias_repeating_an_id_runs_once(tmp_path: Path) -> None:
+    """A YAML alias that repeats an ID is a duplicate too."""
+    assert [c.id for c in parse_config("- &a 5\n- *a\n- 6\n", tmp_path / "a.yaml").counters] == [5, 6]
+
+
+@pytest.mark.parametrize(
+    ("text", "what"), [("- *x\n", "undefined alias"), ("- 1\n---\n- 2\n", "single document")]
+)
+def test_structural_yaml_errors(tmp_path: Path, text: str, what: str) -> None:
+    """Undefined aliases and extra documents are refused with their line."""
+    with pytest.raises(ConfigError, match=what):
+        parse_config(text, tmp_path / "s.yaml")
+
+
 def test_bom_and_large_ids_are_fine(tmp_path: Path) -> None:
     """A file saved by Excel (BOM) and 9-digit IDs load."""
     path = tmp_path / "bom.yaml"
