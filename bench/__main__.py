@@ -184,8 +184,7 @@ def rerun_requests(n: int) -> dict[str, Any]:
     report = OUT / "rerun.csv"
     with sandbox(latency=0, ip_rps=0, daily_limit=0) as box:
         base = ["run", str(config), "--report", str(report), "--api-base", box.url, "--quiet", "--rps", "0"]
-        report.unlink(missing_ok=True)
-        first = run_client(base)
+        first = run_client([*base, "--fresh"])  # deleting the CSV alone would not do: the journal remembers
         after_first = box.stats()["requests"]
         second = run_client(base)
         after_second = box.stats()["requests"]

@@ -84,6 +84,9 @@ class Summary:
             f"{'plan' if self.plan else 'done'}: {what} ({len(self.rows)} counters, "
             f"{self.requests} requests, {self.elapsed:.2f} s)"
         ]
+        failed = collections.Counter(r.error_type or "?" for r in self.rows if r.status == "failed")
+        if failed:
+            out.append("failed: " + ", ".join(f"{n} {kind}" for kind, n in failed.most_common()))
         if self.skipped:
             out.append(f"{self.skipped} counters were already done in this report: not sent again")
         for account, reason in self.stops.items():
@@ -161,7 +164,7 @@ async def _run_account(
     if settings.preflight and todo:
         listing = await read_listing(scheduler, lane, client)
         if listing.failure:
-            lane.stop(listing.failure, listing.last.error_type if listing.last else "")
+            lane.stop(listing.failure, listing.last.error_type if listing.last else "", "listing")
             return
         plan = plan_rows(todo, listing, job)
         for row in plan:

@@ -155,11 +155,13 @@ class Lane:
         self.unreachable = 0  # transport failures in a row, across counters
         self._paused_until = 0.0
 
-    def stop(self, reason: str, error_type: str = "") -> None:
-        """Send nothing more for this login in this run."""
+    def stop(self, reason: str, error_type: str = "", subject: str = "") -> None:
+        """Send nothing more for this login in this run; `subject` is what got the stopping answer."""
         if not self.stop_reason:
             self.stop_reason, self.stopped_by = reason, error_type
-            log.warning("stop account=%s after %d requests: %s", self.name, self.requests, reason)
+            log.warning(
+                "stop %s account=%s after %d requests: %s", subject or "-", self.name, self.requests, reason
+            )
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, asyncio.get_running_loop().time() + seconds)
@@ -208,7 +210,7 @@ class Scheduler:
                 with attempt:
                     answer = await self._send_once(lane, send)
                     attempts += 1
-                    self._react(lane, answer)
+                    self._react(lane, answer, subject)
                     if answer.verdict in (Verdict.RETRY, Verdict.SLOW_DOWN):
                         raise _TryAgain(answer)
         except _TryAgain as gave_up:
@@ -248,7 +250,7 @@ class Scheduler:
             lane.requests += 1
             return await send()
 
-    def _react(self, lane: Lane, answer: Answer) -> None:
+    def _react(self, lane: Lane, answer: Answer, subject: str) -> None:
         """Apply what an answer says about everyone else: pause the run or the login, or stop it."""
         if answer.verdict is Verdict.SLOW_DOWN:
             pause = answer.retry_after if answer.retry_after is not None else self.policy.slow_down
@@ -265,7 +267,7 @@ class Scheduler:
             else:
                 self.gate.pause(pause)  # per address: the whole run slows down
         elif answer.verdict is Verdict.STOP_ACCOUNT:
-            lane.stop(_stop_reason(answer), answer.error_type)
+            lane.stop(_stop_reason(answer), answer.error_type, subject)
         # Nothing answering at all (a wrong --api-base, no network) is not a per-counter fault:
         # stop after a few counters' worth of tries rather than fail the whole list slowly.
         lane.unreachable = lane.unreachable + 1 if answer.http_status is None else 0
@@ -274,6 +276,7 @@ class Scheduler:
                 f"cannot reach the API ({answer.message or answer.error_type}): check --api-base "
                 "and the network, then rerun",
                 answer.error_type,
+                subject,
             )
 
     def _wait(self, state: RetryCallState) -> float:

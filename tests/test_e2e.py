@@ -122,6 +122,7 @@ def test_dead_token_stops_within_a_handful(tmp_path: Path, sandbox_factory: Any,
     assert box.stats()["requests"] <= 3
     assert set(statuses(tmp_path / "r.csv").values()) == {"deferred"}
     assert "token refused" in done.stdout
+    assert "stop counter=" in done.stderr and "account=default after" in done.stderr
 
 
 def test_token_revoked_mid_run_stops_within_a_handful(tmp_path: Path, sandbox_factory: Any) -> None:
@@ -225,6 +226,7 @@ def test_demo_runs_and_resumes(tmp_path: Path) -> None:
     assert first.returncode == 1, first.stderr  # 5 counters of the demo profile cannot be changed
     counts = list(statuses(report).values())
     assert counts.count("enabled") == 295 and counts.count("failed") == 5
+    assert "failed: 3 access_denied, 1 counter_in_connect, 1 not_found" in first.stdout
     second = run_cli("demo", "--report", report, env=env)
     assert "295 counters were already done in this report: not sent again" in second.stdout
     assert os.path.getsize(report) > 0
