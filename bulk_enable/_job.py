@@ -164,7 +164,7 @@ async def _run_account(
     if settings.preflight and todo:
         listing = await read_listing(scheduler, lane, client)
         if listing.failure:
-            lane.stop(listing.failure, listing.last.error_type if listing.last else "", "listing")
+            lane.stop(listing.failure, "listing")
             return
         plan = plan_rows(todo, listing, job)
         for row in plan:

@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import fcntl
 import functools
-import io
 import json
 import logging
 import os
@@ -284,12 +283,3 @@ def _write_journal(path: Path, header: str, rows: Iterable[Row]) -> None:
         f.write(header)
         f.writelines(_row_line(r) for r in rows)
     os.replace(tmp, path)
-
-
-def csv_text(rows: Iterable[Row]) -> str:
-    """The CSV body for `rows` (no BOM): for printing a plan to stdout."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(COLUMNS)
-    writer.writerows(_cells(r) for r in rows)
-    return buf.getvalue()

@@ -151,14 +151,13 @@ class Lane:
         self.budget = policy.max_requests
         self.requests = 0
         self.stop_reason = ""
-        self.stopped_by = ""  # the error_type that stopped it, for the summary
         self.unreachable = 0  # transport failures in a row, across counters
         self._paused_until = 0.0
 
-    def stop(self, reason: str, error_type: str = "", subject: str = "") -> None:
+    def stop(self, reason: str, subject: str = "") -> None:
         """Send nothing more for this login in this run; `subject` is what got the stopping answer."""
         if not self.stop_reason:
-            self.stop_reason, self.stopped_by = reason, error_type
+            self.stop_reason = reason
             log.warning(
                 "stop %s account=%s after %d requests: %s", subject or "-", self.name, self.requests, reason
             )
@@ -267,7 +266,7 @@ class Scheduler:
             else:
                 self.gate.pause(pause)  # per address: the whole run slows down
         elif answer.verdict is Verdict.STOP_ACCOUNT:
-            lane.stop(_stop_reason(answer), answer.error_type, subject)
+            lane.stop(_stop_reason(answer), subject)
         # Nothing answering at all (a wrong --api-base, no network) is not a per-counter fault:
         # stop after a few counters' worth of tries rather than fail the whole list slowly.
         lane.unreachable = lane.unreachable + 1 if answer.http_status is None else 0
@@ -275,7 +274,6 @@ class Scheduler:
             lane.stop(
                 f"cannot reach the API ({answer.message or answer.error_type}): check --api-base "
                 "and the network, then rerun",
-                answer.error_type,
                 subject,
             )
 
