@@ -8,7 +8,6 @@ run fits in about 6 minutes on 2 cores: a case's time is about N / min(3 / L, 29
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import platform
 import random
@@ -24,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from bulk_enable import Profile, SandboxThread, read_csv
-from bulk_enable._report import journal_path
+from bulk_enable._report import journal_path, read_journal
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -213,19 +212,6 @@ def heavy_faults(n: int, rate: float) -> dict[str, Any]:
     }
 
 
-def journaled_done(report: Path) -> set[int]:
-    """Counters the journal beside `report` has as enabled (a line cut by the kill is skipped)."""
-    done = set()
-    for line in journal_path(report).read_text(encoding="utf-8").splitlines()[1:]:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if row["status"] == "enabled":
-            done.add(row["counter_id"])
-    return done
-
-
 def kills(runs: int, n: int) -> dict[str, Any]:
     rng = random.Random(2026)
     config = ids_config("kills", n)
@@ -248,7 +234,8 @@ def kills(runs: int, n: int) -> dict[str, Any]:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             written = set(map(int, box.stats()["writes"]))
-            unjournaled.append(len(written - journaled_done(report)))
+            _, rows = read_journal(journal_path(report))
+            unjournaled.append(len(written - {r.counter_id for r in rows if r.status == "enabled"}))
         final = run_client(args)
         stats = box.stats()
     statuses = [r["status"] for r in read_csv(report)]

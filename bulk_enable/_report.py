@@ -196,18 +196,12 @@ class ReportWriter:
             data = data[written:]
 
     def _read_previous(self) -> dict[int, Row]:
-        try:
-            lines = self.journal.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            lines = []
-        if not lines:
+        if not self.journal.exists():
             if self.path.exists():
                 log.warning("%s has no journal beside it: its counters are sent again", self.path)
             return {}
-        try:
-            header = json.loads(lines[0])
-            job = Job(header["window"], header["enable"])
-        except (ValueError, KeyError, TypeError):
+        job, journaled = read_journal(self.journal)
+        if job is None:
             log.warning("%s: unreadable journal, starting the report afresh", self.journal)
             return {}
         if job != self.job:
@@ -219,15 +213,34 @@ class ReportWriter:
             )
             return {}
         rows: dict[int, Row] = {}
-        for line in lines[1:]:
-            try:
-                row = Row(**json.loads(line))
-            except (ValueError, TypeError):
-                continue  # the line a kill cut short
+        for row in journaled:
             if row.counter_id in rows and rows[row.counter_id].status in job.done_statuses:
                 continue  # done stays done
             rows[row.counter_id] = row
         return rows
+
+
+def read_journal(path: Path) -> tuple[Job | None, list[Row]]:
+    """The job a journal was made for (None: no readable header) and its rows, oldest first.
+
+    A line cut short by a kill is skipped.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return None, []
+    try:
+        header = json.loads(lines[0])
+        job = Job(header["window"], header["enable"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None, []
+    rows = []
+    for line in lines[1:]:
+        try:
+            rows.append(Row(**json.loads(line)))
+        except (ValueError, TypeError):
+            continue  # the line a kill cut short
+    return job, rows
 
 
 def write_csv(path: Path, rows: Iterable[Row]) -> None:

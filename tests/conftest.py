@@ -95,6 +95,26 @@ def run_cli(
     )
 
 
+def run_against(
+    box: SandboxThread, config: Path, report: Path, *extra: str | Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`bulk-enable run CONFIG --report REPORT --api-base <sandbox> EXTRA...`."""
+    return run_cli("run", config, "--report", report, "--api-base", box.url, *extra, env=env)
+
+
+def start_cli(*args: str | Path, capture: bool = False) -> subprocess.Popen[str]:
+    """Start `python -m bulk_enable ARGS` in the background (to kill or interrupt it)."""
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "bulk_enable", *map(str, args)],
+        env=cli_env(),
+        cwd=REPO,
+        stdout=out,
+        stderr=out,
+        text=True,
+    )
+
+
 def write_config(path: Path, ids: range | list[int]) -> Path:
     path.write_text("".join(f"- {i}\n" for i in ids), encoding="utf-8")
     return path

@@ -15,7 +15,7 @@ import pytest
 from bulk_enable import read_csv
 from bulk_enable._report import journal_path
 
-from .conftest import REPO, cli_env, run_cli, statuses, write_config
+from .conftest import REPO, cli_env, run_against, run_cli, start_cli, statuses, write_config
 
 pytestmark = pytest.mark.e2e
 FAST = ("--backoff", "0.01")
@@ -23,7 +23,7 @@ UNLIMITED = {"ip_rps": 0}  # sandbox: no per-address limit, for tests whose subj
 
 
 def run(box: Any, config: Path, report: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
-    return run_cli("run", config, "--report", report, "--api-base", box.url, *FAST, *extra, env=env)
+    return run_against(box, config, report, *FAST, *extra, env=env)
 
 
 def test_in_flight_cap_is_used_and_never_exceeded(tmp_path: Path, sandbox_factory: Any) -> None:
@@ -58,13 +58,7 @@ def test_kill_9_then_rerun_loses_nothing(tmp_path: Path, sandbox_factory: Any) -
     config = write_config(tmp_path / "job.yaml", range(1, 401))
     report = tmp_path / "r.csv"
     args = ["run", str(config), "--report", str(report), "--api-base", box.url, *FAST, "--rps", "0"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bulk_enable", *args],
-        env=cli_env(),
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_cli(*args)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         journal = journal_path(report)
@@ -131,14 +125,7 @@ def test_token_revoked_mid_run_stops_within_a_handful(tmp_path: Path, sandbox_fa
     config = write_config(tmp_path / "job.yaml", range(1, 401))
     report = tmp_path / "r.csv"
     args = ["run", str(config), "--report", str(report), "--api-base", box.url, *FAST]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bulk_enable", *args],
-        env=cli_env(),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli(*args, capture=True)
     while box.stats()["write_requests"] < 50:
         time.sleep(0.01)
     box.call(lambda sandbox: sandbox.dead.update(sandbox.profile.tokens))
@@ -157,14 +144,7 @@ def test_ctrl_c_writes_the_report_and_exits_130(tmp_path: Path, sandbox_factory:
     config = write_config(tmp_path / "job.yaml", range(1, 301))
     report = tmp_path / "r.csv"
     args = ["run", str(config), "--report", str(report), "--api-base", box.url, *FAST, "--rps", "0"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bulk_enable", *args],
-        env=cli_env(),
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_cli(*args, capture=True)
     while box.stats()["write_requests"] < 20:
         time.sleep(0.01)
     proc.send_signal(signal.SIGINT)

@@ -10,7 +10,7 @@ import yaml
 
 from bulk_enable import read_csv
 
-from .conftest import TOKEN, cli_env, run_cli, statuses, write_config
+from .conftest import TOKEN, cli_env, run_against, run_cli, statuses, write_config
 
 pytestmark = pytest.mark.e2e
 # 300 counters exist; 11 and 12 are already on, 13 is view-only, 14 is not visible
@@ -90,7 +90,7 @@ def test_counters_output_runs_as_it_is(tmp_path: Path, sandbox_factory: Any) -> 
     assert data["counters"][0]["label"] == "Counter 500 — site-500.example"
     config = tmp_path / "mine.yaml"
     config.write_text(listed.stdout, encoding="utf-8")
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, "--rps", "0")
+    done = run_against(box, config, tmp_path / "r.csv", "--rps", "0")
     assert done.returncode == 0, done.stderr
     assert set(statuses(tmp_path / "r.csv").values()) == {"enabled"}
 
@@ -110,7 +110,7 @@ def test_window_and_disable_hit_the_right_method(
     """--disable sends DELETE and reports `disabled`; --window conversions uses extended_threshold."""
     box = sandbox_factory(ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 11))
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, "--rps", "0", *args)
+    done = run_against(box, config, tmp_path / "r.csv", "--rps", "0", *args)
     assert done.returncode == 0, done.stderr
     assert box.stats()["methods"] == {method: 10}
     assert set(statuses(tmp_path / "r.csv").values()) == {status}

@@ -10,7 +10,7 @@ import pytest
 
 from bulk_enable import read_csv
 
-from .conftest import TOKEN, cli_env, run_cli, statuses, write_config
+from .conftest import TOKEN, cli_env, run_against, run_cli, statuses, write_config
 
 pytestmark = pytest.mark.e2e
 FAST = ("--backoff", "0.01")
@@ -61,13 +61,10 @@ def test_dead_token_on_one_account_leaves_the_other_enabled(tmp_path: Path, sand
     """Account A's dead token stops A within a handful; B's counters all end enabled."""
     box = sandbox_factory(tokens={TOKEN_B: "login-b"}, ip_rps=0)
     config = accounts_config(tmp_path / "a.yaml", range(1, 101), range(101, 201))
-    done = run_cli(
-        "run",
+    done = run_against(
+        box,
         config,
-        "--report",
         tmp_path / "r.csv",
-        "--api-base",
-        box.url,
         "--rps",
         "0",
         *FAST,
@@ -87,10 +84,10 @@ def test_two_accounts_take_about_the_time_of_one(tmp_path: Path, sandbox_factory
     one = write_config(tmp_path / "one.yaml", range(1, 37))
     both = accounts_config(tmp_path / "both.yaml", range(101, 137), range(201, 237))
     started = time.monotonic()
-    assert run_cli("run", one, "--report", tmp_path / "1.csv", "--api-base", box.url).returncode == 0
+    assert run_against(box, one, tmp_path / "1.csv").returncode == 0
     alone = time.monotonic() - started
     started = time.monotonic()
-    done = run_cli("run", both, "--report", tmp_path / "2.csv", "--api-base", box.url, env=env_ab())
+    done = run_against(box, both, tmp_path / "2.csv", env=env_ab())
     together = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     assert together < alone * 1.3
@@ -102,7 +99,7 @@ def test_default_rate_gets_almost_no_per_address_quota_answers(tmp_path: Path, s
     """Against a 30/s per-address limit, the default rate draws (almost) no quota answers."""
     box = sandbox_factory(ip_rps=30, tokens={TOKEN: "login-a", TOKEN_B: "login-b"})
     config = accounts_config(tmp_path / "a.yaml", range(1, 101), range(101, 201))
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, env=env_ab())
+    done = run_against(box, config, tmp_path / "r.csv", env=env_ab())
     assert done.returncode == 0, done.stderr
     assert box.stats()["quota_answers"].get("quota_requests_by_ip", 0) <= 2
 
@@ -111,13 +108,10 @@ def test_per_address_quota_answers_slow_down_but_fail_nothing(tmp_path: Path, sa
     """Asked to go far past the per-address limit, the run draws quota answers and still enables all."""
     box = sandbox_factory(ip_rps=10, quota_status=420)
     config = write_config(tmp_path / "job.yaml", range(1, 41))
-    done = run_cli(
-        "run",
+    done = run_against(
+        box,
         config,
-        "--report",
         tmp_path / "r.csv",
-        "--api-base",
-        box.url,
         "--rps",
         "0",
         "--max-attempts",
@@ -133,13 +127,10 @@ def test_parallel_quota_is_retried(tmp_path: Path, sandbox_factory: Any) -> None
     """--concurrency 6 against a 3-request cap: warns, draws parallel-quota answers, fails nothing."""
     box = sandbox_factory(latency=0.05, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 61))
-    done = run_cli(
-        "run",
+    done = run_against(
+        box,
         config,
-        "--report",
         tmp_path / "r.csv",
-        "--api-base",
-        box.url,
         "--rps",
         "0",
         "--concurrency",
@@ -159,13 +150,10 @@ def test_max_requests_keeps_quota_for_other_tools(tmp_path: Path, sandbox_factor
     """--max-requests N: N requests per account, the rest deferred with the reason; exit 3."""
     box = sandbox_factory(ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 51))
-    done = run_cli(
-        "run",
+    done = run_against(
+        box,
         config,
-        "--report",
         tmp_path / "r.csv",
-        "--api-base",
-        box.url,
         "--rps",
         "0",
         "--max-requests",

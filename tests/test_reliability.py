@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,9 +17,9 @@ from hypothesis import strategies as st
 
 from bulk_enable import ConfigError, parse_config
 from bulk_enable._cli import main
-from bulk_enable._report import journal_path
+from bulk_enable._report import journal_path, read_journal
 
-from .conftest import REPO, cli_env, run_cli, statuses, write_config
+from .conftest import run_against, run_cli, start_cli, statuses, write_config
 
 scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
@@ -84,27 +81,14 @@ def test_bad_input_never_sends_a_request(tmp_path: Path, monkeypatch: pytest.Mon
         assert (code, sent) == (2, 0)
 
 
-def _journal_rows(report: Path) -> list[dict[str, Any]]:
-    rows = []
-    for line in journal_path(report).read_text(encoding="utf-8").splitlines()[1:]:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # the line the kill cut
-    return rows
-
-
 def test_heavy_faults_lose_nothing(tmp_path: Path, sandbox_factory: Any) -> None:
     """1,000 counters at 25% transient faults: all enabled, none written twice (5,000 in `make bench`)."""
     box = sandbox_factory(fault_rate=0.25, faults=["backend_error", "timeout", "html_500", "drop"], ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 1001))
-    done = run_cli(
-        "run",
+    done = run_against(
+        box,
         config,
-        "--report",
         tmp_path / "r.csv",
-        "--api-base",
-        box.url,
         "--rps",
         "0",
         "--backoff",
@@ -129,13 +113,7 @@ def test_repeated_kills_lose_nothing(tmp_path: Path, sandbox_factory: Any) -> No
     rng = random.Random(5)
     kills = 0
     for _ in range(3):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bulk_enable", *args],
-            env=cli_env(),
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = start_cli(*args)
         before = box.stats()["write_requests"]
         target = before + rng.randint(20, 120)
         deadline = time.monotonic() + 20
@@ -145,7 +123,8 @@ def test_repeated_kills_lose_nothing(tmp_path: Path, sandbox_factory: Any) -> No
         proc.wait()
         kills += 1
         written = set(map(int, box.stats()["writes"]))
-        journaled = {int(r["counter_id"]) for r in _journal_rows(report) if r["status"] == "enabled"}
+        _, rows = read_journal(journal_path(report))
+        journaled = {r.counter_id for r in rows if r.status == "enabled"}
         assert len(written - journaled) <= 3  # only what was in flight at the kill
     done = run_cli(*args)
     stats = box.stats()
