@@ -13,8 +13,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	@touch $@
 
+# The demo profile has 5 counters this agency cannot change, so the run exits 1 ("some failed") by
+# design: that is the demo working, not make failing.
 demo: $(STAMP)
-	$(BIN)/bulk-enable demo
+	$(BIN)/bulk-enable demo || [ $$? -eq 1 ]
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
