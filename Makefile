@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The tests mostly wait on loopback latencies, so four workers share two cores well.
+WORKERS ?= 4
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bulk_enable needs Python 3.11 or newer")'
@@ -19,7 +21,11 @@ demo: $(STAMP)
 	$(BIN)/bulk-enable demo || [ $$? -eq 1 ]
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(WORKERS)
+
+# Everything but the tests that start processes (signals, kill -9, pip install): for quick edits.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not e2e"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,7 +11,8 @@ import os
 import sys
 import time
 
-from bulk_enable._metrica import MetricaClient, Verdict, open_session
+from bulk_enable import Verdict, Window
+from bulk_enable._metrica import MetricaClient, open_session
 
 
 async def main(api_base: str, n: int) -> float:
@@ -20,7 +21,7 @@ async def main(api_base: str, n: int) -> float:
         client = MetricaClient(session, api_base, token)
         started = time.monotonic()
         for counter_id in range(1, n + 1):
-            answer = await client.switch_window(counter_id, "calls", enable=True)
+            answer, _ = await client.switch_window(counter_id, Window.CALLS, enable=True)
             if answer.verdict is not Verdict.DONE:
                 raise SystemExit(f"counter {counter_id}: {answer}")
         return time.monotonic() - started

@@ -1,37 +1,37 @@
-"""The command line: parse, validate, hand off to the jobs, print the summary, return the exit code.
+"""The command line: parse and validate, hand off to the jobs, print the summary, return the exit code.
 
-Exit codes: 0 all done; 1 some counters failed; 2 bad input or usage (nothing sent); 3 stopped early
-(dead token, quota, budget) with the rest deferred; 130 interrupted.
+Only argparse and the light model modules load at start-up; each command imports what it needs,
+so `bulk-enable --help` answers at once. Every mistake a user can make is one line on stderr and
+exit 2, with a suggestion where one helps.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
+import difflib
 import logging
+import math
 import os
+import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from tqdm.contrib.logging import logging_redirect_tqdm
+from ._model import Command, ExitCode, Job, Window
+from ._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT, Policy
 
-from . import __version__
-from ._config import DEFAULT_TOKEN_ENV, Config, ConfigError, load_config
-from ._job import ListingError, Settings, Summary, check_job, counters_yaml, run_job
-from ._metrica import DEFAULT_API_BASE, UnsafeApiBase, check_api_base
-from ._report import Job, ReportError, default_report_path
-from ._sandbox import Profile, ProfileError, serve
-from ._scheduler import DEFAULT_RPS, METRICA_MAX_IN_FLIGHT, Policy
+if TYPE_CHECKING:
+    from ._config import Config
+    from ._interrupt import Interrupt
+    from ._jobs import JobEvents, Settings
+    from ._model import Summary
 
 log = logging.getLogger("bulk_enable")
 T = TypeVar("T")
-
-EXIT_USAGE = 2
-EXIT_STOPPED = 3
-EXIT_INTERRUPTED = 130
+DEFAULTS = Policy()
+TOKEN_ENV = "YANDEX_METRICA_TOKEN"
+DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
 
 
 class UsageError(Exception):
@@ -40,110 +40,262 @@ class UsageError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `bulk-enable` and `python -m bulk_enable`."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    _setup_logging(args.verbose, getattr(args, "quiet", False))
+    try:
+        args = _parse(sys.argv[1:] if argv is None else argv)
+    except _ArgError as e:
+        print(e, file=sys.stderr)
+        return ExitCode.USAGE
+    _setup_logging(args.verbose, args.quiet)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    from ._config import ConfigError
+    from ._report import ReportError
+
     try:
         return handler(args)
-    except (UsageError, ConfigError, ReportError, UnsafeApiBase, ProfileError) as e:
-        print(f"bulk-enable: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except ListingError as e:
-        print(f"bulk-enable: {e}", file=sys.stderr)
-        return EXIT_STOPPED
+    except ConfigError as e:
+        for line in e.lines:
+            _say(line)
+        return ExitCode.USAGE
+    except (UsageError, ReportError, ValueError) as e:  # UnsafeApiBase and ProfileError are ValueErrors
+        _say(str(e))
+        return ExitCode.USAGE
+    except _Stopped as e:
+        _say(str(e))
+        return ExitCode.STOPPED
     except KeyboardInterrupt:
-        print("bulk-enable: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        _say("interrupted")
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        _quiet_stdout()  # `bulk-enable counters | head -1`: a closed stdout ends quietly
+        return ExitCode.OK
 
 
-# --- subcommands -----------------------------------------------------------------------------------
+class _Stopped(Exception):
+    """The job could not start its work (the listing failed); one line, exit 3."""
+
+
+def _say(line: str) -> None:
+    print(f"bulk-enable: {line}", file=sys.stderr)
+
+
+def _quiet_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+# --- commands ----------------------------------------------------------------------------------------
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return cmd_check(args)
-    settings = _settings(args, plan=False)
-    return _finish(asyncio.run(_with_progress(run_job(settings), settings.progress)))
+    from ._jobs import run_job
+
+    settings = _settings(args, Command.RUN)
+    return _execute(args, settings, run_job)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    settings = _settings(args, plan=True)
-    return _finish(asyncio.run(check_job(settings)))
+    from ._jobs import check_job
+
+    return _execute(args, _settings(args, Command.CHECK), check_job)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ._jobs import status_job
+
+    return _execute(args, _settings(args, Command.STATUS), status_job)
 
 
 def cmd_counters(args: argparse.Namespace) -> int:
+    from ._interrupt import Interrupt
+    from ._jobs import counters_yaml, list_counters
+    from ._messages import AGAIN, fix_for, stop_reason, terminal
+    from ._metrica import check_api_base
+
     api_base = check_api_base(args.api_base)
     token = _default_token(args.token_file)
-    text, n = asyncio.run(counters_yaml(api_base, token, args.permission, args.timeout))
+    interrupt = Interrupt()
+    policy = _policy(args)
+    found, stop = _run_async(list_counters(api_base, token, args.ulogin, policy, interrupt), interrupt)
+    if stop is not None:
+        raise _Stopped(
+            f"{terminal(stop_reason(stop))}; next: {fix_for(stop.cause).replace(AGAIN, 'try again')}"
+        )
+    text, n = counters_yaml(found, args.permission, args.ulogin)
     sys.stdout.write(text)
+    sys.stdout.flush()
     log.info("%d counters listed", n)
-    return 0
+    return ExitCode.OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ._report import render_again
+
+    rows = render_again(args.report)
+    print(f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
+    return ExitCode.OK
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from ._sandbox import serve_forever
+
     profile = _profile(args)
+    try:
+        asyncio.run(serve_forever(profile, args.host, args.port, _sandbox_ready))
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        raise UsageError(
+            f"sandbox: cannot listen on {args.host}:{args.port} ({e.strerror}): try --port 0"
+        ) from None
+    return ExitCode.OK
 
-    async def forever() -> None:
-        async with serve(profile, args.host, args.port) as (_, url):
-            print(url, flush=True)  # the first line of stdout: scripts read the URL from it
-            log.info("sandbox: %s (stats at %s/_sandbox/stats); Ctrl-C stops it", url, url)
-            await asyncio.Event().wait()
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(forever())
-    return 0
+def _sandbox_ready(url: str, tokens: dict[str, str]) -> None:
+    print(url, flush=True)  # the first line of stdout: scripts read the URL from it
+    token = next(iter(tokens), "sandbox-token")
+    log.warning(
+        "sandbox: serving the Metrica API at %s (stats at %s/_sandbox/stats); Ctrl-C stops it", url, url
+    )
+    log.warning(
+        "sandbox: tokens it accepts: %s", ", ".join(f"{t} (login {who})" for t, who in tokens.items())
+    )
+    log.warning(
+        "sandbox: try: %s=%s bulk-enable counters --api-base %s > sandbox.yaml && %s=%s bulk-enable run "
+        "sandbox.yaml --api-base %s",
+        TOKEN_ENV,
+        token,
+        url,
+        TOKEN_ENV,
+        token,
+        url,
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ._demo import run_demo  # only the demo needs its profile
+    from ._config import load_config
+    from ._demo import demo_config_path, run_demo
+    from ._report import default_report_path
 
-    config = load_config(args.config)
-    report = args.report or default_report_path(args.config, Job("calls", True))
-    progress = not args.quiet and sys.stderr.isatty()
-    summary, sandbox_line = asyncio.run(
-        _with_progress(run_demo(config, report, args.fresh, progress), progress)
+    config_path = args.config or demo_config_path()
+    config = load_config(config_path)
+    report = args.report or default_report_path(Path("demo.yaml"), Job(), Command.RUN)
+    interrupt, events = _interrupt_and_events(args)
+    summary, sandbox_line = _run_async(
+        run_demo(config, report, args.fresh, events, interrupt), interrupt, events
     )
+    _finish(args, summary, config_path)
     print(sandbox_line)
-    return _finish(summary)
+    from ._messages import exit_code
+
+    return exit_code(summary)
 
 
-# --- helpers ---------------------------------------------------------------------------------------
+# --- from arguments to settings ----------------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace, plan: bool) -> Settings:
+def _settings(args: argparse.Namespace, command: Command) -> Settings:
     """Validate everything before anything is sent."""
+    from ._config import load_config
+    from ._jobs import Settings
+    from ._metrica import check_api_base
+    from ._report import check_target, default_report_path, journal_path, read_journal
+
     api_base = check_api_base(args.api_base)
     config = load_config(args.config)
-    job = Job(args.window, not args.disable)
-    report = args.report or default_report_path(args.config, job, plan=plan)
-    concurrency = getattr(args, "concurrency", METRICA_MAX_IN_FLIGHT)
-    if concurrency > METRICA_MAX_IN_FLIGHT:
-        log.warning(
-            "--concurrency %d is above Metrica's %d parallel requests per login: expect quota "
-            "answers and retries",
-            concurrency,
-            METRICA_MAX_IN_FLIGHT,
-        )
-    policy = Policy(
-        concurrency=concurrency,
-        rps=getattr(args, "rps", DEFAULT_RPS),
-        max_attempts=getattr(args, "max_attempts", 6),
-        max_requests=getattr(args, "max_requests", None),
-        backoff_initial=getattr(args, "backoff", 0.5),
-    )
+    job = Job(Window(args.window), not args.disable)
+    report: Path = args.report or default_report_path(args.config, job, command)
+    fresh = args.fresh
+    check_target(report, command, fresh)
+    _warn_about(args, config)
+    if command is Command.RUN and not fresh:
+        header, _ = read_journal(journal_path(report))
+        if header is not None and header.command is Command.RUN and header.job != job:
+            from ._messages import job_words
+
+            log.warning(
+                "%s was made to %s, this run will %s: earlier results are not reused",
+                report,
+                job_words(header.job),
+                job_words(job),
+            )
+    interrupt, events = _interrupt_and_events(args)
     return Settings(
         config=config,
         tokens=_tokens(config, args.token_file),
         report=report,
         api_base=api_base,
         job=job,
-        policy=policy,
-        timeout=args.timeout,
-        fresh=getattr(args, "fresh", False),
-        preflight=getattr(args, "preflight", False),
-        progress=not args.quiet and sys.stderr.isatty(),
+        policy=_policy(args),
+        delimiter=DELIMITERS[args.csv_delimiter],
+        fresh=fresh,
+        preflight=args.preflight,
+        events=events,
+        interrupt=interrupt,
     )
+
+
+def _policy(args: argparse.Namespace) -> Policy:
+    """The policy from the options a command has; the rest keep Policy's defaults."""
+    names = {
+        "concurrency": "concurrency",
+        "rps": "rps",
+        "max_attempts": "max_attempts",
+        "max_requests": "max_requests",
+        "max_denied": "max_denied",
+        "timeout": "timeout",
+        "backoff": "backoff_initial",
+        "until_done": "until_done",
+        "quota_reset": "quota_reset",
+    }
+    given = vars(args)
+    return Policy(**{field: given[option] for option, field in names.items() if option in given})
+
+
+def _warn_about(args: argparse.Namespace, config: Config) -> None:
+    from ._messages import plural
+
+    given = vars(args)
+    if given.get("concurrency", 0) > METRICA_MAX_IN_FLIGHT:
+        log.warning(
+            "--concurrency %d is above Metrica's %d parallel requests per login: expect quota answers "
+            "(the run lowers it again by itself)",
+            args.concurrency,
+            METRICA_MAX_IN_FLIGHT,
+        )
+    if given.get("rps", 0) > METRICA_ADDRESS_RPS:
+        log.warning(
+            "--rps %g is above Metrica's %d requests a second per address: expect quota answers "
+            "(the run slows down by itself)",
+            args.rps,
+            METRICA_ADDRESS_RPS,
+        )
+    if args.report is not None and args.report.suffix.lower() == ".xlsx" and args.csv_delimiter != ",":
+        log.warning("--csv-delimiter applies to CSV reports; %s is a workbook", args.report)
+    dup = config.duplicates
+    if dup.count:
+        cid, first, line = dup.examples[0]
+        if dup.count == 1:
+            log.warning(
+                "%s: line %d: counter %d is listed again (first on line %d): it runs once",
+                config.path,
+                line,
+                cid,
+                first,
+            )
+        else:
+            log.warning(
+                "%s: %s of counters listed before (e.g. %d on lines %d and %d): each counter runs once, "
+                "under the first account that lists it",
+                config.path,
+                plural(dup.count, "repeat"),
+                cid,
+                first,
+                line,
+            )
 
 
 def _tokens(config: Config, token_file: Path | None) -> dict[str, str]:
@@ -155,57 +307,88 @@ def _tokens(config: Config, token_file: Path | None) -> dict[str, str]:
             continue
         if token_file is not None:
             raise UsageError(
-                "--token-file applies to a single-account config; with `accounts:` each "
-                "account's token comes from its token_env"
+                "--token-file applies to a single-account config; with `accounts:` each account's token "
+                "comes from its token_env"
             )
         token = os.environ.get(account.token_env, "").strip()
         if not token:
+            if _looks_like_token(account.token_env):
+                raise UsageError(
+                    f"{config.path}: account `{account.name}`: its token_env looks like a token itself: put "
+                    "the token in an environment variable and give that variable's NAME as token_env"
+                )
             raise UsageError(
-                f"{config.path}: account `{account.name}`: environment variable "
-                f"{account.token_env} (its token_env) is not set"
+                f"{config.path}: account `{account.name}`: environment variable {account.token_env} "
+                "(its token_env) is not set"
             )
-        tokens[account.name] = _checked_token(token, account.token_env)
+        tokens[account.name] = _checked_token(token, f"${account.token_env}")
     return tokens
 
 
+def _looks_like_token(name: str) -> bool:
+    """Environment variable names are short and upper-case; OAuth tokens are long and mixed."""
+    return len(name) >= 20 and name != name.upper()
+
+
 def _default_token(token_file: Path | None) -> str:
-    if token_file is not None:
-        try:
-            token = token_file.read_text(encoding="utf-8").strip()
-        except OSError as e:
-            raise UsageError(f"{token_file}: cannot read the token file ({e.strerror})") from None
+    if token_file is None:
+        token = os.environ.get(TOKEN_ENV, "").strip()
         if not token:
-            raise UsageError(f"{token_file}: the token file is empty")
-        return _checked_token(token, str(token_file))
-    token = os.environ.get(DEFAULT_TOKEN_ENV, "").strip()
+            raise UsageError(f"no token: set {TOKEN_ENV} or pass --token-file PATH")
+        return _checked_token(token, f"${TOKEN_ENV}")
+    try:
+        raw = token_file.read_bytes()
+        mode = token_file.stat().st_mode
+    except OSError as e:
+        raise UsageError(f"{token_file}: cannot read the token file ({e.strerror})") from None
+    try:
+        token = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{token_file}: the token file is not text (not UTF-8): save only the token in it"
+        ) from None
     if not token:
-        raise UsageError(f"no token: set {DEFAULT_TOKEN_ENV} or pass --token-file PATH")
-    return _checked_token(token, DEFAULT_TOKEN_ENV)
+        raise UsageError(f"{token_file}: the token file is empty")
+    if mode & 0o077:
+        log.warning(
+            "%s: permissions %04o are too open for a token: `chmod 600 %s`",
+            token_file,
+            mode & 0o777,
+            token_file,
+        )
+    return _checked_token(token, str(token_file))
 
 
 def _checked_token(token: str, source: str) -> str:
-    if any(ch.isspace() or not ch.isprintable() for ch in token):
-        raise UsageError(f"the token in {source} has spaces or control characters: is it pasted whole?")
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise UsageError(
+            f"the token in {source} has characters a token never has (spaces, control or non-ASCII "
+            "characters): is it pasted whole, and only it?"
+        )
     return token
 
 
-def _profile(args: argparse.Namespace) -> Profile:
+def _profile(args: argparse.Namespace) -> Any:
+    from ._sandbox import Profile
+
     profile = Profile.from_yaml(args.profile) if args.profile else Profile()
-    overrides: dict[str, object] = {
-        name: getattr(args, name)
-        for name in (
-            "latency",
-            "jitter",
-            "fault_rate",
-            "seed",
-            "quota_status",
-            "daily_limit",
-            "ip_rps",
-            "parallel_limit",
-            "slow_seconds",
-            "counters",
-        )
-    }
+    names = (
+        "latency",
+        "jitter",
+        "fault_rate",
+        "seed",
+        "quota_status",
+        "daily_limit",
+        "ip_rps",
+        "parallel_limit",
+        "slow_seconds",
+        "counters",
+        "page_cap",
+        "bad_token_status",
+    )
+    overrides: dict[str, object] = {name: getattr(args, name) for name in names}
+    if args.offline_options:
+        overrides["offline_options"] = True
     if args.token:
         pairs = [t.partition("=") for t in args.token]
         if any(not sep or not login for _, sep, login in pairs):
@@ -216,16 +399,56 @@ def _profile(args: argparse.Namespace) -> Profile:
     return profile.updated(overrides)
 
 
-async def _with_progress(job: Awaitable[T], progress: bool) -> T:
-    """Await `job` with log lines routed around the progress bar when there is one."""
-    with logging_redirect_tqdm(loggers=[log]) if progress else contextlib.nullcontext():
-        return await job
+# --- running a job -------------------------------------------------------------------------------------
 
 
-def _finish(summary: Summary) -> int:
-    for line in summary.lines():
-        print(line)
-    return summary.exit_code
+def _interrupt_and_events(args: argparse.Namespace) -> tuple[Interrupt, JobEvents]:
+    from ._interrupt import Interrupt
+    from ._progress import CliEvents
+
+    progress = not args.quiet and sys.stderr.isatty()
+    return Interrupt(), CliEvents(progress)
+
+
+def _execute(
+    args: argparse.Namespace, settings: Settings, job: Callable[[Settings], Coroutine[Any, Any, Summary]]
+) -> int:
+    from ._messages import exit_code
+
+    summary = _run_async(job(settings), settings.interrupt, settings.events)
+    code = exit_code(summary)
+    _finish(args, summary, args.config)
+    return code
+
+
+def _run_async(work: Coroutine[Any, Any, T], interrupt: Interrupt, events: JobEvents | None = None) -> T:
+    """Run `work` with Ctrl-C, SIGTERM and SIGHUP wired to `interrupt` (and the progress shown)."""
+    import asyncio
+
+    from ._progress import showing, signals
+
+    async def wired() -> T:
+        with signals(interrupt):
+            async with showing(events):
+                return await work
+
+    return asyncio.run(wired())
+
+
+def _finish(args: argparse.Namespace, summary: Summary, config: Path) -> None:
+    import json
+
+    from ._messages import json_summary, summary_lines
+
+    lines = summary_lines(summary, config, args.max_requests)
+    if args.json:
+        for line in lines:
+            print(line, file=sys.stderr)
+        print(json.dumps(json_summary(summary, config), ensure_ascii=False))
+    else:
+        for line in lines:
+            print(line)
+    sys.stdout.flush()
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -237,161 +460,429 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     log.propagate = False
 
 
-# --- the parser ------------------------------------------------------------------------------------
+# --- the parser ----------------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
+class _ArgError(Exception):
+    """A command line argparse cannot read; the message is one line."""
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one-line errors (and a suggestion) instead of usage and a traceback-like dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _ArgError(_one_line_error(self, message))
 
 
-def _nonneg_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+def _one_line_error(parser: argparse.ArgumentParser, message: str) -> str:
+    where = parser.prog
+    choice = re.match(r"argument (\S+): invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        option, value, options = choice.groups()
+        known = [o.strip(" '") for o in options.split(",")]
+        hint = _did_you_mean(value, known)
+        what = "command" if option in ("COMMAND", "command") else option
+        return f"{where}: unknown {what} {value!r}{hint} (choose from {', '.join(known)})"
+    required = re.match(r"the following arguments are required: (.*)", message)
+    if required:
+        return f"{where}: {required.group(1)} is missing (see {where} --help)"
+    value = re.match(r"argument ([^:]+): (.*)", message)
+    if value:
+        return f"{where}: {value.group(1).split('/')[-1]}: {value.group(2)} (see {where} --help)"
+    return f"{where}: {message} (see {where} --help)"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f": did you mean {close[0]!r}?" if close else ""
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = _build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = _subparsers(parser).get(args.command, parser)
+        unknown = extras[0]
+        known = [o for action in sub._actions for o in action.option_strings]
+        hint = _did_you_mean(unknown.split("=", 1)[0], known) if unknown.startswith("-") else ""
+        what = "option" if unknown.startswith("-") else "argument"
+        raise _ArgError(f"{sub.prog}: unknown {what} {unknown!r}{hint} (see {sub.prog} --help)")
+    return args
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+class _Version(argparse.Action):
+    """--version, read from the installed package's metadata only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from . import __version__
+
+        print(f"bulk-enable {__version__}")
+        parser.exit()
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="bulk-enable",
-        description="Enable Yandex Metrica's extended call tracking window on many counters, "
-        "within the API quotas.",
+        allow_abbrev=False,
+        description="Enable Yandex Metrica's extended call tracking window on many counters, within the "
+        "API quotas. Reruns finish what is left.",
+        epilog="Start with: bulk-enable demo   (no account needed). Details: README.md.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (stderr)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action=_Version)
+    _verbosity(parser, top=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for add in (
+        _run_parser,
+        _check_parser,
+        _status_parser,
+        _counters_parser,
+        _report_parser,
+        _sandbox_parser,
+        _demo_parser,
+    ):
+        add(sub)
+    return parser
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help, parents=[common])
 
-    def api(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--api-base",
-            default=DEFAULT_API_BASE,
-            metavar="URL",
-            help=f"API root (default {DEFAULT_API_BASE}); plain http only to loopback",
-        )
-        p.add_argument(
-            "--token-file",
-            type=Path,
-            metavar="PATH",
-            help=f"read the token from PATH instead of ${DEFAULT_TOKEN_ENV}",
-        )
-        p.add_argument(
-            "--timeout",
-            type=_positive_float,
-            default=30.0,
-            metavar="SECONDS",
-            help="per request (default 30)",
-        )
+def _verbosity(p: argparse.ArgumentParser, top: bool = False) -> None:
+    """-v/-q before or after the command: the top parser holds the defaults, commands only override."""
+    keep = {} if top else {"default": argparse.SUPPRESS}
+    p.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        help="more log lines on stderr (each retry)",
+        **({"default": 0} if top else keep),
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bar, warnings only",
+        **({"default": False} if top else keep),
+    )
 
-    def job(p: argparse.ArgumentParser) -> None:
-        p.add_argument("config", type=Path, metavar="CONFIG", help="YAML list of counter IDs")
-        p.add_argument(
-            "--report",
-            type=Path,
-            metavar="PATH",
-            help="CSV report (default reports/<config name>.csv); reruns resume from it",
-        )
-        p.add_argument(
-            "--window",
-            choices=("calls", "conversions"),
-            default="calls",
-            help="which extended window (default calls)",
-        )
-        p.add_argument("--disable", action="store_true", help="switch the window off (DELETE)")
-        p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
-        api(p)
 
-    run = command("run", "enable the window on every counter in CONFIG")
-    job(run)
-    run.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=METRICA_MAX_IN_FLIGHT,
-        metavar="N",
-        help="requests in flight per login (default and Metrica's cap: 3)",
+def _command(
+    sub: Any, name: str, help: str, handler: Callable[[argparse.Namespace], int]
+) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
+    # What a handler reads but this command has no option for: each default declared once, here.
+    p.set_defaults(
+        handler=handler, disable=False, fresh=False, preflight=False, json=False, max_requests=None
     )
-    run.add_argument(
-        "--rps",
-        type=_nonneg_float,
-        default=DEFAULT_RPS,
-        metavar="R",
-        help=f"requests a second for the whole run (default {DEFAULT_RPS:g}; Metrica: 30 per address)",
+    _verbosity(p)
+    return p
+
+
+def _run_parser(sub: Any) -> None:
+    p = _command(sub, "run", "enable the window on every counter in CONFIG", cmd_run)
+    _job_options(p, Command.RUN)
+    _pace_options(p, until=True)
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="ignore the old report and send every counter (also replaces a file that is not a report)",
     )
-    run.add_argument(
-        "--max-attempts",
-        type=_positive_int,
-        default=6,
-        metavar="N",
-        help="requests per counter before it fails (default 6)",
-    )
-    run.add_argument(
-        "--max-requests",
-        type=_positive_int,
-        metavar="N",
-        help="per login, the most requests this run may spend (keep quota for other tools)",
-    )
-    run.add_argument(
-        "--backoff",
-        type=_nonneg_float,
-        default=0.5,
-        metavar="SECONDS",
-        help="first retry wait, doubling with jitter (default 0.5)",
-    )
-    run.add_argument("--fresh", action="store_true", help="ignore the old report: send every counter")
-    run.add_argument(
+    p.add_argument(
         "--preflight",
         action="store_true",
         help="read the plan first (a few requests), write only where needed",
     )
-    run.add_argument("--dry-run", action="store_true", help="only make the plan: same as `check`")
-    run.set_defaults(handler=cmd_run)
+    p.add_argument("--dry-run", action="store_true", help="only make the plan: the same as `check`")
 
-    check = command("check", "read-only plan: what `run` would do, in a few requests")
-    job(check)
-    check.set_defaults(handler=cmd_check)
 
-    counters = command("counters", "print a ready-to-run YAML of the counters the token sees")
-    api(counters)
-    counters.add_argument(
+def _check_parser(sub: Any) -> None:
+    p = _command(sub, "check", "read-only plan: what `run` would do, in a few requests", cmd_check)
+    _job_options(p, Command.CHECK)
+    _request_options(p)
+
+
+def _status_parser(sub: Any) -> None:
+    p = _command(
+        sub, "status", "read each counter's real window state (one read each); never writes", cmd_status
+    )
+    _job_options(p, Command.STATUS)
+    _pace_options(p, until=False)
+
+
+def _counters_parser(sub: Any) -> None:
+    p = _command(sub, "counters", "print a ready-to-run YAML of the counters the token sees", cmd_counters)
+    _api_options(p)
+    _request_options(p)
+    p.add_argument(
         "--permission", metavar="LIST", help="keep counters with these permissions, e.g. edit or own,edit"
     )
-    counters.set_defaults(handler=cmd_counters)
+    p.add_argument("--ulogin", type=_login, metavar="LOGIN", help="list a client's counters (agency access)")
 
-    sandbox = command("sandbox", "run the local Metrica stand-in")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=0, help="0: a free port (printed)")
-    sandbox.add_argument("--profile", type=Path, metavar="YAML", help="settings file (see README)")
-    sandbox.add_argument("--latency", type=_nonneg_float, metavar="SECONDS")
-    sandbox.add_argument("--jitter", type=_nonneg_float, metavar="SECONDS")
-    sandbox.add_argument("--fault-rate", type=_nonneg_float, metavar="SHARE", help="0..1")
-    sandbox.add_argument("--slow-seconds", type=_nonneg_float, metavar="SECONDS")
-    sandbox.add_argument("--seed", type=int)
-    sandbox.add_argument("--quota-status", type=int, choices=(420, 429))
-    sandbox.add_argument("--daily-limit", type=int, metavar="N", help="requests per login a day (0: off)")
-    sandbox.add_argument("--ip-rps", type=int, metavar="N", help="requests per address a second (0: off)")
-    sandbox.add_argument("--parallel-limit", type=int, metavar="N")
-    sandbox.add_argument("--counters", metavar="FIRST-LAST", help="the counters that exist")
-    sandbox.add_argument("--token", action="append", metavar="TOKEN=LOGIN")
-    sandbox.add_argument("--dead-token", action="append", metavar="TOKEN")
-    sandbox.set_defaults(handler=cmd_sandbox, quiet=False)
 
-    demo = command("demo", "the main job against an embedded sandbox, no account needed")
-    demo.add_argument("--config", type=Path, default=Path("configs/demo.yaml"))
-    demo.add_argument("--report", type=Path, metavar="PATH")
-    demo.add_argument("--fresh", action="store_true")
-    demo.add_argument("--quiet", action="store_true")
-    demo.set_defaults(handler=cmd_demo)
-    return parser
+def _report_parser(sub: Any) -> None:
+    p = _command(sub, "report", "render a report again from its journal: no request, no token", cmd_report)
+    p.add_argument(
+        "report", type=Path, metavar="REPORT", help="the report's path (its .journal is beside it)"
+    )
+
+
+def _sandbox_parser(sub: Any) -> None:
+    p = _command(
+        sub,
+        "sandbox",
+        "run the local Metrica stand-in; it accepts the token `sandbox-token` (login `agency`) unless "
+        "--token says otherwise",
+        cmd_sandbox,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=_count(0, 65535), default=0, help="0: a free port (printed first on stdout)"
+    )
+    p.add_argument("--profile", type=Path, metavar="YAML", help="settings file (see README: The sandbox)")
+    p.add_argument(
+        "--token",
+        action="append",
+        metavar="TOKEN=LOGIN",
+        help="a token it accepts (repeatable; default sandbox-token=agency)",
+    )
+    p.add_argument(
+        "--dead-token", action="append", metavar="TOKEN", help="a token it refuses (invalid_token)"
+    )
+    p.add_argument("--counters", metavar="RANGES", help="the counters that exist, e.g. 1-300,12345678")
+    p.add_argument(
+        "--latency", type=_number(0, 60), metavar="SECONDS", help="added to every answer (default 0)"
+    )
+    p.add_argument(
+        "--jitter", type=_number(0, 60), metavar="SECONDS", help="+- random on the latency (default 0)"
+    )
+    p.add_argument(
+        "--fault-rate",
+        type=_number(0, 1),
+        metavar="SHARE",
+        help="0..1 of requests get a transient fault",
+    )
+    p.add_argument(
+        "--slow-seconds",
+        type=_number(0, 600),
+        metavar="SECONDS",
+        help="how long a `slow` fault takes (default 5)",
+    )
+    p.add_argument(
+        "--seed", type=int, help="for the fault decisions: the same seed, the same faults (default 0)"
+    )
+    p.add_argument(
+        "--quota-status",
+        type=int,
+        choices=(420, 429),
+        help="status of quota answers (default 429; docs: either)",
+    )
+    p.add_argument(
+        "--bad-token-status",
+        type=int,
+        choices=(401, 403),
+        help="status for a bad token (default 403; docs: either)",
+    )
+    p.add_argument(
+        "--daily-limit",
+        type=_count(0, 10**9),
+        metavar="N",
+        help="requests per login a day, reads and writes each (default 5000; 0: off)",
+    )
+    p.add_argument(
+        "--ip-rps",
+        type=_count(0, 10**6),
+        metavar="N",
+        help="requests per address a second (default 30; 0: off)",
+    )
+    p.add_argument(
+        "--parallel-limit", type=_count(1, 1000), metavar="N", help="requests in flight per login (default 3)"
+    )
+    p.add_argument(
+        "--page-cap", type=_count(1, 10**6), metavar="N", help="most counters per listing page (default 1000)"
+    )
+    p.add_argument(
+        "--offline-options", action="store_true", help="add the undocumented offline_options to listings"
+    )
+
+
+def _demo_parser(sub: Any) -> None:
+    p = _command(sub, "demo", "the main job against an embedded sandbox, no account needed", cmd_demo)
+    p.add_argument("--config", type=Path, help="another job file (default: the packaged demo, 300 counters)")
+    p.add_argument("--report", type=Path, metavar="PATH", help="default reports/demo.csv")
+    p.add_argument("--fresh", action="store_true", help="start the demo over")
+
+
+def _job_options(p: argparse.ArgumentParser, command: Command) -> None:
+    p.add_argument(
+        "config", type=Path, metavar="CONFIG", help="the counters: YAML, .txt (one ID a line) or .csv"
+    )
+    suffix = {Command.RUN: "", Command.CHECK: ".plan", Command.STATUS: ".status"}[command]
+    p.add_argument(
+        "--report",
+        type=Path,
+        metavar="PATH",
+        help=f"the report, .csv or .xlsx (default reports/<config name>{suffix}.csv)"
+        + ("; a rerun with the same path resumes" if command is Command.RUN else ""),
+    )
+    p.add_argument(
+        "--csv-delimiter",
+        choices=(",", ";", "tab"),
+        default=",",
+        metavar="CHAR",
+        help="the CSV report's separator: , (default), ; (Excel with a Russian locale) or tab",
+    )
+    p.add_argument(
+        "--window",
+        choices=[w.value for w in Window],
+        default=Window.CALLS.value,
+        help="which extended window (default calls)",
+    )
+    if command is not Command.STATUS:
+        p.add_argument("--disable", action="store_true", help="switch the window off (DELETE)")
+    p.add_argument(
+        "--json", action="store_true", help="print one JSON object on stdout at the end (keys: README)"
+    )
+    _api_options(p)
+
+
+def _api_options(p: argparse.ArgumentParser) -> None:
+    from_env = f"${TOKEN_ENV}"
+    p.add_argument(
+        "--api-base",
+        default="https://api-metrika.yandex.net",
+        metavar="URL",
+        help="the API root only (default https://api-metrika.yandex.net); plain http only to loopback",
+    )
+    p.add_argument(
+        "--token-file", type=Path, metavar="PATH", help=f"read the token from PATH instead of {from_env}"
+    )
+
+
+def _request_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-attempts",
+        type=_count(1, 100),
+        default=DEFAULTS.max_attempts,
+        metavar="N",
+        help=f"tries of one request before it fails (one counter, or one listing page); quota answers do "
+        f"not count (default {DEFAULTS.max_attempts})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=_number(0.1, 600),
+        default=DEFAULTS.timeout,
+        metavar="SECONDS",
+        help=f"per request (default {DEFAULTS.timeout:g})",
+    )
+    p.add_argument(
+        "--backoff",
+        type=_number(0, 30),
+        default=DEFAULTS.backoff_initial,
+        metavar="SECONDS",
+        help=f"first retry wait, doubling with jitter up to {DEFAULTS.backoff_max:g} s "
+        f"(default {DEFAULTS.backoff_initial:g})",
+    )
+
+
+def _pace_options(p: argparse.ArgumentParser, until: bool) -> None:
+    _request_options(p)
+    p.add_argument(
+        "--concurrency",
+        type=_count(1, 10),
+        default=DEFAULTS.concurrency,
+        metavar="N",
+        help=f"requests in flight per login (default and Metrica's cap: {METRICA_MAX_IN_FLIGHT})",
+    )
+    p.add_argument(
+        "--rps",
+        type=_number(0.1, 1000),
+        default=DEFAULTS.rps,
+        metavar="R",
+        help=f"requests a second for the whole run (default {DEFAULT_RPS:g}; "
+        f"Metrica: {METRICA_ADDRESS_RPS} per address)",
+    )
+    p.add_argument(
+        "--max-requests",
+        type=_count(1, 10**9),
+        metavar="N",
+        help="per login, the most requests to spend" + (" (per day with --until-done)" if until else ""),
+    )
+    if not until:
+        return
+    p.add_argument(
+        "--max-denied",
+        type=_count(0, 10**6),
+        default=DEFAULTS.max_denied,
+        metavar="N",
+        help="stop a login after N writes refused with access_denied and none succeeded "
+        f"(default {DEFAULTS.max_denied}; 0: never)",
+    )
+    p.add_argument(
+        "--until-done",
+        action="store_true",
+        help="on the daily quota, wait for the reset and go on, until every counter is done",
+    )
+    p.add_argument(
+        "--quota-reset",
+        type=_time_of_day,
+        default=DEFAULTS.quota_reset,
+        metavar="HH:MM",
+        help="when the daily quota resets, UTC (default 00:00)",
+    )
+
+
+# --- value checks: one line naming the accepted range ---------------------------------------------------
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {low} to {high}, got {text!r}"
+            ) from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _time_of_day(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.time.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a time of day as HH:MM or HH:MM:SS (UTC), got {text!r}"
+        ) from None
+
+
+def _login(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a Yandex login (letters, digits, '.', '-', '_', '@')"
+        )
+    return text

@@ -1,52 +1,70 @@
-"""Load and validate a job's YAML: which counters, under which accounts.
+"""Load and validate a job's counters: YAML (three forms), a .txt of IDs, or a .csv with an ID column.
 
-Everything a user can get wrong is refused here, before any request is sent, with one line that
-names the file, the line and the offending value (`ConfigError`).
+Everything a user can get wrong is refused here, before any request is sent: up to ten problems at
+once, each on one line with the file, the line and the offending value, and a hint where the
+mistake is a common one (quotes, tabs, commas, leading zeros, a missing `- `).
 """
 
 from __future__ import annotations
 
-import logging
+import csv
+import io
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-log = logging.getLogger(__name__)
+from ._model import Counter
 
 DEFAULT_TOKEN_ENV = "YANDEX_METRICA_TOKEN"
 DEFAULT_ACCOUNT = "default"
+MAX_ID = 2**63 - 1
+MAX_ERRORS = 10
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _STR_TAG = "tag:yaml.org,2002:str"
 _NULL_TAG = "tag:yaml.org,2002:null"
-_PLAIN_ID = re.compile(r"[1-9][0-9]{0,18}")
+_CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "seq", "map", "timestamp")
+)
+_DIGITS = re.compile(r"[0-9]+")
+_MANY_IDS = re.compile(r"\s*[0-9]+(\s*[,;\s]\s*[0-9]+)+\s*[,;]?\s*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 100k IDs in ~1 s
+_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ID_COLUMNS = ("counter_id", "id", "counter", "counterid", "tag_id", "счетчик", "счётчик")
+_LABEL_COLUMNS = ("label", "name", "site")
+_CSV_HEADER = re.compile(r"\s*['\"]?(?:" + "|".join(_ID_COLUMNS) + r")['\"]?\s*(?:[,;\t]|$)", re.IGNORECASE)
 
 
 class ConfigError(Exception):
-    """A job file that cannot be run; the message is the one line shown to the user."""
+    """A job file that cannot be run; each line of the message names the file and the line."""
 
-
-@dataclass(frozen=True, slots=True)
-class Counter:
-    """One counter to change, with the label and account it is reported under."""
-
-    id: int
-    label: str
-    account: str
+    def __init__(self, lines: list[str]) -> None:
+        shown = lines[:MAX_ERRORS]
+        if len(lines) > MAX_ERRORS:
+            more = len(lines) - MAX_ERRORS
+            shown.append(f"... and {more} more {'problem' if more == 1 else 'problems'} like these")
+        super().__init__("\n".join(shown))
+        self.lines = shown
 
 
 @dataclass(frozen=True, slots=True)
 class Account:
-    """A Metrica login: its token's environment variable and its counters, in input order."""
+    """A Metrica login: its token's environment variable, its client login, its counters in order."""
 
     name: str
-    token_env: str | None  # None: the run's default token (env YANDEX_METRICA_TOKEN or --token-file)
+    token_env: str | None  # None: the run's default token (YANDEX_METRICA_TOKEN or --token-file)
     counters: tuple[Counter, ...]
+    ulogin: str | None = None  # act for this client login (agency access): sent as ?ulogin=
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicates:
+    """Counter IDs listed more than once: how many repeats, and the first few as examples."""
+
+    count: int = 0
+    examples: tuple[tuple[int, int, int], ...] = ()  # (counter ID, first line, repeated on line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,7 @@ class Config:
 
     path: Path
     accounts: tuple[Account, ...]
+    duplicates: Duplicates = field(default_factory=Duplicates)
 
     @property
     def counters(self) -> list[Counter]:
@@ -63,46 +82,237 @@ class Config:
 
 
 def load_config(path: Path) -> Config:
-    """Read and validate the YAML at `path`; raise `ConfigError` with one clear line."""
+    """Read and validate the job file at `path` (its extension says the format)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        raise ConfigError([f"{path}: no such file"]) from None
     except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a YAML file") from None
+        raise ConfigError([f"{path}: is a directory, not a file of counter IDs"]) from None
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        raise ConfigError(
+            [f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8"]
+        ) from None
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        raise ConfigError([f"{path}: cannot read ({e.strerror})"]) from None
+    suffix = path.suffix.lower()
+    if suffix == ".txt":
+        return parse_lines(text, path)
+    if suffix == ".csv":
+        return parse_csv(text, path)
     return parse_config(text, path)
+
+
+# --- plain lists -----------------------------------------------------------------------------------
+
+
+class _Ids:
+    """Collects counters and problems, and spots IDs listed twice (by ID, whatever the line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.errors: list[str] = []
+        self.first: dict[int, int] = {}  # ID -> line of its first appearance
+        self.taken: set[int] = set()
+        self.repeats = 0
+        self.examples: list[tuple[int, int, int]] = []
+
+    def problem(self, line: int | None, what: str) -> None:
+        where = f"line {line}: " if line is not None else ""
+        self.errors.append(f"{self.path}: {where}{what}")
+
+    def add(self, counter_id: int, line: int) -> bool:
+        """True for the ID's first appearance; a repeat (by ID, whatever the line) is counted, not run."""
+        first = self.first.setdefault(counter_id, line)
+        if first == line and counter_id not in self.taken:
+            self.taken.add(counter_id)
+            return True
+        self.repeats += 1
+        if len(self.examples) < 3:
+            self.examples.append((counter_id, first, line))
+        return False
+
+    def result(self, accounts: list[Account]) -> Config:
+        if self.errors:
+            raise ConfigError(self.errors)
+        if not any(a.counters for a in accounts):
+            raise ConfigError([f"{self.path}: the file is empty: expected a list of counter IDs"])
+        return Config(self.path, tuple(accounts), Duplicates(self.repeats, tuple(self.examples)))
+
+
+def parse_lines(text: str, path: Path) -> Config:
+    """A .txt file: one counter ID per line; blank lines and `#` comments are ignored."""
+    ids = _Ids(path)
+    counters: list[Counter] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        value = raw.split("#", 1)[0].strip()
+        if not value:
+            continue
+        counter_id = _id_from_text(value, number, ids)
+        if counter_id is not None and ids.add(counter_id, number):
+            counters.append(Counter(counter_id, "", DEFAULT_ACCOUNT))
+    return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))])
+
+
+def parse_csv(text: str, path: Path) -> Config:
+    """A .csv file: a `counter_id` (or `id`) column, optionally `label`; or a single column of IDs.
+
+    The delimiter is `,`, `;` or a tab, whichever the first line uses; an earlier report of this tool
+    reads as it is.
+    """
+    ids = _Ids(path)
+    first_line = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first_line.count) if first_line else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    rows: list[tuple[int, list[str]]] = []  # (its first line, its cells): a quoted cell may span lines
+    line = 1
+    try:
+        for row in reader:
+            rows.append((line, row))
+            line = reader.line_num + 1
+    except csv.Error as e:
+        raise ConfigError([f"{path}: line {line}: not readable as CSV ({e})"]) from None
+    if not rows:
+        raise ConfigError([f"{path}: the file is empty: expected a counter_id column"])
+    header = [h.strip().strip("'").lower() for h in rows[0][1]]
+    id_col = next((header.index(n) for n in _ID_COLUMNS if n in header), None)
+    label_col = next((header.index(n) for n in _LABEL_COLUMNS if n in header), None)
+    start = 1
+    if id_col is None:
+        if len(header) > 1:
+            shown = ", ".join(repr(h) for h in header[:8])
+            raise ConfigError(
+                [
+                    f"{path}: line 1: no `counter_id` or `id` column (columns: {shown}): name the ID column "
+                    "counter_id"
+                ]
+            )
+        # A first cell with a digit in it is an ID (checked like the others), not a header to skip.
+        id_col, start = 0, (0 if header and any(ch.isdigit() for ch in header[0]) else 1)
+    counters: list[Counter] = []
+    for number, row in rows[start:]:
+        if not any(cell.strip() for cell in row):
+            continue
+        value = row[id_col].strip() if id_col < len(row) else ""
+        if len(header) <= 1 and sum(1 for cell in row if cell.strip()) > 1:
+            value = delimiter.join(row).strip()  # `1,2` in a one-column file: several IDs, not ID 1
+        if not value:
+            ids.problem(number, "the counter ID cell is empty")
+            continue
+        counter_id = _id_from_text(value, number, ids)
+        label = _label_cell(row[label_col]) if label_col is not None and label_col < len(row) else ""
+        if counter_id is not None and ids.add(counter_id, number):
+            counters.append(Counter(counter_id, label, DEFAULT_ACCOUNT))
+    return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))])
+
+
+def _label_cell(cell: str) -> str:
+    # A report written by this tool guards formula-like cells with a leading apostrophe.
+    if cell.startswith("'") and cell[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+        cell = cell[1:]
+    return _no_surrogates(cell)
+
+
+def _no_surrogates(text: str) -> str:
+    """A YAML escape can make lone surrogates (unprintable, unwritable): U+FFFD; an escaped pair joins up."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _id_from_text(value: str, line: int, ids: _Ids, shown: str = "") -> int | None:
+    """An ID from text; a problem (with a hint for the usual mistakes) otherwise."""
+    shown = shown or repr(value if len(value) <= 40 else value[:37] + "...")
+    what = f"counter ID must be a positive whole number, got {shown}"
+    if _DIGITS.fullmatch(value):
+        number = int(value)
+        if number == 0:
+            ids.problem(line, what)
+        elif value.startswith("0"):
+            ids.problem(
+                line, f"{what}: drop the leading zero, write {number} (YAML reads 0{number} as octal)"
+            )
+        elif len(value) > len(str(MAX_ID)):
+            ids.problem(
+                line,
+                f"{what}: {len(value)} digits is too long for a counter ID (at most 19; real ones have "
+                "8 or 9): is it pasted whole?",
+            )
+        elif number > MAX_ID:
+            ids.problem(line, f"{what}: it is above the largest possible counter ID, {MAX_ID}")
+        else:
+            return number
+        return None
+    inner = value[1:-1].strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" and _DIGITS.fullmatch(inner):
+        ids.problem(line, f"{what}: remove the quotes, write {inner}")
+    elif _MANY_IDS.fullmatch(value):
+        ids.problem(line, f"{what}: that is several IDs on one line; put each on its own line")
+    else:
+        ids.problem(line, what)
+    return None
+
+
+# --- YAML ------------------------------------------------------------------------------------------
 
 
 def parse_config(text: str, path: Path) -> Config:
     """Validate YAML `text` (read from `path`, which only names it in messages)."""
+    import yaml  # a YAML job needs it; the rest of the CLI starts faster without it
+
+    first_line = text.lstrip("\n").split("\n", 1)[0]
+    if _CSV_HEADER.match(first_line):
+        raise ConfigError([f"{path}: line 1: this looks like CSV: give the file a .csv extension"])
     try:
-        root = _compose(text)
+        try:
+            root, shared = _compose(text)
+        except yaml.MarkedYAMLError as e:
+            if "Unicode character escape" not in str(e.problem):
+                raise
+            # libyaml refuses an escaped lone surrogate ("\\ud800"); PyYAML reads it (U+FFFD in a label).
+            root, shared = _compose(text, yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}" if mark else "somewhere"
-        raise ConfigError(f"{path}: {where}: not valid YAML ({e.problem or e.context})") from None
+        where = f"line {mark.line + 1}: " if mark else ""
+        problem = " ".join(str(e.problem or e.context or "unreadable").split())
+        if mark is not None and _tab_at(text, mark.line, mark.column, problem):
+            problem = "a tab character: YAML is indented with spaces, never tabs"
+        raise ConfigError([f"{path}: {where}not valid YAML ({problem})"]) from None
+    except yaml.reader.ReaderError as e:
+        line = text.count("\n", 0, e.position) + 1
+        code = ord(e.character) if isinstance(e.character, str) else int(e.character)  # libyaml: an int
+        what = f"character {code:#06x}"
+        raise ConfigError(
+            [f"{path}: line {line}: not valid YAML ({what} is not allowed: remove it)"]
+        ) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+        raise ConfigError([f"{path}: not valid YAML ({' '.join(str(e).split())})"]) from None
     except _Problem as e:
-        raise ConfigError(f"{path}: line {e.line + 1}: not valid YAML ({e.what})") from None
-    return _Parser(path).config(root)
+        raise ConfigError([f"{path}: line {e.line + 1}: {e.what}"]) from None
+    return _Parser(path, shared).config(root)
+
+
+def _tab_at(text: str, line: int, column: int, problem: str) -> bool:
+    """The YAML error is a tab: libyaml's message often does not say so, the line does."""
+    if "tab" in problem or "\\t" in problem or "\t" in problem:
+        return True
+    lines = text.split("\n")
+    here = lines[line] if 0 <= line < len(lines) else ""
+    indent = re.match(r"[ \t-]*", here)
+    return here[column : column + 1] == "\t" or (indent is not None and "\t" in indent.group())
 
 
 class _Node:
-    """A YAML node as validation needs it: the tag, the value and the line, nothing else.
+    """A YAML node as validation needs it: the tag, the value, the line and whether it was quoted.
 
     PyYAML's own nodes carry two Mark objects each; for 100,000 IDs its tree peaks at ~53 MB against
     the list's 9 MB. These, built from the parser's events, keep the peak near the list itself.
     """
 
-    __slots__ = ("line", "tag", "value")
+    __slots__ = ("line", "quoted", "tag", "value")
 
-    def __init__(self, tag: str, value: Any, line: int) -> None:
-        self.tag, self.value, self.line = tag, value, line
+    def __init__(self, tag: str, value: Any, line: int, quoted: bool = False) -> None:
+        self.tag, self.value, self.line, self.quoted = tag, value, line, quoted
 
 
 class _Scalar(_Node):
@@ -117,8 +327,16 @@ class _Map(_Node):
     value: list[tuple[_Node, _Node]]
 
 
-def _compose(text: str) -> _Node | None:
-    """Compose the first YAML document of `text` into light nodes; a second document is an error."""
+def _compose(text: str, loader: Any = None) -> tuple[_Node | None, set[int]]:
+    """Compose the first YAML document of `text` into light nodes; a second document is an error.
+
+    Also returns the ids of lists and mappings that an alias repeats (they are read more than once).
+    """
+    import yaml
+
+    if loader is None:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 100k IDs in ~1 s
+    shared: set[int] = set()
     resolver = yaml.resolver.Resolver()
     anchors: dict[str, _Node] = {}
     stack: list[_Node] = []
@@ -144,37 +362,51 @@ def _compose(text: str) -> _Node | None:
             parent.value.append((key, node))
             pending_key[-1] = None
 
-    for event in yaml.parse(text, Loader=_LOADER):
+    def checked_tag(event: Any) -> str | None:
+        tag: str | None = event.tag
+        if tag not in (None, "!") and tag not in _CORE_TAGS:
+            raise _Problem(_line(event), f"the YAML tag {tag!r} is not allowed here: remove it")
+        return tag
+
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.ScalarEvent):
-            tag = event.tag
+            tag = checked_tag(event)
             if tag in (None, "!"):
                 tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
-            attach(_Scalar(tag, event.value, _line(event)), event.anchor)
+            quoted = event.style in ("'", '"')
+            attach(_Scalar(tag, event.value, _line(event), quoted), event.anchor)
         elif isinstance(event, yaml.SequenceStartEvent):
+            checked_tag(event)
             node: _Node = _Seq("seq", [], _line(event))
             attach(node, event.anchor)
             stack.append(node)
             pending_key.append(None)
         elif isinstance(event, yaml.MappingStartEvent):
+            checked_tag(event)
             node = _Map("map", [], _line(event))
             attach(node, event.anchor)
             stack.append(node)
             pending_key.append(None)
-        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+        elif isinstance(event, yaml.SequenceEndEvent | yaml.MappingEndEvent):
             stack.pop()
             pending_key.pop()
         elif isinstance(event, yaml.AliasEvent):
             if event.anchor not in anchors:
-                raise _Problem(_line(event), f"undefined alias {event.anchor!r}")
-            attach(anchors[event.anchor], None)
+                raise _Problem(_line(event), f"not valid YAML (undefined alias {event.anchor!r})")
+            target = anchors[event.anchor]
+            if isinstance(target, _Scalar):  # on its own line: a repeated ID is reported where it repeats
+                target = _Scalar(target.tag, target.value, _line(event), target.quoted)
+            else:
+                shared.add(id(target))
+            attach(target, None)
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
-                raise _Problem(_line(event), "expected a single document, found another")
-    return root
+                raise _Problem(_line(event), "not valid YAML (expected a single document, found another)")
+    return root, shared
 
 
-def _line(event: yaml.Event) -> int:
+def _line(event: Any) -> int:
     return event.start_mark.line if event.start_mark is not None else 0
 
 
@@ -186,34 +418,63 @@ class _Problem(Exception):
         self.line, self.what = line, what
 
 
-class _Parser:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.seen: dict[int, int] = {}  # counter ID -> line of its first appearance
-        self.used: set[int] = set()  # id() of the ID nodes read, to spot a YAML alias repeating one
+class _Stop(Exception):
+    """Structure too broken to read on: report what was found so far."""
 
-    def fail(self, node: _Node | None, what: str) -> ConfigError:
-        line = f"line {node.line + 1}: " if node is not None else ""
-        return ConfigError(f"{self.path}: {line}{what}")
+
+class _Parser:
+    def __init__(self, path: Path, shared: set[int] | None = None) -> None:
+        self.path = path
+        self.ids = _Ids(path)
+        self.shared = shared or set()  # ids of lists an alias repeats: read, never consumed
+
+    def fail(self, node: _Node | None, what: str) -> None:
+        self.ids.problem(node.line + 1 if node is not None else None, what)
+
+    def fatal(self, node: _Node | None, what: str) -> _Stop:
+        self.fail(node, what)
+        return _Stop()
 
     def config(self, root: _Node | None) -> Config:
+        try:
+            accounts = self.top(root)
+        except _Stop:
+            accounts = []
+        if self.ids.errors:
+            raise ConfigError(self.ids.errors)
+        return self.ids.result(accounts)
+
+    def top(self, root: _Node | None) -> list[Account]:
         if root is None or (isinstance(root, _Scalar) and root.tag == _NULL_TAG):
-            raise self.fail(None, "the file is empty: expected a list of counter IDs")
+            raise self.fatal(None, "the file is empty: expected a list of counter IDs")
         if isinstance(root, _Seq):
-            accounts = [self.account_counters(DEFAULT_ACCOUNT, None, root)]
-        elif isinstance(root, _Map):
-            top = self.mapping(root, required=set(), allowed={"counters", "accounts"})
+            return [self.account_counters(DEFAULT_ACCOUNT, None, None, root)]
+        if isinstance(root, _Map):
+            top = self.mapping(root, required=set(), allowed={"counters", "accounts", "ulogin"})
             if "counters" in top and "accounts" in top:
-                raise self.fail(root, "use either `counters:` or `accounts:`, not both")
+                raise self.fatal(root, "use either `counters:` or `accounts:`, not both")
             if "counters" in top:
-                accounts = [self.account_counters(DEFAULT_ACCOUNT, None, top["counters"])]
-            elif "accounts" in top:
-                accounts = self.accounts(top["accounts"])
-            else:
-                raise self.fail(root, "expected `counters:` or `accounts:` at the top")
-        else:
-            raise self.fail(root, f"expected a list of counter IDs, got {_shown(root)}")
-        return Config(self.path, tuple(accounts))
+                ulogin = self.ulogin(top["ulogin"]) if "ulogin" in top else None
+                return [self.account_counters(DEFAULT_ACCOUNT, None, ulogin, top["counters"])]
+            if "accounts" in top:
+                if "ulogin" in top:
+                    raise self.fatal(top["ulogin"], "with `accounts:`, give `ulogin:` inside each account")
+                return self.accounts(top["accounts"])
+            raise self.fatal(root, "expected `counters:` or `accounts:` at the top")
+        raise self.fatal(root, self.not_a_list(root))
+
+    def not_a_list(self, node: _Node) -> str:
+        """What a file that is not a list most likely is, and how to fix it."""
+        text = str(node.value) if isinstance(node, _Scalar) else ""
+        if isinstance(node, _Scalar) and node.tag == _STR_TAG:
+            if re.fullmatch(r"[0-9\s]+", text):
+                return (
+                    "IDs one per line need `- ` in front (a YAML list), e.g. `- 12345`; or give the "
+                    "file a .txt extension"
+                )
+            if _MANY_IDS.fullmatch(text):
+                return "several IDs on one line: put each on its own line as `- 12345`"
+        return f"expected a list of counter IDs, got {_shown(node)}"
 
     def mapping(self, node: _Map, required: set[str], allowed: set[str]) -> dict[str, _Node]:
         out: dict[str, _Node] = {}
@@ -221,90 +482,117 @@ class _Parser:
             key = key_node.value if isinstance(key_node, _Scalar) else None
             if key not in allowed:
                 expected = ", ".join(sorted(allowed))
-                raise self.fail(key_node, f"unknown key {_shown(key_node)} (expected {expected})")
+                raise self.fatal(key_node, f"unknown key {_shown(key_node)} (expected {expected})")
             if key in out:
-                raise self.fail(key_node, f"key `{key}` given twice")
+                raise self.fatal(key_node, f"key `{key}` given twice")
             out[key] = value
         for key in sorted(required - out.keys()):
-            raise self.fail(node, f"missing key `{key}`")
+            raise self.fatal(node, f"missing key `{key}`")
         return out
 
     def accounts(self, node: _Node) -> list[Account]:
         if not isinstance(node, _Seq) or not node.value:
-            raise self.fail(node, "`accounts:` must be a non-empty list of {name, token_env, counters}")
+            raise self.fatal(node, "`accounts:` must be a non-empty list of {name, token_env, counters}")
         accounts: list[Account] = []
         names: set[str] = set()
         for item in node.value:
             if not isinstance(item, _Map):
-                raise self.fail(item, f"an account must be a mapping, got {_shown(item)}")
+                raise self.fatal(item, f"an account must be a mapping, got {_shown(item)}")
             fields = self.mapping(
                 item,
                 required={"name", "token_env", "counters"},
-                allowed={"name", "token_env", "counters"},
+                allowed={"name", "token_env", "counters", "ulogin"},
             )
-            name = self.text(fields["name"], "account name")
+            name = _no_surrogates(self.text(fields["name"], "account name")).strip()
             if not name:
-                raise self.fail(fields["name"], "account name is empty")
+                raise self.fatal(fields["name"], "account name is empty")
             if name in names:
-                raise self.fail(fields["name"], f"account `{name}` given twice")
+                raise self.fatal(fields["name"], f"account `{name}` given twice")
             names.add(name)
-            env = self.text(fields["token_env"], "token_env")
-            if not _ENV_NAME.fullmatch(env):
-                raise self.fail(
-                    fields["token_env"],
-                    f"token_env {env!r} is not an environment variable name "
-                    "(the token itself never goes in this file)",
-                )
-            accounts.append(self.account_counters(name, env, fields["counters"]))
+            env = self.token_env(fields["token_env"])
+            ulogin = self.ulogin(fields["ulogin"]) if "ulogin" in fields else None
+            accounts.append(self.account_counters(name, env, ulogin, fields["counters"]))
         return accounts
 
-    def account_counters(self, account: str, token_env: str | None, node: _Node) -> Account:
+    def token_env(self, node: _Node) -> str:
+        env = str(node.value).strip() if isinstance(node, _Scalar) and node.tag == _STR_TAG else ""
+        if not _ENV_NAME.fullmatch(env):
+            # Never echo it: people paste the token itself here.
+            raise self.fatal(
+                node,
+                "token_env must be the NAME of an environment variable holding the token "
+                "(e.g. METRICA_TOKEN_CLIENT_A), never the token itself",
+            )
+        return env
+
+    def ulogin(self, node: _Node) -> str | None:
+        if isinstance(node, _Scalar) and node.tag == _NULL_TAG:
+            return None
+        login = self.text(node, "ulogin").strip()
+        if not _LOGIN.fullmatch(login):
+            raise self.fatal(
+                node,
+                f"ulogin {_shown(node)} is not a Yandex login (letters, digits, '.', '-', '_', '@')",
+            )
+        return login
+
+    def account_counters(
+        self, account: str, token_env: str | None, ulogin: str | None, node: _Node
+    ) -> Account:
         if not isinstance(node, _Seq):
-            raise self.fail(node, f"expected a list of counter IDs, got {_shown(node)}")
+            raise self.fatal(node, self.not_a_list(node))
         if not node.value:
-            raise self.fail(node, f"no counters listed for account `{account}`")
+            raise self.fatal(node, f"no counters listed for account `{account}`")
         counters: list[Counter] = []
-        items, node.value = node.value[::-1], []  # consumed as read: nodes and counters never peak together
+        items = node.value[::-1]
+        if id(node) not in self.shared:
+            node.value = []  # consumed as read: nodes and counters never peak together
         while items:
             counter = self.counter(items.pop(), account)
             if counter is not None:
                 counters.append(counter)
-        return Account(account, token_env, tuple(counters))
+        return Account(account, token_env, tuple(counters), ulogin)
 
     def counter(self, node: _Node, account: str) -> Counter | None:
         label = ""
         id_node = node
         if isinstance(node, _Map):
-            fields = self.mapping(node, required={"id"}, allowed={"id", "label"})
+            try:
+                fields = self.mapping(node, required={"id"}, allowed={"id", "label"})
+            except _Stop:
+                return None
             id_node = fields["id"]
             if "label" in fields:
-                label = self.text(fields["label"], "label", allow_null=True)
+                label = self.label(fields["label"])
         counter_id = self.counter_id(id_node)
-        first = self.seen.setdefault(counter_id, id_node.line + 1)
-        if first != id_node.line + 1 or id(id_node) in self.used:  # the same line twice: an alias
-            log.warning(
-                "%s: line %d: counter %d is listed again (first on line %d): it runs once",
-                self.path,
-                id_node.line + 1,
-                counter_id,
-                first,
-            )
+        if counter_id is None or not self.ids.add(counter_id, id_node.line + 1):
             return None
-        self.used.add(id(id_node))
         return Counter(counter_id, label, account)
 
-    def counter_id(self, node: _Node) -> int:
-        if isinstance(node, _Scalar) and node.tag == _INT_TAG and _PLAIN_ID.fullmatch(node.value):
-            return int(node.value)
-        raise self.fail(node, f"counter ID must be a positive whole number, got {_shown(node)}")
+    def counter_id(self, node: _Node) -> int | None:
+        line = node.line + 1
+        if not isinstance(node, _Scalar):
+            self.fail(node, f"counter ID must be a positive whole number, got {_shown(node)}")
+            return None
+        value = str(node.value)
+        if node.quoted and _DIGITS.fullmatch(value.strip()):
+            value = repr(value)  # shown as typed, quotes and all, for the hint
+        elif node.tag not in (_INT_TAG, _STR_TAG, "tag:yaml.org,2002:float"):
+            value = "\0"  # a bool, a date, an empty value: no hint applies
+        return _id_from_text(value, line, self.ids, _shown(node))
 
-    def text(self, node: _Node, what: str, allow_null: bool = False) -> str:
-        if isinstance(node, _Scalar):
-            if node.tag == _STR_TAG:
-                return str(node.value).strip()
-            if allow_null and node.tag == _NULL_TAG:
-                return ""
-        raise self.fail(node, f"{what} must be text, got {_shown(node)}")
+    def label(self, node: _Node) -> str:
+        if isinstance(node, _Scalar) and node.tag == _NULL_TAG:
+            return ""
+        if isinstance(node, _Scalar):  # a number or a date as a label is fine: it is shown as typed
+            return _no_surrogates(str(node.value))
+        self.fail(node, f"label must be text, got {_shown(node)}")
+        return ""
+
+    def text(self, node: _Node, what: str) -> str:
+        if isinstance(node, _Scalar) and node.tag == _STR_TAG:
+            return str(node.value)
+        raise self.fatal(node, f"{what} must be text, got {_shown(node)}")
 
 
 def _shown(node: _Node) -> str:

@@ -1,4 +1,8 @@
-"""`bulk-enable demo`: the real `run` pipeline against an embedded sandbox with a realistic profile."""
+"""`bulk-enable demo`: the real `run` pipeline against an embedded sandbox with a realistic profile.
+
+The demo's job file and sandbox profile are package data, so it works from any folder after
+`pip install`; its report goes to ./reports/ like any other.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,29 @@ from pathlib import Path
 import yaml
 
 from ._config import Config
-from ._job import Settings, Summary, run_job
-from ._report import Job
+from ._interrupt import Interrupt
+from ._jobs import JobEvents, Settings, run_job
+from ._model import Job, Summary
+from ._policy import Policy
 from ._sandbox import Profile, serve
 
 DEMO_TOKEN = "demo-token"  # known only to the embedded sandbox
 
 
+def demo_config_path() -> Path:
+    """The packaged demo job: 300 labelled counters of a fictional agency."""
+    return Path(str(resources.files("bulk_enable").joinpath("data/demo.yaml")))
+
+
 def demo_profile() -> Profile:
     """Latency like the real API, some transient faults, a few counters without access."""
-    text = resources.files("bulk_enable").joinpath("profiles/demo.yaml").read_text(encoding="utf-8")
+    text = resources.files("bulk_enable").joinpath("data/demo-profile.yaml").read_text(encoding="utf-8")
     return Profile().updated(yaml.safe_load(text), "demo profile")
 
 
-async def run_demo(config: Config, report: Path, fresh: bool, progress: bool) -> tuple[Summary, str]:
+async def run_demo(
+    config: Config, report: Path, fresh: bool, events: JobEvents, interrupt: Interrupt
+) -> tuple[Summary, str]:
     """Run the demo job; return its summary and one line on what the sandbox saw."""
     async with serve(demo_profile()) as (sandbox, url):
         settings = Settings(
@@ -29,10 +42,13 @@ async def run_demo(config: Config, report: Path, fresh: bool, progress: bool) ->
             tokens={a.name: DEMO_TOKEN for a in config.accounts},
             report=report,
             api_base=url,
-            job=Job("calls", True),
-            timeout=2.0,  # the profile's slow answers take 6 s: the client gives up and retries
+            job=Job(),
+            policy=Policy(
+                timeout=2.0
+            ),  # the profile's slow answers take 6 s: the client gives up and retries
             fresh=fresh,
-            progress=progress,
+            events=events,
+            interrupt=interrupt,
         )
         summary = await run_job(settings)
         stats = sandbox.stats.as_json()

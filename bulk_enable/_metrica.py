@@ -1,15 +1,18 @@
-"""The Metrica Management API, as far as this tool uses it: one HTTP request in, one typed `Answer` out.
+"""The Metrica Management API, as far as this tool uses it: one HTTP request in, one typed reply out.
 
 No retries and no scheduling here: the client only says what an answer *means* for a bulk run
-(`Verdict`), following the error table in the project's API reference. The token lives in the
-session's default headers and is scrubbed from every text that leaves this module.
+(`Verdict`), following the error table in docs/metrica-api.md. Every reply is `(Answer, value)`.
+Answers are read with a size cap and never followed through a redirect; every text taken from
+them passes through the run's `Scrubber` (tokens removed, escaped, capped).
 """
 
 from __future__ import annotations
 
-import enum
+import datetime as dt
 import ipaddress
 import json
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,75 +22,85 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-DEFAULT_API_BASE = "https://api-metrica.yandex.net"
+from ._answer import Answer, Verdict
+from ._model import Window
+from ._untrusted import PLAIN, TERMINAL_LIMIT, Scrubber
 
-WINDOW_PATHS = {"calls": "calls_extended_threshold", "conversions": "extended_threshold"}
-# `offline_options` flag of each window, where the API still returns it (unconfirmed, never required)
+DEFAULT_API_BASE = "https://api-metrika.yandex.net"
+KNOWN_HOSTS = ("api-metrika.yandex.net", "api-metrica.yandex.net")
+
+WINDOW_PATHS = {Window.CALLS: "calls_extended_threshold", Window.CONVERSIONS: "extended_threshold"}
+STATE_PATHS = {Window.CALLS: "calls_visit_join_threshold", Window.CONVERSIONS: "visit_join_threshold"}
+# `offline_options` flag of each window, where a listing carries it (undocumented: never required)
 WINDOW_FLAGS = {
-    "calls": "offline_calls_extended_threshold",
-    "conversions": "offline_conversion_extended_threshold",
+    Window.CALLS: "offline_calls_extended_threshold",
+    Window.CONVERSIONS: "offline_conversion_extended_threshold",
 }
-LIST_PAGE_SIZE = 10_000  # the API's maximum `per_page`
+LIST_PAGE_SIZE = 10_000  # asked for; the API may return fewer (1,000 by default): paging follows what came
+WRITE_ANSWER_LIMIT = 64 * 1024  # a write or state answer is a few bytes; an error page a few KB
+LISTING_ANSWER_LIMIT = 32 * 1024 * 1024  # 10,000 counters with every field: a few MB
+RETRY_AFTER_LIMIT = 24 * 3600.0  # seconds; the scheduler caps it much lower
 
-
-class Verdict(enum.Enum):
-    """What a bulk run should do with an answer."""
-
-    DONE = "done"  # the change is made
-    FAILED = "failed"  # this counter cannot be changed: do not ask again
-    RETRY = "retry"  # transient: ask again after a backoff
-    SLOW_DOWN = "slow_down"  # per-second or parallel quota: slow everyone down, ask again
-    DEFER_COUNTER = "defer_counter"  # this counter's daily quota: not today
-    STOP_ACCOUNT = "stop_account"  # dead token or the login's daily quota: nothing more today
-
-
-# error_type -> verdict, from ../shared/reference/metrica-api.md
+# error_type -> verdict, from docs/metrica-api.md
 _BY_ERROR_TYPE = {
     "backend_error": Verdict.RETRY,
     "timeout": Verdict.RETRY,
-    "quota_requests_by_ip": Verdict.SLOW_DOWN,
-    "quota_parallel_requests": Verdict.SLOW_DOWN,
-    "quota_requests_by_uid": Verdict.STOP_ACCOUNT,
-    "quota_delegate_requests": Verdict.STOP_ACCOUNT,
-    "quota_grants_requests": Verdict.STOP_ACCOUNT,
-    "quota_requests_by_counter_id": Verdict.DEFER_COUNTER,
-    "invalid_token": Verdict.STOP_ACCOUNT,
-    "unauthorized": Verdict.STOP_ACCOUNT,
-    "access_denied": Verdict.FAILED,
+    "quota_requests_by_ip": Verdict.SLOW_ADDRESS,
+    "quota_parallel_requests": Verdict.SLOW_LOGIN,
+    "quota_requests_by_uid": Verdict.ACCOUNT_QUOTA,
+    "quota_delegate_requests": Verdict.ACCOUNT_QUOTA,
+    "quota_grants_requests": Verdict.ACCOUNT_QUOTA,
+    "quota_requests_by_counter_id": Verdict.COUNTER_QUOTA,
+    "invalid_token": Verdict.ACCOUNT_REFUSED,
+    "unauthorized": Verdict.ACCOUNT_REFUSED,
+    "access_denied": Verdict.DENIED,
     "counter_in_connect": Verdict.FAILED,
     "not_found": Verdict.FAILED,
     "invalid_parameter": Verdict.FAILED,
 }
-_QUOTA_STATUSES = {420, 429}
-_TRANSIENT_STATUSES = {500, 502, 503, 504}
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One request's result, already classified; `message` never holds the token."""
-
-    verdict: Verdict
-    http_status: int | None = None  # None: no HTTP answer (connection error, client timeout)
-    error_type: str = ""
-    message: str = ""
-    retry_after: float | None = None  # seconds, from a Retry-After header
+_QUOTA_STATUSES = frozenset({420, 429})
+_TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+_ERROR_TYPE_LIMIT = 64
+_USERINFO = re.compile(r"[^/?#@]*@")  # what a URL can carry before its host: a user name, a password
 
 
 class UnsafeApiBase(ValueError):
-    """An API base the token must not be sent to."""
+    """An API root the token must not be sent to, or that is not an API root; one line for the user."""
 
 
 def check_api_base(url: str) -> str:
-    """Return `url` without a trailing slash; refuse plain http unless the host is loopback."""
-    parts = urlsplit(url)
+    """The API root without a trailing slash; refuse anything that is not exactly a safe root."""
+    shown = PLAIN.clean(_USERINFO.sub("***@", url), TERMINAL_LIMIT)  # never echo a password
+    if url != url.strip() or any(ch.isspace() for ch in url):
+        raise UnsafeApiBase(f"--api-base {shown!r} has spaces in it: give it as {DEFAULT_API_BASE}")
+    if PLAIN.clean(url, len(url)) != url:  # would reach a message raw, through the root below
+        raise UnsafeApiBase(f"--api-base {shown!r} has control characters: give it as {DEFAULT_API_BASE}")
+    try:
+        parts = urlsplit(url)
+        if parts.port == 0:  # would silently become the scheme's default port
+            raise ValueError("port 0")
+    except ValueError:
+        raise UnsafeApiBase(f"--api-base {shown!r} is not a URL: give it as {DEFAULT_API_BASE}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeApiBase(f"--api-base {url!r} is not an http(s) URL")
+        raise UnsafeApiBase(f"--api-base {shown!r} is not an http(s) URL: give it as {DEFAULT_API_BASE}")
+    root = f"{parts.scheme}://{parts.hostname if ':' not in parts.hostname else f'[{parts.hostname}]'}"
+    root += f":{parts.port}" if parts.port else ""
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeApiBase(
+            f"--api-base must not carry a user name or password (the token is the only credential): "
+            f"give it as {root}"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or url.rstrip("/").endswith("?"):
+        raise UnsafeApiBase(
+            f"--api-base {shown!r} has a path or query: give the API root only, as {root} "
+            "(the tool adds /management/v1/...)"
+        )
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise UnsafeApiBase(
-            f"--api-base {url!r} is plain http to a non-loopback host: the token would travel in "
-            "clear text; use https"
+            f"--api-base {shown!r} is plain http to a non-loopback host: the token would travel in "
+            f"clear text; use https://{parts.netloc}"
         )
-    return url.rstrip("/")
+    return root
 
 
 def _is_loopback(host: str) -> bool:
@@ -108,136 +121,245 @@ def open_session(timeout: float, connections: int) -> aiohttp.ClientSession:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CounterInfo:
+    """One counter of a listing (CounterBrief), its texts already made safe."""
+
+    id: int
+    name: str
+    site: str
+    permission: str  # "" when the listing does not say
+    states: Mapping[Window, bool]  # from `offline_options`, where present (undocumented)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of the listing: its counters and the total the API reports (None: not given)."""
+
+    counters: list[CounterInfo]
+    rows: int | None
+
+
 class MetricaClient:
-    """One login's view of the API: writes the window flag, lists counters."""
+    """One account's view of the API: writes the window flag, reads its state, lists counters."""
 
-    def __init__(self, session: aiohttp.ClientSession, api_base: str, token: str) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        api_base: str,
+        token: str,
+        ulogin: str | None = None,
+        scrubber: Scrubber | None = None,
+    ) -> None:
         self._session = session
-        self._base = api_base.rstrip("/")
-        self._token = token
+        self._base = api_base.rstrip("/") + "/management/v1"
         self._headers = {"Authorization": f"OAuth {token}"}
+        self._params = {"ulogin": ulogin} if ulogin else {}
+        self._scrubber = scrubber or Scrubber([token])
 
-    def window_url(self, counter_id: int, window: str) -> str:
+    def window_url(self, counter_id: int, window: Window) -> str:
         """The write method's URL for one counter and window."""
-        return f"{self._base}/management/v1/counter/{counter_id}/offline_conversions/{WINDOW_PATHS[window]}"
+        return f"{self._base}/counter/{counter_id}/offline_conversions/{WINDOW_PATHS[window]}"
 
-    async def switch_window(self, counter_id: int, window: str, enable: bool) -> Answer:
+    async def switch_window(self, counter_id: int, window: Window, enable: bool) -> tuple[Answer, None]:
         """POST (enable) or DELETE (disable) the window on one counter; one request, no retry."""
         method = "POST" if enable else "DELETE"
-        answer, body = await self._request(method, self.window_url(counter_id, window))
+        answer, body = await self._request(method, self.window_url(counter_id, window), WRITE_ANSWER_LIMIT)
         if answer.verdict is Verdict.DONE and not (isinstance(body, dict) and body.get("success") is True):
-            return Answer(
+            shown = self._scrubber.clean(body) if body is not None else "an empty or non-JSON body"
+            answer = Answer(
                 Verdict.FAILED,
                 answer.http_status,
                 "success_false",
-                self._scrub(f"the API answered {_short(body)}: the change was not made"),
+                f"the API answered {shown}: the change was not made",
             )
-        return answer
+        return answer, None
 
-    async def list_page(self, offset: int) -> tuple[Answer, list[dict[str, Any]], int]:
-        """One page of the counters this token can see: (answer, counters, total rows).
-
-        `offset` is 1-based, as the API wants; pages hold up to 10,000 counters, so listing a whole
-        agency costs a handful of requests.
-        """
-        url = f"{self._base}/management/v1/counters"
-        params = {"per_page": str(LIST_PAGE_SIZE), "offset": str(offset)}
-        answer, body = await self._request("GET", url, params)
+    async def read_window_since(self, counter_id: int, window: Window) -> tuple[Answer, dt.date | None]:
+        """The date from which calls (or conversions) can be joined to visits now: the window's start."""
+        url = f"{self._base}/counter/{counter_id}/offline_conversions/{STATE_PATHS[window]}"
+        answer, body = await self._request("GET", url, WRITE_ANSWER_LIMIT)
         if answer.verdict is not Verdict.DONE:
-            return answer, [], 0
-        if not isinstance(body, dict) or not isinstance(body.get("counters"), list):
+            return answer, None
+        since = _date_of(body)
+        if since is None:
+            shown = self._scrubber.clean(body, 200)
             return (
                 Answer(
-                    Verdict.RETRY,
+                    Verdict.FAILED,
                     answer.http_status,
-                    "bad_listing",
-                    f"unexpected listing body {_short(body)}",
+                    "unexpected_answer",
+                    f'expected {{"date": "YYYY-MM-DD"}} or a date-time, got {shown}',
                 ),
-                [],
-                0,
+                None,
             )
-        counters = [c for c in body["counters"] if isinstance(c, dict) and isinstance(c.get("id"), int)]
+        return answer, since
+
+    async def list_page(self, offset: int) -> tuple[Answer, Page]:
+        """One page of the counters this account can see, from 1-based `offset`."""
+        params = {"per_page": str(LIST_PAGE_SIZE), "offset": str(offset)}
+        answer, body = await self._request("GET", f"{self._base}/counters", LISTING_ANSWER_LIMIT, params)
+        empty = Page([], None)
+        if answer.verdict is not Verdict.DONE:
+            return answer, empty
+        if not isinstance(body, dict) or not isinstance(body.get("counters"), list):
+            shown = self._scrubber.clean(body, 200)
+            return Answer(
+                Verdict.RETRY, answer.http_status, "bad_listing", f"unexpected listing {shown}"
+            ), empty
+        counters = [c for c in map(self._counter_info, body["counters"]) if c is not None]
         rows = body.get("rows")
-        return answer, counters, rows if isinstance(rows, int) else len(counters)
+        return answer, Page(counters, rows if isinstance(rows, int) and not isinstance(rows, bool) else None)
+
+    def _counter_info(self, item: Any) -> CounterInfo | None:
+        if not isinstance(item, dict):
+            return None
+        cid = item.get("id")
+        if not isinstance(cid, int) or isinstance(cid, bool) or cid <= 0:
+            return None
+        clean = self._scrubber.clean
+        site2 = item.get("site2")
+        site = site2.get("site") if isinstance(site2, dict) else None
+        if not isinstance(site, str):
+            site = item.get("site")
+        options = item.get("offline_options")
+        states: dict[Window, bool] = {}
+        if isinstance(options, dict):
+            for window, flag in WINDOW_FLAGS.items():
+                value = options.get(flag)
+                if isinstance(value, bool):
+                    states[window] = value
+        name, permission = item.get("name"), item.get("permission")
+        return CounterInfo(
+            cid,
+            clean(name, 200) if isinstance(name, str) else "",
+            clean(site, 200) if isinstance(site, str) else "",
+            clean(permission, 40) if isinstance(permission, str) else "",
+            states,
+        )
 
     async def _request(
-        self, method: str, url: str, params: Mapping[str, str] | None = None
+        self, method: str, url: str, limit: int, params: Mapping[str, str] | None = None
     ) -> tuple[Answer, Any]:
-        """Send one request; read the body before deciding; map every user-side fault to an Answer."""
+        """Send one request; read the body (capped) before deciding; every user-side fault is an Answer."""
+        clean = self._scrubber.clean
         try:
-            async with self._session.request(method, url, params=params, headers=self._headers) as response:
-                raw = await response.read()
+            async with self._session.request(
+                method,
+                url,
+                params={**(params or {}), **self._params},
+                headers=self._headers,
+                allow_redirects=False,
+            ) as response:
                 status = response.status
+                raw = await _read_capped(response, limit)
                 retry_after = _retry_after(response.headers.get("Retry-After"))
+                location = response.headers.get("Location", "")
         except TimeoutError:
             return Answer(Verdict.RETRY, None, "client_timeout", "no answer within --timeout"), None
         except aiohttp.ClientError as e:
-            # The exception text may name the URL, never the headers; scrub anyway.
-            text = self._scrub(f"{type(e).__name__}: {e}".rstrip(": "))
-            return Answer(Verdict.RETRY, None, "connection_error", text), None
+            return Answer(Verdict.RETRY, None, "connection_error", clean(f"{type(e).__name__}: {e}")), None
+        if raw is None:
+            message = f"the answer was larger than {limit // 1024} KB: not read"
+            return Answer(Verdict.FAILED, status, "answer_too_large", message), None
         body = _json_or_none(raw)
         if 200 <= status < 300:
-            return Answer(Verdict.DONE, status, "", ""), body
+            return Answer(Verdict.DONE, status), body
+        if 300 <= status < 400:
+            where = clean(location, 200) or "nowhere"
+            message = f"the API answered with a redirect to {where}: not followed, nothing was changed"
+            return Answer(Verdict.FOREIGN, status, "redirect", message), body
         return self._classify(status, raw, body, retry_after), body
 
     def _classify(self, status: int, raw: bytes, body: Any, retry_after: float | None) -> Answer:
-        error_type, message = _error_of(body)
-        if not message:
-            message = _short(raw.decode("utf-8", "replace")) if raw else f"HTTP {status}"
-        message = self._scrub(message)
+        clean = self._scrubber.clean
+        error_type, message, is_metrica = _error_of(body)
+        message = clean(message) if message else (clean(raw) if raw else f"HTTP {status}")
         verdict = _BY_ERROR_TYPE.get(error_type)
         if verdict is None:
             if status == 401:
-                verdict, error_type = Verdict.STOP_ACCOUNT, error_type or "unauthorized"
-            elif status in _TRANSIENT_STATUSES or status in _QUOTA_STATUSES:
-                # An unknown quota answer is treated as the per-second kind: slow down, try again.
-                verdict = Verdict.SLOW_DOWN if status in _QUOTA_STATUSES else Verdict.RETRY
+                verdict, error_type = Verdict.ACCOUNT_REFUSED, error_type or "unauthorized"
+            elif status == 404 and not is_metrica:
+                verdict = Verdict.FOREIGN  # a web server's 404, not the API's: a wrong --api-base?
+            elif status in _QUOTA_STATUSES:
+                verdict = Verdict.SLOW_ADDRESS  # an unknown quota answer: slow down, ask again
+            elif status in _TRANSIENT_STATUSES:
+                verdict = Verdict.RETRY
             else:
                 verdict = Verdict.FAILED
             error_type = error_type or f"http_{status}"  # no JSON error body (an HTML 500, a proxy)
-        elif status == 401 or error_type == "unauthorized":
-            verdict = Verdict.STOP_ACCOUNT
-        return Answer(verdict, status, error_type, message, retry_after)
-
-    def _scrub(self, text: str) -> str:
-        """Remove the token from any text that may leave this module (an echoing API, a URL)."""
-        return text.replace(self._token, "***") if self._token else text
+        elif status == 401:
+            verdict = Verdict.ACCOUNT_REFUSED
+        return Answer(verdict, status, clean(error_type, _ERROR_TYPE_LIMIT), message, retry_after)
 
 
-def _error_of(body: Any) -> tuple[str, str]:
-    """The first `errors[]` entry's type and message, or the top-level message."""
+async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The body, decompressed as it streams in; None as soon as it passes `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _error_of(body: Any) -> tuple[str, str, bool]:
+    """The first `errors[]` entry's type and message, or the top-level message; and whether the body
+    has Metrica's error shape at all."""
     if not isinstance(body, dict):
-        return "", ""
+        return "", "", False
     errors = body.get("errors")
+    top = body.get("message")
+    top_text = top if isinstance(top, str) else ""
     if isinstance(errors, list) and errors and isinstance(errors[0], dict):
         first = errors[0]
-        return str(first.get("error_type") or ""), str(first.get("message") or body.get("message") or "")
-    return "", str(body.get("message") or "")
+        kind, text = first.get("error_type"), first.get("message")
+        return (
+            kind if isinstance(kind, str) else "",
+            text if isinstance(text, str) and text else top_text,
+            True,
+        )
+    return "", top_text, isinstance(errors, list) or "code" in body
 
 
 def _json_or_none(raw: bytes) -> Any:
     try:
         return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
 
-def _short(value: Any, limit: int = 200) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or bad."""
-    if not value:
+def _date_of(body: Any) -> dt.date | None:
+    """`{"date": "YYYY-MM-DD"}` or `{"date": <ISO date-time>}`; anything else is None."""
+    value = body.get("date") if isinstance(body, dict) else None
+    if not isinstance(value, str) or len(value) > 40:
         return None
     try:
-        return max(0.0, float(value))
+        return dt.date.fromisoformat(value)
     except ValueError:
         pass
     try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
+    except ValueError:
         return None
-    return max(0.0, when.timestamp() - time.time())
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None when absent or garbage."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), RETRY_AFTER_LIMIT)

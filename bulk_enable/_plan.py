@@ -1,97 +1,83 @@
 """The read-only plan: what a run would do to each counter, from the account's listing alone.
 
-One `GET /management/v1/counters` page covers 10,000 counters, so a plan of thousands of counters
-costs a handful of requests, never one per counter, and never a write.
+The listing is paged by what each page actually holds (the API may return fewer than asked:
+1,000 by default) until the offset passes the total or a page comes back empty, so planning
+thousands of counters costs a handful of requests, never one per counter, and never a write.
+Whether the window is already on shows only where the listing carries `offline_options`
+(undocumented); without it a plan says so instead of guessing.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from ._config import Counter
-from ._metrica import LIST_PAGE_SIZE, WINDOW_FLAGS, Answer, MetricaClient, Verdict
-from ._report import Job, Row
-from ._scheduler import Lane, Scheduler
+from . import _messages as say
+from ._answer import Verdict
+from ._metrica import CounterInfo, MetricaClient
+from ._model import Counter, Job, Row, Status, Stop, StopCause
+from ._scheduler import Lane, NotSent, Scheduler
 
 EDITABLE = frozenset({"own", "edit"})
+MAX_PAGES = 10_000  # a server that never ends its listing does not keep a run busy forever
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """Every counter one token can see, by ID, or why it could not be read."""
+    """Every counter one account can see, by ID, or why the listing is incomplete."""
 
-    counters: dict[int, dict[str, Any]]
+    counters: dict[int, CounterInfo]
     requests: int
-    failure: str = ""  # non-empty: the listing is incomplete; plan nothing from it
-    last: Answer | None = None
+    stop: Stop | None = None  # the listing failed: plan nothing from it
+    interrupted: bool = False
 
 
 async def read_listing(scheduler: Scheduler, lane: Lane, client: MetricaClient) -> Listing:
-    """Read all pages of the token's counters, with the run's quotas and retries."""
-    seen: dict[int, dict[str, Any]] = {}
+    """Read all pages of the account's counters, with the run's quotas and retries."""
+    seen: dict[int, CounterInfo] = {}
     offset, requests = 1, 0
-    while True:
-        page = _Page(client, offset)
-        result = await scheduler.call(lane, f"listing offset={offset}", page.fetch)
-        requests += result.attempts
-        answer = result.answer
-        if result.deferred or answer is None or answer.verdict is not Verdict.DONE:
-            why = result.deferred or (
-                f"listing failed: {answer.http_status} {answer.error_type} {answer.message}".strip()
-                if answer
-                else "listing failed"
-            )
-            return Listing(seen, requests, why, answer)
-        for counter in page.counters:
-            seen[counter["id"]] = counter
-        offset += LIST_PAGE_SIZE
-        if not page.counters or offset > page.total:
-            return Listing(seen, requests)
+    for _ in range(MAX_PAGES):
+        outcome = await scheduler.call(
+            lane, f"listing offset={offset}", functools.partial(client.list_page, offset)
+        )
+        requests += outcome.attempts
+        if isinstance(outcome, NotSent):
+            return Listing(seen, requests, outcome.stop, interrupted=outcome.stop is None)
+        if outcome.answer.verdict is not Verdict.DONE:
+            nothing = outcome.answer.http_status is None  # no answer at all: the address or the network
+            cause = StopCause.UNREACHABLE if nothing else StopCause.LISTING
+            return Listing(seen, requests, scheduler.stop(lane, cause, outcome.answer, "listing"))
+        page = outcome.value
+        before = len(seen)
+        seen.update((c.id, c) for c in page.counters)
+        offset += len(page.counters)
+        if len(seen) == before or (page.rows is not None and offset > page.rows):
+            break  # an empty page, the end, or a server repeating itself
+    return Listing(seen, requests)
 
 
-class _Page:
-    """One listing page; `fetch` is what the scheduler sends (and resends on a transient answer)."""
-
-    def __init__(self, client: MetricaClient, offset: int) -> None:
-        self.client, self.offset = client, offset
-        self.counters: list[dict[str, Any]] = []
-        self.total = 0
-
-    async def fetch(self) -> Answer:
-        answer, self.counters, self.total = await self.client.list_page(self.offset)
-        return answer
-
-
-def plan_rows(counters: Iterable[Counter], listing: Listing, job: Job) -> list[Row]:
-    """The plan status of each counter: would_enable, already_enabled, read_only or not_found.
-
-    `offline_options` (older docs) is used when the listing carries it and never required: without
-    it a counter the token can edit is planned as `would_enable`, and the write settles it.
-    """
-    verb = "enable" if job.enable else "disable"
-    flag = WINDOW_FLAGS[job.window]
+def plan_rows(
+    counters: Iterable[Counter], listing: Listing, job: Job, ulogin: str | None = None
+) -> list[Row]:
+    """The plan status of each counter: would_*, already_*, read_only or not_found."""
     rows = []
     for c in counters:
         info = listing.counters.get(c.id)
         if info is None:
-            rows.append(Row.of(c, "not_found", message="not visible to this token"))
-            continue
-        permission = info.get("permission")
-        if isinstance(permission, str) and permission not in EDITABLE:
-            rows.append(Row.of(c, "read_only", message=f"this token has `{permission}` access, not edit"))
-            continue
-        options = info.get("offline_options")
-        state = options.get(flag) if isinstance(options, dict) else None
-        if isinstance(state, bool) and state == job.enable:
-            rows.append(
-                Row.of(
-                    c,
-                    f"already_{verb}d",
-                    message=f"the listing shows the {job.window} window {'on' if state else 'off'}",
-                )
-            )
+            rows.append(Row.of(c, Status.NOT_FOUND, message=say.plan_not_found(ulogin)))
+        elif info.permission and info.permission not in EDITABLE:
+            rows.append(Row.of(c, Status.READ_ONLY, message=say.plan_read_only(info.permission)))
+        elif info.states.get(job.window) is job.enable:
+            rows.append(Row.of(c, job.already, message=say.plan_already(job)))
         else:
-            rows.append(Row.of(c, f"would_{verb}", message=f"the run will {verb} the {job.window} window"))
+            shown = job.window in info.states
+            rows.append(Row.of(c, job.would, message=say.plan_would(job, shown)))
     return rows
+
+
+def state_unknown(rows: Iterable[Row], listing: Listing, job: Job) -> bool:
+    """True when some counter was planned without the listing showing the window's state."""
+    return any(
+        r.status is job.would and job.window not in listing.counters[r.counter_id].states for r in rows
+    )

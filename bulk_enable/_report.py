@@ -1,298 +1,374 @@
-"""The per-counter report: a crash-safe journal while the run goes, one CSV file at the end.
+"""A report on disk for the length of a job: its lock, its crash-safe journal, its renders.
 
 Each finished counter is appended to `<report>.journal` (JSON lines, one `write()` each, so it is in
-the OS's hands before the next counter starts: a `kill -9` loses nothing already written). At the end
-the CSV is rendered in input order and swapped in atomically, and the journal is compacted.
+the OS's hands before the next counter starts: a `kill -9` loses nothing already written). The
+journal starts with a line naming the job, then one row for every counter of the config in input
+order (done, failed earlier, or not sent yet), then the rows it keeps for counters of other configs:
+replaying it gives the report exactly, which is what `bulk-enable report` does.
 
-The journal's first line records the job (window and action), so a rerun trusts earlier results only
-for the same job: a report made for one window never makes a run of another skip a counter.
+While a run goes, the report file is re-rendered from memory in the background, never more than
+max(2 s, 20 x the last render's time) behind the journal; at the end it is rendered once more and the
+journal compacted. `<report>.lock` (flock, never deleted) keeps two jobs off one report.
 """
 
 from __future__ import annotations
 
-import csv
+import asyncio
+import contextlib
 import dataclasses
-import datetime as dt
+import errno
 import fcntl
-import functools
 import json
-import logging
 import os
+import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._config import Counter
+from ._model import COLUMNS, ROW_FIELDS, Command, Counter, Job, Row, Status, Window
+from ._render import looks_like_report, render
 
-log = logging.getLogger(__name__)
-
-COLUMNS = (
-    "counter_id",
-    "label",
-    "account",
-    "status",
-    "attempts",
-    "http_status",
-    "error_type",
-    "message",
-    "finished_at",
-)
-_JOURNAL_VERSION = 1
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+JOURNAL_VERSION = 2
+RENDER_EVERY = 2.0  # seconds: the report on disk is at most this far behind, or...
+RENDER_SHARE = 20  # ...this many times the last render's duration, when rendering is slow
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Row) if f.default is not dataclasses.MISSING}
 
 
 class ReportError(Exception):
-    """The report cannot be used (locked by another run, not writable); one line for the user."""
+    """The report cannot be used (a directory, another run's, not ours); one line for the user."""
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
-    """What a run changes; a report belongs to exactly one job."""
+class Header:
+    """The journal's first line: which job the report belongs to, and how it is rendered."""
 
-    window: str  # "calls" or "conversions"
-    enable: bool  # False: --disable
+    command: Command
+    job: Job
+    delimiter: str = ","
 
-    @property
-    def done_statuses(self) -> frozenset[str]:
-        """Statuses meaning this job has nothing left to do for a counter."""
-        return frozenset({"enabled", "already_enabled"} if self.enable else {"disabled", "already_disabled"})
-
-    def describe(self) -> str:
-        return f"{'enable' if self.enable else 'disable'} the {self.window} window"
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One line of the report."""
-
-    counter_id: int
-    label: str
-    account: str
-    status: str
-    attempts: int = 0
-    http_status: int | None = None
-    error_type: str = ""
-    message: str = ""
-    finished_at: str = ""
-
-    @classmethod
-    def of(cls, counter: Counter, status: str, **fields: object) -> Row:
-        """A row for `counter`, stamped now unless `finished_at` is given."""
-        fields.setdefault("finished_at", now_iso())
-        return cls(counter.id, counter.label, counter.account, status, **fields)  # type: ignore[arg-type]
+    def line(self) -> str:
+        return (
+            json.dumps(
+                {
+                    "bulk_enable_journal": JOURNAL_VERSION,
+                    "command": self.command.value,
+                    "window": self.job.window.value,
+                    "enable": self.job.enable,
+                    "delimiter": self.delimiter,
+                }
+            )
+            + "\n"
+        )
 
 
-def now_iso() -> str:
-    """UTC now to the second; rows finished in the same second share one string (100k rows: -7 MB)."""
-    return _iso_second(int(time.time()))
-
-
-@functools.lru_cache(maxsize=1)
-def _iso_second(second: int) -> str:
-    return dt.datetime.fromtimestamp(second, dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def default_report_path(config_path: Path, job: Job, plan: bool = False) -> Path:
+def default_report_path(config: Path, job: Job, command: Command) -> Path:
     """`reports/<config stem>.csv`, with the job in the name when it is not the default one."""
-    suffix = (
-        ""
-        if (job.window == "calls" and job.enable)
-        else f".{job.window}-{'enable' if job.enable else 'disable'}"
-    )
-    return Path("reports") / f"{config_path.stem}{suffix}{'.plan' if plan else ''}.csv"
+    suffix = "" if job == Job() else f".{job.window.value}-{'enable' if job.enable else 'disable'}"
+    kind = {Command.RUN: "", Command.CHECK: ".plan", Command.STATUS: ".status"}[command]
+    if command is Command.STATUS:
+        suffix = "" if job.window is Window.CALLS else f".{job.window.value}"
+    return Path("reports") / f"{config.stem}{suffix}{kind}.csv"
 
 
 def journal_path(report: Path) -> Path:
     return report.with_name(report.name + ".journal")
 
 
-class ReportWriter:
-    """Owns one report and its journal for the length of a run; use as a context manager."""
+def lock_path(report: Path) -> Path:
+    return report.with_name(report.name + ".lock")
 
-    def __init__(self, path: Path, job: Job, fresh: bool = False) -> None:
+
+def check_name(path: Path) -> None:
+    """Refuse a path with no file name (``, `.`, `/`, `x/..`): it has no journal or lock beside it."""
+    if path.name in ("", ".", ".."):
+        raise ReportError(f"--report {str(path)!r} is not a file name: give one, e.g. reports/job.csv")
+
+
+def check_target(path: Path, command: Command, fresh: bool = False) -> None:
+    """Refuse a report path that cannot be a report, before anything is sent."""
+    check_name(path)
+    if path.is_dir():
+        raise ReportError(f"--report {path} is a directory: give a file in it, e.g. {path / 'job.csv'}")
+    folder = next((p for p in path.parents if p.exists()), None)  # the nearest that exists, made or not
+    if folder is not None and not folder.is_dir():
+        raise ReportError(f"--report {path}: {folder} is a file, not a folder")
+    journal = journal_path(path)
+    header, _ = read_journal(journal)
+    if header is not None and command is not Command.RUN and header.command is Command.RUN:
+        raise ReportError(
+            f"{path} is the report of a `run` (it has a journal): give `{command.value}` its own "
+            f"--report, e.g. {path.with_suffix('')}.{command.value}{path.suffix}"
+        )
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ReportError(f"{path}: exists and is not a regular file: give --report another name")
+    if path.exists() and header is None and not fresh and not looks_like_report(path):
+        raise ReportError(
+            f"{path} exists and is not a bulk-enable report: give --report another name, or pass "
+            "--fresh to replace it"
+        )
+
+
+def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:
+    """The journal's header (None: none readable) and its rows by counter, in first-seen order.
+
+    Later lines win, except that a counter done for the journal's job stays done. A line cut
+    short by a kill is skipped.
+    """
+    if path.exists() and not path.is_file():
+        return None, {}  # a FIFO or a device would block or never end
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            header = _header(f.readline())
+            if header is None:
+                return None, {}
+            done = header.job.done_statuses if header.command is Command.RUN else frozenset()
+            rows: dict[int, Row] = {}
+            for line in f:
+                row = _row(line)
+                if row is None:
+                    continue
+                old = rows.get(row.counter_id)
+                if old is None or old.status not in done or row.status in done:
+                    rows[row.counter_id] = row
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None, {}
+    return header, rows
+
+
+def _header(line: str) -> Header | None:
+    try:
+        data = json.loads(line)
+        version = data["bulk_enable_journal"]
+        job = Job(Window(data["window"]), bool(data["enable"]))
+        if version == 1:
+            return Header(Command.RUN, job)
+        delimiter = data.get("delimiter", ",")
+        return Header(Command(data["command"]), job, delimiter if delimiter in (",", ";", "\t") else ",")
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _row(line: str) -> Row | None:
+    try:
+        data = json.loads(line)
+        if "finished_at" in data:  # a version-1 journal
+            data["at"] = data.pop("finished_at")
+        data["status"] = Status(data["status"])
+        return Row(**data)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _line(row: Row) -> bytes:
+    values = {name: getattr(row, name) for name in ROW_FIELDS}
+    compact = {k: v for k, v in values.items() if k in ("counter_id", "status") or v != _DEFAULTS.get(k)}
+    return (json.dumps(compact, ensure_ascii=False) + "\n").encode("utf-8", "replace")
+
+
+class ReportFile:
+    """One report for the length of one job: lock, journal (if `journaled`), renders. A context manager."""
+
+    def __init__(
+        self,
+        path: Path,
+        command: Command,
+        job: Job,
+        *,
+        delimiter: str = ",",
+        fresh: bool = False,
+        journaled: bool = True,
+    ) -> None:
+        check_name(path)
         self.path = path
-        self.job = job
+        self.header = Header(command, job, delimiter)
+        self.columns = COLUMNS[command]
         self.fresh = fresh
+        self.journaled = journaled
         self.journal = journal_path(path)
+        self.previous: dict[int, Row] = {}  # rows of earlier runs of the same job
+        self.rows: dict[int, Row] = {}  # the report as it stands, in report order
+        self.elsewhere = 0  # rows kept for counters outside this config
+        self.renders = 0
+        self.render_seconds = 0.0  # the last render's duration
         self._fd = self._lock_fd = -1
-        self.previous: dict[int, Row] = {}  # rows from earlier runs of the same job
-        self.rows: dict[int, Row] = {}  # rows finished in this run
+        self._dirty = False
+        self._render_lock = threading.Lock()
+        self._generation = 0  # of the rows; a render never replaces a newer one
+        self._rendered = -1
 
-    def __enter__(self) -> ReportWriter:
-        self._lock = lock = self.path.with_name(self.path.name + ".lock")
+    def __enter__(self) -> ReportFile:
+        check_target(self.path, self.header.command, self.fresh)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+            self._lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as e:
-            raise ReportError(f"{self.path}: cannot write the report here ({e.strerror})") from None
+            raise ReportError(f"{self.path}: cannot write the report here ({_why(e)})") from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock_fd)
-            raise ReportError(f"{self.path}: another bulk-enable run is using this report") from None
-        self.previous = {} if self.fresh else self._read_previous()
-        # Start this run's journal from what is kept, swapped in whole: a kill here loses nothing.
-        _write_journal(self.journal, self._header(), self.previous.values())
-        self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND)
+            self._lock_fd = -1
+            raise ReportError(f"{self.path}: another bulk-enable job is using this report") from None
+        if self.journaled and not self.fresh:
+            self.previous = self._read_previous()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._lock_fd >= 0:
-            self._lock.unlink(missing_ok=True)  # still ours: a rival run fails at once (LOCK_NB)
+        # The lock file stays: deleting it would let a third run lock a new file while a second
+        # still holds the old one.
         for fd in (self._fd, self._lock_fd):
             if fd >= 0:
                 os.close(fd)
         self._fd = self._lock_fd = -1
+
+    @property
+    def job(self) -> Job:
+        return self.header.job
 
     def done(self, counter_id: int) -> bool:
         """True when an earlier run of this job already finished this counter."""
         row = self.previous.get(counter_id)
         return row is not None and row.status in self.job.done_statuses
 
+    def begin(self, counters: Sequence[Counter], pending: Callable[[Counter], Row]) -> None:
+        """Lay out the report: every counter of this config in order, then those kept from elsewhere."""
+        rows: dict[int, Row] = {}
+        for c in counters:
+            old = self.previous.get(c.id)
+            rows[c.id] = old if old is not None else pending(c)
+        kept = {cid: row for cid, row in self.previous.items() if cid not in rows}
+        self.elsewhere = len(kept)
+        rows.update(kept)
+        self.rows = rows
+        if self.journaled:
+            self._rewrite_journal()
+        self._changed()
+
     def record(self, row: Row) -> None:
         """Put one finished counter on disk now."""
         self.rows[row.counter_id] = row
-        self._append([_row_line(row)])
+        if self._fd >= 0:
+            data = _line(row)
+            try:
+                while data:
+                    data = data[os.write(self._fd, data) :]
+            except OSError as e:
+                raise ReportError(f"{self.journal}: cannot write the journal ({_why(e)})") from None
+        self._changed()
 
-    def finish(self, counters: Iterable[Counter], deferred: dict[str, str]) -> list[Row]:
-        """Write the final CSV in input order and compact the journal; return the rows.
+    def finish(self) -> None:
+        """Render the report one last time and compact the journal."""
+        self.render()
+        if self.journaled:
+            self._rewrite_journal()
 
-        Counters with no row are `deferred`, with their account's reason from `deferred`.
-        """
-        final: list[Row] = []
-        for c in counters:
-            row = self.rows.get(c.id)
-            if row is None:
-                old = self.previous.get(c.id)
-                if old is not None and old.status in self.job.done_statuses:
-                    row = old
-                else:
-                    reason = deferred.get(c.account, "not attempted: the run stopped early")
-                    row = Row.of(c, "deferred", message=reason)
-            final.append(row)
-        write_csv(self.path, final)
-        _write_journal(self.journal, self._header(), final)
-        os.close(self._fd)
-        self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND)
-        return final
+    def render(self) -> None:
+        """Render the rows as they stand now (waits for a background render in progress)."""
+        self._render(self._generation, list(self.rows.values()))
 
-    def _header(self) -> str:
-        return (
-            json.dumps(
-                {
-                    "bulk_enable_journal": _JOURNAL_VERSION,
-                    "window": self.job.window,
-                    "enable": self.job.enable,
-                }
-            )
-            + "\n"
-        )
+    async def keep_current(self) -> None:
+        """Re-render in the background while the job runs; cancel it when the job ends."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(RENDER_EVERY, RENDER_SHARE * self.render_seconds) - self.render_seconds)
+            if not self._dirty:
+                continue
+            self._dirty = False
+            snapshot = list(self.rows.values())
+            done = loop.run_in_executor(None, self._render, self._generation, snapshot)
+            try:
+                await asyncio.shield(done)
+            except asyncio.CancelledError:
+                await done  # let the render in progress finish before anyone renders again
+                raise
 
-    def _append(self, lines: list[str]) -> None:
-        data = "".join(lines).encode("utf-8")
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
+    def _render(self, generation: int, rows: list[Row]) -> None:
+        with self._render_lock:
+            if generation < self._rendered:
+                return
+            started = time.perf_counter()
+            try:
+                render(self.path, rows, self.columns, self.header.delimiter)
+            except OSError as e:
+                raise ReportError(f"{self.path}: cannot write the report ({_why(e)})") from None
+            self.render_seconds = time.perf_counter() - started
+            self.renders += 1
+            self._rendered = generation
+
+    def _changed(self) -> None:
+        self._generation += 1
+        self._dirty = True
+
+    def _rewrite_journal(self) -> None:
+        """Write the whole journal afresh, swapped in atomically, and append to it from now on."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        try:
+            self._write_journal()
+            self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
+        except OSError as e:
+            raise ReportError(f"{self.journal}: cannot write the journal ({_why(e)})") from None
+
+    def _write_journal(self) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.journal.parent, prefix=f".{self.journal.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.header.line().encode())
+                f.writelines(_line(r) for r in self.rows.values())
+                f.flush()
+                os.fsync(f.fileno())  # on disk before it replaces the old journal: a crash keeps one of them
+            os.replace(tmp, self.journal)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     def _read_previous(self) -> dict[int, Row]:
-        if not self.journal.exists():
-            if self.path.exists():
-                log.warning("%s has no journal beside it: its counters are sent again", self.path)
+        header, rows = read_journal(self.journal)
+        if header is None:
             return {}
-        job, journaled = read_journal(self.journal)
-        if job is None:
-            log.warning("%s: unreadable journal, starting the report afresh", self.journal)
+        if header.command is not self.header.command or header.job != self.job:
             return {}
-        if job != self.job:
-            log.warning(
-                "%s was made to %s, this run will %s: earlier results are not reused",
-                self.path,
-                job.describe(),
-                self.job.describe(),
-            )
-            return {}
-        rows: dict[int, Row] = {}
-        for row in journaled:
-            if row.counter_id in rows and rows[row.counter_id].status in job.done_statuses:
-                continue  # done stays done
-            rows[row.counter_id] = row
         return rows
 
 
-def read_journal(path: Path) -> tuple[Job | None, list[Row]]:
-    """The job a journal was made for (None: no readable header) and its rows, oldest first.
-
-    A line cut short by a kill is skipped.
-    """
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except FileNotFoundError:
-        return None, []
-    try:
-        header = json.loads(lines[0])
-        job = Job(header["window"], header["enable"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        return None, []
-    rows = []
-    for line in lines[1:]:
-        try:
-            rows.append(Row(**json.loads(line)))
-        except (ValueError, TypeError):
-            continue  # the line a kill cut short
-    return job, rows
+def rows_of(path: Path) -> tuple[Header, list[Row]]:
+    """A report's header and rows from its journal (for `bulk-enable report`)."""
+    check_name(path)
+    journal = journal_path(path)
+    header, rows = read_journal(journal)
+    if header is None:
+        if journal.exists():
+            raise ReportError(f"{journal}: not a bulk-enable journal; nothing to render")
+        raise ReportError(
+            f"{path}: no journal beside it ({journal.name}); only a `run` or `status` report can be "
+            "rendered again"
+        )
+    return header, list(rows.values())
 
 
-def write_csv(path: Path, rows: Iterable[Row]) -> None:
-    """Write the report atomically: UTF-8 with BOM (Excel and Cyrillic), formula cells neutralised."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8-sig", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(COLUMNS)
-        writer.writerows(_cells(r) for r in rows)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def render_again(path: Path) -> list[Row]:
+    """Render a report from its journal, under its lock; no request, no token."""
+    header, rows = rows_of(path)
+    with ReportFile(path, header.command, header.job, delimiter=header.delimiter, journaled=False) as report:
+        report.rows = {r.counter_id: r for r in rows}
+        report.render()
+    return rows
 
 
-def read_csv(path: Path) -> Iterator[dict[str, str]]:
-    """The rows of a report as written (for tests and tools; resume reads the journal)."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        yield from csv.DictReader(f)
+def _why(e: OSError) -> str:
+    if e.errno == errno.ELOOP:
+        return "it is a symbolic link"
+    return e.strerror or str(e)
 
 
-def _cells(row: Row) -> list[str]:
-    values = [
-        row.counter_id,
-        row.label,
-        row.account,
-        row.status,
-        row.attempts,
-        "" if row.http_status is None else row.http_status,
-        row.error_type,
-        row.message,
-        row.finished_at,
-    ]
-    return [neutralise(str(v)) for v in values]
+def pending_row(message: str) -> Callable[[Counter], Row]:
+    """Rows for counters not sent yet: `deferred` until they are."""
 
+    def row(counter: Counter) -> Row:
+        return Row.of(counter, Status.DEFERRED, message=message, at="")
 
-def neutralise(cell: str) -> str:
-    """Make a cell that a spreadsheet would run as a formula plain text (OWASP CSV injection)."""
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
-
-
-def _row_line(row: Row) -> str:
-    values = {name: getattr(row, name) for name in _ROW_FIELDS}
-    return json.dumps(values, ensure_ascii=False) + "\n"
-
-
-_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Row))
-
-
-def _write_journal(path: Path, header: str, rows: Iterable[Row]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(header)
-        f.writelines(_row_line(r) for r in rows)
-    os.replace(tmp, path)
+    return row

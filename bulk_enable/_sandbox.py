@@ -1,15 +1,19 @@
 """A local stand-in for the Metrica Management API: the demo's, the tests' and the benchmarks' server.
 
-It serves the subset this tool uses (the two window methods, one counter, the counter listing) with
-the documented error bodies and quotas (per login: parallel requests and a daily count; per client
-address: requests a second), and misbehaves on purpose when told to: latency, transient faults,
-fixed per-counter answers. `GET /_sandbox/stats` says what it saw. Fault decisions hash the seed
-with the request's path and its ordinal for that path, so a run is reproducible whatever the order
-requests arrive in.
+By default it models the *documented* API (docs/metrica-api.md), never a kinder one: listings of
+CounterBrief items (`site2.site`, no `offline_options`), at most 1,000 counters a page whatever
+`per_page` asks, counters of client logins reachable only with `ulogin=`, 401 without a token,
+tokens that can read but not write, the join-threshold reads, and the documented error bodies and
+quotas (per login: 3 in flight and a daily count for reads and for writes; per address: requests a
+second). Where the documentation is silent (the quota status, a bad token's status, the shape of
+the threshold date, `offline_options`), a profile setting picks the answer and the tests run both.
 
-A fault answer never applies the change; a slow answer applies it only if the client still waits
-(the handler is cancelled when the client hangs up), so "written twice" in the stats always means
-the client really sent a second write after a first one had taken effect.
+Each request goes through a pipeline of aiohttp middlewares (count, authenticate, quotas, trouble),
+so each handler is only API behaviour. It misbehaves on purpose when told to: latency, transient
+faults, fixed per-counter answers. Fault decisions hash the seed with the request's path and its
+ordinal for that path, so a run is reproducible whatever order requests arrive in. A fault never
+applies the change, and a client that hangs up cancels its handler, so "written twice" in the stats
+always means a real second write.
 """
 
 from __future__ import annotations
@@ -17,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import json
 import random
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -39,26 +44,58 @@ FIXED_BEHAVIOURS = (
     "read_only",
 )
 FAULT_KINDS = ("backend_error", "timeout", "html_500", "drop", "slow")
-_WINDOWS = {"calls_extended_threshold": "calls", "extended_threshold": "conversions"}
+DEFAULT_TOKEN = "sandbox-token"
+DEFAULT_COUNTERS = "1-1000,12345678,23456789,34567890"
+_WRITES = {"calls_extended_threshold": "calls", "extended_threshold": "conversions"}
+_READS = {"calls_visit_join_threshold": "calls", "visit_join_threshold": "conversions"}
 _FLAGS = {
     "calls": "offline_calls_extended_threshold",
     "conversions": "offline_conversion_extended_threshold",
 }
+_BASE = "/management/v1"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+TOKEN_KEY = web.RequestKey("token", str)
+LOGIN_KEY = web.RequestKey("login", str)  # whose token it is
+AS_LOGIN_KEY = web.RequestKey("as_login", str)  # whom it acts for: the ulogin, or itself
 
 
 class ProfileError(ValueError):
     """A sandbox profile that cannot be used; one line for the user."""
 
 
+def parse_ranges(spec: str | int | list[Any]) -> list[int]:
+    """ "1-300,12345678" (or a list of such parts, or one ID) as a sorted list of IDs."""
+    parts = spec if isinstance(spec, list) else str(spec).split(",")
+    ids: set[int] = set()
+    for part in parts:
+        text = str(part).strip()
+        if not text:
+            continue
+        first, sep, last = text.partition("-")
+        try:
+            low, high = int(first), int(last) if sep else int(first)
+        except ValueError:
+            raise ProfileError(f"counters: {text!r} is not an ID or a FIRST-LAST range") from None
+        if high - low > 5_000_000:
+            raise ProfileError(f"counters: {text!r} is too large a range for the sandbox")
+        ids.update(range(low, high + 1))
+    return sorted(ids)
+
+
 @dataclass
 class Profile:
     """How the sandbox behaves. Every field can come from a YAML profile or a command-line option."""
 
-    tokens: dict[str, str] = field(default_factory=lambda: {"sandbox-token": "agency"})  # token -> login
+    tokens: dict[str, str] = field(default_factory=lambda: {DEFAULT_TOKEN: "agency"})  # token -> login
     dead_tokens: list[str] = field(default_factory=list)  # answered `invalid_token`
-    dead_token_status: int = 403  # the docs say 403 or 401: both are handled by the client
-    counters: list[int] | None = None  # None: every ID exists and is editable (the listing shows those seen)
+    write_denied_tokens: list[str] = field(default_factory=list)  # read fine, every write access_denied
+    bad_token_status: int = 403  # a dead or unknown token: the docs say 403 in one place, 401 in another
+    counters: list[int] = field(
+        default_factory=lambda: parse_ranges(DEFAULT_COUNTERS)
+    )  # editable by every login
+    clients: dict[str, list[int]] = field(default_factory=dict)  # client login -> its counters (need ulogin)
     fixed: dict[int, str] = field(default_factory=dict)  # counter -> one of FIXED_BEHAVIOURS
+    enabled_days_ago: dict[int, int] = field(default_factory=dict)  # counter -> window enabled N days ago
     latency: float = 0.0  # seconds, each request
     jitter: float = 0.0  # +- seconds, uniform
     fault_rate: float = 0.0  # share of requests that get a transient fault
@@ -66,11 +103,15 @@ class Profile:
     slow_seconds: float = 5.0  # how long a "slow" fault takes: set it past the client's --timeout
     parallel_limit: int = 3  # per login
     ip_rps: int = 30  # per client address, sliding one-second window; 0: off
-    daily_limit: int = 5000  # per login; 0: off
+    daily_limit: int = 5000  # per login and method group (reads, writes); 0: off
     counter_daily_limit: int = 0  # writes per counter a day; 0: off
     quota_status: int = 429  # the Russian docs say 429, the English 420
-    retry_after: float | None = None  # a Retry-After header on quota answers (the real API shows none)
-    offline_options: bool = True  # include the (unconfirmed) offline_options object in counter bodies
+    retry_after: float | None = None  # a Retry-After header on quota answers (no source shows one)
+    page_cap: int = (
+        1000  # counters per listing page at most, whatever per_page asks (no maximum is documented)
+    )
+    offline_options: bool = False  # add the undocumented offline_options object to listings
+    threshold_format: str = "date"  # the join-threshold answer: "date" (YYYY-MM-DD) or "datetime"
     seed: int = 0
 
     @classmethod
@@ -78,7 +119,7 @@ class Profile:
         """Read a profile; unknown keys and bad values are refused with one line."""
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             raise ProfileError(f"{path}: cannot read the sandbox profile ({e})") from None
         if not isinstance(data, dict):
             raise ProfileError(f"{path}: a sandbox profile is a mapping of settings")
@@ -92,18 +133,27 @@ class Profile:
             raise ProfileError(f"{source}: unknown sandbox setting(s): {', '.join(unknown)}")
         merged = {f.name: getattr(self, f.name) for f in fields(self)}
         merged.update({k: v for k, v in data.items() if v is not None})
-        if isinstance(merged["counters"], str):
-            first, _, last = merged["counters"].partition("-")
-            merged["counters"] = list(range(int(first), int(last or first) + 1))
-        merged["fixed"] = {int(k): str(v) for k, v in (merged["fixed"] or {}).items()}
-        merged["tokens"] = {str(k): str(v) for k, v in (merged["tokens"] or {}).items()}
-        profile = Profile(**merged)
+        try:
+            merged["counters"] = parse_ranges(merged["counters"])
+            merged["clients"] = {str(k): parse_ranges(v) for k, v in (merged["clients"] or {}).items()}
+            merged["fixed"] = {int(k): str(v) for k, v in (merged["fixed"] or {}).items()}
+            merged["enabled_days_ago"] = {
+                int(k): int(v) for k, v in (merged["enabled_days_ago"] or {}).items()
+            }
+            merged["tokens"] = {str(k): str(v) for k, v in (merged["tokens"] or {}).items()}
+            profile = Profile(**merged)
+        except (TypeError, ValueError) as e:
+            raise ProfileError(f"{source}: a sandbox setting has the wrong type ({e})") from None
         bad = {v for v in profile.fixed.values() if v not in FIXED_BEHAVIOURS}
         bad |= {f for f in profile.faults if f not in FAULT_KINDS}
         if bad:
             raise ProfileError(f"{source}: unknown behaviour(s): {', '.join(sorted(bad))}")
         if profile.quota_status not in (420, 429):
             raise ProfileError(f"{source}: quota_status must be 420 or 429")
+        if profile.bad_token_status not in (401, 403):
+            raise ProfileError(f"{source}: bad_token_status must be 401 or 403")
+        if profile.threshold_format not in ("date", "datetime"):
+            raise ProfileError(f"{source}: threshold_format must be date or datetime")
         return profile
 
 
@@ -116,7 +166,10 @@ class Stats:
     read_requests: int = 0
     writes: collections.Counter[int] = field(default_factory=collections.Counter)  # applied writes
     write_attempts: collections.Counter[int] = field(default_factory=collections.Counter)  # writes sent
+    write_log: list[tuple[float, int]] = field(default_factory=list)  # (epoch seconds, counter) applied
+    state_reads: collections.Counter[int] = field(default_factory=collections.Counter)
     requests_by_login: collections.Counter[str] = field(default_factory=collections.Counter)
+    ulogins: collections.Counter[str] = field(default_factory=collections.Counter)
     in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
     peak_in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
     quota_answers: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -132,10 +185,13 @@ class Stats:
             "read_requests": self.read_requests,
             "writes": {str(k): v for k, v in writes.items()},
             "write_attempts": {str(k): v for k, v in self.write_attempts.items()},
+            "write_log": self.write_log,
+            "state_reads": {str(k): v for k, v in self.state_reads.items()},
             "counters_written": len(writes),
             "counters_written_twice": sum(1 for v in writes.values() if v > 1),
             "repeated_writes": sum(v - 1 for v in writes.values() if v > 1),
             "requests_by_login": dict(self.requests_by_login),
+            "ulogins": dict(self.ulogins),
             "peak_in_flight": dict(self.peak_in_flight),
             "quota_answers": dict(self.quota_answers),
             "faults": dict(self.faults),
@@ -146,165 +202,247 @@ class Stats:
 
 def error_body(status: int, error_type: str, message: str) -> dict[str, Any]:
     """The documented error shape."""
-    return {
-        "errors": [{"error_type": error_type, "message": message}],
-        "code": status,
-        "message": message,
-    }
+    return {"errors": [{"error_type": error_type, "message": message}], "code": status, "message": message}
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, text=json.dumps(body), content_type="application/json", headers=headers
+    )
+
+
+def _error(status: int, error_type: str, message: str) -> web.Response:
+    return _json(status, error_body(status, error_type, message))
 
 
 class Sandbox:
-    """The server's state and handlers; `serve()` runs it on a loopback port."""
+    """The server's state, its middlewares and its handlers; `serve()` runs it on a loopback port."""
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.stats = Stats()
-        self.enabled: dict[str, set[int]] = {"calls": set(), "conversions": set()}
-        self.seen: set[int] = set(profile.counters or ())
+        self.shared = set(profile.counters)
+        self.owned_by = {cid: login for login, ids in profile.clients.items() for cid in ids}
+        self.enabled: dict[str, dict[int, dt.date]] = {"calls": {}, "conversions": {}}
         self.dead = set(profile.dead_tokens)
-        self._daily: collections.Counter[str] = collections.Counter()
+        self._daily: collections.Counter[tuple[str, str]] = collections.Counter()
         self._counter_daily: collections.Counter[int] = collections.Counter()
         self._by_ip: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
         self._ordinal: collections.Counter[str] = collections.Counter()
+        today = _today()
+        for cid, days in profile.enabled_days_ago.items():
+            for flags in self.enabled.values():
+                flags[cid] = today - dt.timedelta(days=days)
         for cid, behaviour in profile.fixed.items():
-            self.seen.add(cid)
             if behaviour == "already_enabled":
-                self.enabled["calls"].add(cid)
-                self.enabled["conversions"].add(cid)
+                for flags in self.enabled.values():
+                    flags.setdefault(cid, today - dt.timedelta(days=30))
 
     def app(self) -> web.Application:
-        app = web.Application()
-        base = "/management/v1"
-        app.router.add_route("POST", base + "/counter/{id}/offline_conversions/{method}", self.window)
-        app.router.add_route("DELETE", base + "/counter/{id}/offline_conversions/{method}", self.window)
-        app.router.add_get(base + "/counter/{id}", self.counter)
-        app.router.add_get(base + "/counters", self.counters)
+        app = web.Application(middlewares=[self._count, self._authenticate, self._quotas, self._trouble])
+        app.router.add_route("POST", _BASE + "/counter/{id}/offline_conversions/{method}", self.write)
+        app.router.add_route("DELETE", _BASE + "/counter/{id}/offline_conversions/{method}", self.write)
+        app.router.add_get(_BASE + "/counter/{id}/offline_conversions/{method}", self.read_state)
+        app.router.add_get(_BASE + "/counter/{id}", self.counter)
+        app.router.add_get(_BASE + "/counters", self.listing)
         app.router.add_get("/_sandbox/stats", self.stats_view)
-        app.router.add_post("/_sandbox/reset-day", self.reset_day)
-        app.router.add_post("/_sandbox/revoke", self.revoke)
+        app.router.add_post("/_sandbox/reset-day", self.reset_day_view)
+        app.router.add_post("/_sandbox/revoke", self.revoke_view)
         return app
 
-    # --- the API -----------------------------------------------------------------------------
+    # --- controls (tests, benchmarks, /_sandbox/...) ------------------------------------------
 
-    async def window(self, request: web.Request) -> web.StreamResponse:
-        method = request.match_info["method"]
-        window = _WINDOWS.get(method)
-        self.stats.write_requests += 1
-        if window is None:
-            return _json(404, error_body(404, "not_found", f"unknown method {method}"))
-        self.stats.methods[f"{request.method} {window}"] += 1
+    def reset_day(self) -> None:
+        """The quota reset: daily counts start again."""
+        self._daily.clear()
+        self._counter_daily.clear()
+
+    def revoke(self, login: str) -> None:
+        """Kill every token of `login`, as a password change does."""
+        self.dead |= {t for t, who in self.profile.tokens.items() if who == login}
+
+    def grant_write(self, token: str) -> None:
+        """A token that could only read gets `metrika:write` (a new token with the right scope)."""
+        if token in self.profile.write_denied_tokens:
+            self.profile.write_denied_tokens.remove(token)
+
+    # --- the API: each handler is only API behaviour ------------------------------------------
+
+    async def write(self, request: web.Request) -> web.StreamResponse:
+        window = _WRITES.get(request.match_info["method"])
         cid = _counter_id(request)
-        if cid is not None:
-            self.stats.write_attempts[cid] += 1
-        async with self._admitted(request, write=True) as refusal:
-            if refusal is not None:
-                return refusal
-            if cid is None:
-                return _json(400, error_body(400, "invalid_parameter", "counterId must be a number"))
-            fault = await self._misbehave(request)
-            if fault is not None:
-                return fault
-            fixed = self._fixed_answer(cid)
-            if fixed is not None:
-                return fixed
-            limit = self.profile.counter_daily_limit
-            if limit and self._counter_daily[cid] >= limit:
-                return self._quota("quota_requests_by_counter_id", f"Quota exceeded for counter {cid}")
-            self._counter_daily[cid] += 1
-            if self.profile.fixed.get(cid) == "success_false":
-                return _json(200, {"success": False})
-            flags = self.enabled[window]
-            (flags.add if request.method == "POST" else flags.discard)(cid)
-            self.stats.writes[cid] += 1
-            return _json(200, {"success": True})
+        if window is None:
+            return _error(404, "not_found", "Unknown method")
+        if cid is None:
+            return _error(400, "invalid_parameter", "counterId must be a number")
+        if request[TOKEN_KEY] in self.profile.write_denied_tokens:
+            return _error(403, "access_denied", "Access is denied")
+        refusal = self._fixed_answer(cid, request[AS_LOGIN_KEY])
+        if refusal is not None:
+            return refusal
+        limit = self.profile.counter_daily_limit
+        if limit and self._counter_daily[cid] >= limit:
+            return self._quota("quota_requests_by_counter_id", f"Quota exceeded for counter {cid}")
+        self._counter_daily[cid] += 1
+        if self.profile.fixed.get(cid) == "success_false":
+            return _json(200, {"success": False})
+        flags = self.enabled[window]
+        if request.method == "POST":
+            flags.setdefault(cid, _today())  # enabling again does not restart the window
+        else:
+            flags.pop(cid, None)
+        self.stats.writes[cid] += 1
+        self.stats.write_log.append((time.time(), cid))
+        return _json(200, {"success": True})
+
+    async def read_state(self, request: web.Request) -> web.StreamResponse:
+        window = _READS.get(request.match_info["method"])
+        cid = _counter_id(request)
+        if window is None or cid is None:
+            return _error(405 if window is None else 400, "invalid_parameter", "Unsupported request")
+        self.stats.state_reads[cid] += 1
+        if not self._visible(cid, request[AS_LOGIN_KEY]):
+            return _error(404, "not_found", "Counter not found")
+        if self.profile.fixed.get(cid) in ("access_denied", "read_only"):
+            return _error(403, "access_denied", "Access is denied")
+        today = _today()
+        since = self.enabled[window].get(cid)
+        days = 1 if since is None else min(max((today - since).days, 1), 21)  # 16 hours unless extended
+        start = today - dt.timedelta(days=days)
+        if self.profile.threshold_format == "datetime":
+            return _json(200, {"date": f"{start.isoformat()}T00:00:00+03:00"})
+        return _json(200, {"date": start.isoformat()})
 
     async def counter(self, request: web.Request) -> web.StreamResponse:
-        self.stats.read_requests += 1
-        async with self._admitted(request) as refusal:
-            if refusal is not None:
-                return refusal
-            cid = _counter_id(request)
-            fault = await self._misbehave(request)
-            if fault is not None:
-                return fault
-            if cid is None or not self._visible(cid):
-                return _json(404, error_body(404, "not_found", "Counter not found"))
-            return _json(200, {"counter": self._describe(cid)})
+        cid = _counter_id(request)
+        if cid is None or not self._visible(cid, request[AS_LOGIN_KEY]):
+            return _error(404, "not_found", "Counter not found")
+        return _json(200, {"counter": self._describe(cid, request[AS_LOGIN_KEY])})
 
-    async def counters(self, request: web.Request) -> web.StreamResponse:
-        self.stats.read_requests += 1
-        async with self._admitted(request) as refusal:
-            if refusal is not None:
-                return refusal
-            fault = await self._misbehave(request)
-            if fault is not None:
-                return fault
-            try:
-                per_page = min(int(request.query.get("per_page", "1000")), 10_000)
-                offset = int(request.query.get("offset", "1"))
-            except ValueError:
-                return _json(400, error_body(400, "invalid_parameter", "per_page and offset are numbers"))
-            if per_page < 1 or offset < 1:
-                return _json(400, error_body(400, "invalid_parameter", "per_page and offset start at 1"))
-            wanted = set(filter(None, request.query.get("permission", "").split(",")))
-            described = (self._describe(c) for c in sorted(self.seen) if self._visible(c))
-            rows = [d for d in described if not wanted or d["permission"] in wanted]
-            return _json(200, {"rows": len(rows), "counters": rows[offset - 1 : offset - 1 + per_page]})
+    async def listing(self, request: web.Request) -> web.StreamResponse:
+        try:
+            per_page = int(request.query.get("per_page", "1000"))
+            offset = int(request.query.get("offset", "1"))
+        except ValueError:
+            return _error(400, "invalid_parameter", "per_page and offset are numbers")
+        if per_page < 1 or offset < 1:
+            return _error(400, "invalid_parameter", "per_page and offset start at 1")
+        login = request[AS_LOGIN_KEY]
+        wanted = set(filter(None, request.query.get("permission", "").split(",")))
+        ids = self._ids_of(login)
+        if wanted:
+            ids = [c for c in ids if self._permission(c, login) in wanted]
+        page = ids[offset - 1 : offset - 1 + min(per_page, self.profile.page_cap)]
+        return _json(200, {"rows": len(ids), "counters": [self._describe(c, login) for c in page]})
 
-    # --- the sandbox's own endpoints -------------------------------------------------------------
+    # --- the sandbox's own endpoints -----------------------------------------------------------
 
     async def stats_view(self, request: web.Request) -> web.StreamResponse:
         return _json(200, self.stats.as_json())
 
-    async def reset_day(self, request: web.Request) -> web.StreamResponse:
-        """00:00 GMT, on demand: daily counts start again."""
-        self._daily.clear()
-        self._counter_daily.clear()
+    async def reset_day_view(self, request: web.Request) -> web.StreamResponse:
+        self.reset_day()
         return _json(200, {"success": True})
 
-    async def revoke(self, request: web.Request) -> web.StreamResponse:
-        """Kill a token mid-run: `POST /_sandbox/revoke?login=NAME` (never takes the token itself)."""
+    async def revoke_view(self, request: web.Request) -> web.StreamResponse:
+        """`POST /_sandbox/revoke?login=NAME` (never takes the token itself)."""
         login = request.query.get("login", "")
-        self.dead |= {t for t, who in self.profile.tokens.items() if who == login}
+        self.revoke(login)
         return _json(200, {"revoked": login})
 
-    # --- machinery -------------------------------------------------------------------------------
+    # --- the pipeline ---------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _admitted(
-        self, request: web.Request, write: bool = False
-    ) -> AsyncIterator[web.Response | None]:
-        """Auth and quotas, in the order the real API is likely to apply them; yields a refusal or None."""
-        self.stats.requests += 1
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/_sandbox/"):
+            return await handler(request)
+        stats = self.stats
+        stats.requests += 1
+        method = request.match_info.get("method", "")
+        if method in _WRITES and request.method in ("POST", "DELETE"):
+            stats.write_requests += 1
+            stats.methods[f"{request.method} {_WRITES[method]}"] += 1
+            cid = _counter_id(request)
+            if cid is not None:
+                stats.write_attempts[cid] += 1
+        else:
+            stats.read_requests += 1
+        response = await handler(request)
+        stats.statuses[response.status] += 1
+        return response
+
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/_sandbox/"):
+            return await handler(request)
         header = request.headers.get("Authorization", "")
         token = header[6:] if header.startswith("OAuth ") else ""
-        login = self.profile.tokens.get(token)
         if not token:
-            yield self._count(_json(401, error_body(401, "unauthorized", "Authorization required")))
-            return
+            return _error(401, "unauthorized", "Authorization required")
+        login = self.profile.tokens.get(token)
         if login is None or token in self.dead:
-            status = self.profile.dead_token_status
+            status = self.profile.bad_token_status
             # Echoes the token on purpose: the client must scrub what an API sends back.
-            message = f"Invalid oauth_token {token}"
-            yield self._count(_json(status, error_body(status, "invalid_token", message)))
-            return
+            return _error(status, "invalid_token", f"Invalid oauth_token {token}")
+        ulogin = request.query.get("ulogin")
+        if ulogin is not None:
+            self.stats.ulogins[ulogin] += 1
+            if ulogin != login and ulogin not in self.profile.clients:
+                return _error(403, "access_denied", f"No access to the user {ulogin}")
+        request[TOKEN_KEY], request[LOGIN_KEY], request[AS_LOGIN_KEY] = token, login, ulogin or login
         self.stats.requests_by_login[login] += 1
+        return await handler(request)
+
+    @web.middleware
+    async def _quotas(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/_sandbox/"):
+            return await handler(request)
+        login = request[LOGIN_KEY]
         if self.profile.ip_rps and self._over_ip_rate(request.remote or "?"):
-            yield self._quota("quota_requests_by_ip", "Quota for requests per second from one IP exceeded")
-            return
-        if self.profile.daily_limit and self._daily[login] >= self.profile.daily_limit:
-            yield self._quota("quota_requests_by_uid", f"Daily quota of requests for user {login} exceeded")
-            return
-        self._daily[login] += 1
+            return self._quota("quota_requests_by_ip", "Quota for requests per second from one IP exceeded")
+        group = "write" if request.method in ("POST", "DELETE") else "read"
+        if self.profile.daily_limit and self._daily[(login, group)] >= self.profile.daily_limit:
+            return self._quota("quota_requests_by_uid", f"Daily quota of requests for user {login} exceeded")
+        self._daily[(login, group)] += 1
         if self.stats.in_flight[login] >= self.profile.parallel_limit:
-            yield self._quota("quota_parallel_requests", "Quota for parallel requests exceeded")
-            return
+            return self._quota("quota_parallel_requests", "Quota for parallel requests exceeded")
         self.stats.in_flight[login] += 1
         self.stats.peak_in_flight[login] = max(self.stats.peak_in_flight[login], self.stats.in_flight[login])
         try:
-            yield None
+            return await handler(request)
         finally:
             self.stats.in_flight[login] -= 1
+
+    @web.middleware
+    async def _trouble(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Latency, then maybe a transient fault, both decided by (seed, path, ordinal)."""
+        if request.path.startswith("/_sandbox/"):
+            return await handler(request)
+        key = f"{request.method} {request.path}"
+        self._ordinal[key] += 1
+        rng = random.Random(f"{self.profile.seed}|{key}|{self._ordinal[key]}")
+        delay = self.profile.latency + (rng.uniform(-1, 1) * self.profile.jitter)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if not self.profile.faults or rng.random() >= self.profile.fault_rate:
+            return await handler(request)
+        kind = rng.choice(self.profile.faults)
+        self.stats.faults[kind] += 1
+        if kind == "backend_error":
+            return _error(503, "backend_error", "Internal backend error")
+        if kind == "timeout":
+            return _error(504, "timeout", "Request timed out")
+        if kind == "html_500":
+            html = "<html><body><h1>500 Internal Server Error</h1></body></html>"
+            return web.Response(status=500, text=html, content_type="text/html")
+        if kind == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            raise asyncio.CancelledError  # the connection is gone; nothing more to answer
+        await asyncio.sleep(self.profile.slow_seconds)  # "slow": cancelled if the client gives up
+        return await handler(request)
+
+    # --- the model ------------------------------------------------------------------------------
 
     def _over_ip_rate(self, address: str) -> bool:
         now = time.monotonic()
@@ -320,85 +458,61 @@ class Sandbox:
         self.stats.quota_answers[error_type] += 1
         status = self.profile.quota_status
         headers = {} if self.profile.retry_after is None else {"Retry-After": f"{self.profile.retry_after:g}"}
-        return self._count(_json(status, error_body(status, error_type, message), headers))
+        return _json(status, error_body(status, error_type, message), headers)
 
-    def _count(self, response: web.Response) -> web.Response:
-        self.stats.statuses[response.status] += 1
-        return response
-
-    async def _misbehave(self, request: web.Request) -> web.StreamResponse | None:
-        """Latency, then maybe a transient fault, both decided by (seed, path, ordinal)."""
-        key = f"{request.method} {request.path}"
-        self._ordinal[key] += 1
-        rng = random.Random(f"{self.profile.seed}|{key}|{self._ordinal[key]}")
-        delay = self.profile.latency + (rng.uniform(-1, 1) * self.profile.jitter)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if not self.profile.faults or rng.random() >= self.profile.fault_rate:
-            return None
-        kind = rng.choice(self.profile.faults)
-        self.stats.faults[kind] += 1
-        if kind == "backend_error":
-            return self._count(_json(503, error_body(503, "backend_error", "Internal backend error")))
-        if kind == "timeout":
-            return self._count(_json(504, error_body(504, "timeout", "Request timed out")))
-        if kind == "html_500":
-            self.stats.statuses[500] += 1
-            return web.Response(
-                status=500,
-                text="<html><body><h1>500 Internal Server Error</h1></body></html>",
-                content_type="text/html",
-            )
-        if kind == "drop":
-            if request.transport is not None:
-                request.transport.close()
-            raise asyncio.CancelledError  # the connection is gone; nothing more to answer
-        await asyncio.sleep(self.profile.slow_seconds)  # "slow": cancelled if the client gives up
-        return None
-
-    def _fixed_answer(self, cid: int) -> web.Response | None:
+    def _fixed_answer(self, cid: int, login: str) -> web.Response | None:
         behaviour = self.profile.fixed.get(cid)
+        if not self._visible(cid, login):
+            if self.owned_by.get(cid) is not None:
+                return _error(403, "access_denied", "Access is denied")  # a client's counter without ulogin
+            return _error(404, "not_found", "Counter not found")
         if behaviour in ("access_denied", "read_only"):
-            return self._count(_json(403, error_body(403, "access_denied", "Access is denied")))
+            return _error(403, "access_denied", "Access is denied")
         if behaviour == "counter_in_connect":
-            return self._count(_json(403, error_body(403, "counter_in_connect", "Counter is in Connect")))
-        if behaviour == "not_found" or not self._visible(cid):
-            return self._count(_json(404, error_body(404, "not_found", "Counter not found")))
+            return _error(403, "counter_in_connect", "Counter is in Connect")
         if behaviour == "invalid_parameter":
-            return self._count(_json(400, error_body(400, "invalid_parameter", "Invalid parameter")))
+            return _error(400, "invalid_parameter", "Invalid parameter")
         return None
 
-    def _visible(self, cid: int) -> bool:
+    def _ids_of(self, login: str) -> list[int]:
+        ids = self.profile.clients.get(login, self.profile.counters)
+        return [c for c in ids if self.profile.fixed.get(c) != "not_found"]
+
+    def _visible(self, cid: int, login: str) -> bool:
         if self.profile.fixed.get(cid) == "not_found":
             return False
-        if self.profile.counters is None:
-            self.seen.add(cid)
-            return True
-        return cid in self.seen
+        owner = self.owned_by.get(cid)
+        if owner is not None:
+            return owner == login
+        return cid in self.shared and login not in self.profile.clients
 
-    def _describe(self, cid: int) -> dict[str, Any]:
-        behaviour = self.profile.fixed.get(cid)
+    def _permission(self, cid: int, login: str) -> str:
+        if self.profile.fixed.get(cid) in ("access_denied", "read_only"):
+            return "view"
+        return "own" if self.owned_by.get(cid) == login else "edit"
+
+    def _describe(self, cid: int, login: str) -> dict[str, Any]:
+        """A CounterBrief, as the documented listing gives it."""
         body: dict[str, Any] = {
             "id": cid,
             "name": f"Counter {cid}",
-            "site": f"site-{cid}.example",
-            "permission": "view" if behaviour in ("access_denied", "read_only") else "edit",
+            "site2": {"site": f"site-{cid}.example"},
+            "permission": self._permission(cid, login),
             "status": "Active",
+            "owner_login": self.owned_by.get(cid, next(iter(self.profile.tokens.values()), "agency")),
         }
         if self.profile.offline_options:
             body["offline_options"] = {_FLAGS[w]: cid in on for w, on in self.enabled.items()}
         return body
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def _counter_id(request: web.Request) -> int | None:
-    raw = request.match_info["id"]
-    return int(raw) if raw.isdigit() else None
-
-
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, text=json.dumps(body), content_type="application/json", headers=headers
-    )
+    raw = request.match_info.get("id", "")
+    return int(raw) if raw.isdigit() and len(raw) < 20 else None
 
 
 @contextlib.asynccontextmanager
@@ -410,16 +524,22 @@ async def serve(
     # handler_cancellation: a client that hangs up cancels its handler, as a real server stops work
     runner = web.AppRunner(sandbox.app(), handler_cancellation=True, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    server = site._server
-    sockets = getattr(server, "sockets", None) or []
-    bound = sockets[0].getsockname()[1] if sockets else port
-    shown = f"[{host}]" if ":" in host else host
     try:
+        await web.TCPSite(runner, host, port).start()
+        bound = runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
         yield sandbox, f"http://{shown}:{bound}"
     finally:
         await runner.cleanup()
+
+
+async def serve_forever(
+    profile: Profile, host: str, port: int, ready: Callable[[str, dict[str, str]], None]
+) -> None:
+    """`bulk-enable sandbox`: serve until interrupted; `ready(url, tokens)` once listening."""
+    async with serve(profile, host, port) as (_, url):
+        ready(url, profile.tokens)
+        await asyncio.Event().wait()
 
 
 class SandboxThread:
@@ -428,16 +548,17 @@ class SandboxThread:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.url = ""
-        self.sandbox: Sandbox | None = None
+        self._sandbox: Sandbox | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._thread = threading.Thread(target=self._main, daemon=True)
+        self._error: BaseException | None = None
 
     def __enter__(self) -> SandboxThread:
         self._thread.start()
-        if not self._ready.wait(10):
-            raise RuntimeError("sandbox did not start")
+        if not self._ready.wait(10) or self._error is not None:
+            raise RuntimeError(f"sandbox did not start: {self._error}")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -447,31 +568,51 @@ class SandboxThread:
 
     def stats(self) -> dict[str, Any]:
         """A consistent snapshot of the stats, taken on the sandbox's own loop."""
-        assert self.sandbox is not None
-        sandbox = self.sandbox
-        future = asyncio.run_coroutine_threadsafe(_snapshot(sandbox), self._loop)
-        return future.result(10)
+        stats: dict[str, Any] = self._on_loop(lambda box: box.stats.as_json())
+        return stats
 
-    def call(self, fn: Any) -> Any:
-        """Run `fn(sandbox)` on the sandbox's loop (reset the day, revoke a token, ...)."""
+    def reset_day(self) -> None:
+        """The daily quota resets now."""
+        self._on_loop(lambda box: box.reset_day())
+
+    def reset_day_at(self, when: float) -> None:
+        """The daily quota resets at `when` (epoch seconds), on the sandbox's own clock."""
+
+        def schedule(box: Sandbox) -> None:
+            self._loop.call_later(max(0.0, when - time.time()), box.reset_day)
+
+        self._on_loop(schedule)
+
+    def revoke(self, login: str) -> None:
+        """Every token of `login` is dead from now on."""
+        self._on_loop(lambda box: box.revoke(login))
+
+    def grant_write(self, token: str) -> None:
+        """`token` may write from now on."""
+        self._on_loop(lambda box: box.grant_write(token))
+
+    def _on_loop(self, fn: Callable[[Sandbox], Any]) -> Any:
+        sandbox = self._sandbox
+        assert sandbox is not None, "the sandbox is not running"
 
         async def run() -> Any:
-            return fn(self.sandbox)
+            return fn(sandbox)
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._serve())
-        self._loop.close()
+        try:
+            self._loop.run_until_complete(self._serve())
+        except BaseException as e:  # reported by __enter__
+            self._error = e
+            self._ready.set()
+        finally:
+            self._loop.close()
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
         async with serve(self.profile) as (sandbox, url):
-            self.sandbox, self.url = sandbox, url
+            self._sandbox, self.url = sandbox, url
             self._ready.set()
             await self._stop.wait()
-
-
-async def _snapshot(sandbox: Sandbox) -> dict[str, Any]:
-    return sandbox.stats.as_json()

@@ -1,174 +1,118 @@
-"""Scheduling policy: how many requests, how fast, how often again, and when to stop asking.
+"""Runs calls within the quotas: per-login slots and stops, the shared rate, retries, quota waits.
 
-The Metrica quotas are the boundary of a run (see the API reference):
-- per login: at most `concurrency` (3) requests in flight, a daily budget (`--max-requests`), and a
-  full stop on a dead token or the daily quota (`Lane`);
-- per address, shared by every login of the run: an evenly spaced request rate that never bursts,
-  and a common pause after a per-address quota answer (`RateGate`).
-The scheduler sends whatever `send` callable it is given and knows nothing of windows or reports.
+The Metrica quotas are the boundary of a run (docs/metrica-api.md):
+- per login: at most `concurrency` (3) requests in flight, a budget (`max_requests`), and a stop on
+  a refused token, a spent daily quota, writes that keep being denied, or answers that are not the
+  API's (`Lane`); with `until_done`, a spent quota or budget waits for the reset instead;
+- per address, shared by every login of the run: an evenly spaced, adaptive rate (`RateGate`).
+
+The scheduler sends whatever `send` it is given, acts on the `Verdict` of each answer and hands the
+caller's own value back in a typed outcome (`Sent` or `NotSent`). It knows nothing of windows,
+reports or words for people: what happens is told to an `Events` object.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
-import logging
+import datetime as dt
+import enum
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Generic, TypeVar
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from ._metrica import Answer, Verdict
-
-log = logging.getLogger("bulk_enable")
+from ._answer import Answer, Verdict
+from ._interrupt import Interrupt
+from ._model import Stop, StopCause
+from ._policy import Policy
+from ._rate import RateGate
+from ._slots import Slots
 
 T = TypeVar("T")
-METRICA_MAX_IN_FLIGHT = 3  # per login, documented
-UNREACHABLE_AFTER = 2  # counters' worth of transport failures in a row before a lane stops
-DEFAULT_RPS = 29.0  # Metrica allows 30/s per address; evenly spaced 29/s never has 30 in one second
+Send = Callable[[], Awaitable[tuple[Answer, T]]]
+LOGIN_PAUSE = 0.2  # seconds at most a login waits after a parallel-quota answer
+RECHECK = 60.0  # seconds between looks at the clock during a quota wait (a suspended machine jumps)
+
+
+class NotSentReason(enum.Enum):
+    """Why a call ended without a final answer."""
+
+    BUDGET_SPENT = "budget_spent"
+    ACCOUNT_STOPPED = "account_stopped"
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
-class Policy:
-    """The knobs of a run; the defaults are Metrica's documented quotas."""
+class Sent(Generic[T]):
+    """A call that got its final answer (or ran out of attempts on transient ones)."""
 
-    concurrency: int = METRICA_MAX_IN_FLIGHT
-    rps: float = DEFAULT_RPS  # 0: no client-side rate limit (benchmarks only)
-    max_attempts: int = 6
-    max_requests: int | None = None  # per account and run
-    backoff_initial: float = 0.5  # seconds; tests make it tiny, as stamina's testing mode does
-    backoff_max: float = 30.0
-    slow_down: float = 1.0  # pause after a per-second or parallel quota answer without Retry-After
-    workers_per_slot: int = 4  # counters in progress per free slot, so backoffs do not idle a slot
+    answer: Answer
+    value: T
+    attempts: int  # requests this call sent
+    gave_up: bool = False  # the answer is still transient: the attempts ran out
 
 
 @dataclass(frozen=True, slots=True)
-class Result:
-    """How one call ended: the last answer, how many requests it took, or why it was not finished."""
+class NotSent:
+    """A call cut short before a final answer: the account stopped, the budget ran out, Ctrl-C."""
 
-    answer: Answer | None
-    attempts: int
-    deferred: str = ""  # non-empty: not finished today (account stopped, budget spent, interrupted)
-
-
-class RateGate:
-    """The per-address limit, shared by all accounts: evenly spaced requests, no burst, ever.
-
-    Each request reserves the next slot of a fixed schedule (GCRA: slot = previous slot + 1/rps, but
-    never earlier than now - interval/4). A leaky bucket of capacity 1 (aiolimiter, used before)
-    restarts its interval from every late timer wake-up: measured 28.2/s at --rps 29, 3% lost. The
-    schedule keeps the rate, and its quarter-interval tolerance still puts at most rps + 1 requests
-    in any one second (30 at the default 29: Metrica's limit).
-    """
-
-    def __init__(self, rps: float) -> None:
-        self._interval = 1 / rps if rps > 0 else 0.0
-        self._tolerance = self._interval / 4
-        self._next_slot = float("-inf")
-        self._paused_until = 0.0
-
-    def pause(self, seconds: float) -> None:
-        """Hold every request of the run for `seconds` (a per-address quota answer came back)."""
-        self._paused_until = max(self._paused_until, asyncio.get_running_loop().time() + seconds)
-
-    async def wait_turn(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            if self._paused_until > now:
-                await asyncio.sleep(self._paused_until - now)
-                continue
-            if not self._interval:
-                return
-            slot = max(self._next_slot, now - self._tolerance)
-            self._next_slot = slot + self._interval
-            if slot > now:
-                await asyncio.sleep(slot - now)
-            if self._paused_until <= loop.time():
-                return
-            # a pause began while this request waited for its slot: wait it out, take a new slot
+    reason: NotSentReason
+    attempts: int = 0
+    last: Answer | None = None  # the last (transient) answer before it was cut short
+    stop: Stop | None = None  # the account's stop, when that is the reason
 
 
-class Slots:
-    """The in-flight cap of one login: first come, first served; it can shrink when the API says so.
+class Events:
+    """What the scheduler tells the outside world; the CLI turns these into words. No-ops here."""
 
-    A freed slot is handed straight to the longest waiter, so a task that releases one and asks again
-    cannot barge ahead (a condition-variable version let some counters starve for a whole run).
-    """
+    def retrying(self, account: str, subject: str, attempt: int, wait: float, answer: Answer) -> None:
+        """A transient answer; the call asks again after `wait` seconds."""
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.used = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+    def stopped(self, account: str, stop: Stop) -> None:
+        """The account sends nothing more in this run."""
 
-    async def __aenter__(self) -> None:
-        if self.used < self.limit and not self._waiters:
-            self.used += 1
-            return
-        granted = asyncio.get_running_loop().create_future()
-        self._waiters.append(granted)
-        try:
-            await granted  # a slot was counted for us before we were woken
-        except asyncio.CancelledError:
-            if granted.done() and not granted.cancelled():
-                self._release()  # granted, then cancelled before use: pass it on
-            else:
-                self._waiters.remove(granted)
-            raise
+    def waiting(self, account: str, until: dt.datetime, stop: Stop) -> None:
+        """The account waits for the quota reset at `until` (UTC), then goes on."""
 
-    async def __aexit__(self, *exc: object) -> None:
-        self._release()
+    def resumed(self, account: str) -> None:
+        """The account's wait is over: it sends again."""
 
-    def _release(self) -> None:
-        self.used -= 1
-        while self._waiters and self.used < self.limit:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.used += 1
-                waiter.set_result(None)
+    def narrowed(self, account: str, limit: int) -> None:
+        """A parallel-quota answer: the login keeps `limit` requests in flight from now on."""
 
-    def shrink(self) -> bool:
-        """One fewer in flight from now on (never below 1); False when already at 1."""
-        if self.limit <= 1:
-            return False
-        self.limit -= 1
-        return True
+
+@dataclass
+class _Wait:
+    """An account waiting for the quota reset (`until_done`)."""
+
+    stop: Stop
+    reopens_at: float  # epoch seconds
+    probe: bool  # the first request after the reset finds out whether the quota is back
+    backoff: float  # next wait when a probe still finds it spent
+    probing: bool = False
 
 
 class Lane:
-    """One login: its in-flight slots, its request budget, and whether it has been stopped."""
+    """One login: its in-flight slots, its budget, and whether it is stopped or waiting."""
 
     def __init__(self, name: str, policy: Policy) -> None:
         self.name = name
         self.slots = Slots(policy.concurrency)
-        self.budget = policy.max_requests
-        self.requests = 0
-        self.stop_reason = ""
+        self.requests = 0  # sent in this run
+        self.spent_today = 0  # sent since the last quota reset: the budget is per day with until_done
+        self.stop: Stop | None = None  # for good
+        self.wait: _Wait | None = None  # until the quota resets
+        self.written = False  # a write succeeded in this job: denials are then this counter's own
+        self.denied = 0  # writes denied while none has succeeded
         self.unreachable = 0  # transport failures in a row, across counters
+        self.api_seen = False  # an answer that came from the API itself
+        self.foreign = 0  # answers that did not, before the first one that did
         self._paused_until = 0.0
 
-    def stop(self, reason: str, subject: str = "") -> None:
-        """Send nothing more for this login in this run; `subject` is what got the stopping answer."""
-        if not self.stop_reason:
-            self.stop_reason = reason
-            log.warning(
-                "stop %s account=%s after %d requests: %s", subject or "-", self.name, self.requests, reason
-            )
-
-    def pause(self, seconds: float) -> None:
-        self._paused_until = max(self._paused_until, asyncio.get_running_loop().time() + seconds)
-
-    async def wait_pause(self) -> None:
-        loop = asyncio.get_running_loop()
-        while (delay := self._paused_until - loop.time()) > 0:  # noqa: ASYNC110 (the pause may grow)
-            await asyncio.sleep(delay)
+    def pause(self, seconds: float, now: float) -> None:
+        self._paused_until = max(self._paused_until, now + seconds)
 
 
 class _TryAgain(Exception):
@@ -178,47 +122,101 @@ class _TryAgain(Exception):
 
 
 class _NotSent(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: NotSentReason) -> None:
+        super().__init__(reason.value)
         self.reason = reason
 
 
-class Scheduler:
-    """Runs calls within the quotas: one per run, shared by all its lanes."""
+class _Tally:
+    """One call's count of requests, and tenacity's stop condition for it."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
-        self.gate = RateGate(policy.rps)
-        self.stopping = ""  # non-empty: the run is winding down (Ctrl-C); nothing new is sent
+        self.requests = 0
+        self.attempts = 0  # those that count against max_attempts
+        self.quota_answers = 0
+
+    def note(self, verdict: Verdict) -> None:
+        if verdict.counts_as_attempt:
+            self.attempts += 1
+        elif verdict.transient:  # the daily quota's answers under until_done are counted by its wait
+            self.quota_answers += 1
+
+    def spent(self, state: RetryCallState) -> bool:
+        return (
+            self.attempts >= self.policy.max_attempts or self.quota_answers >= self.policy.quota_answers_cap
+        )
+
+
+class Scheduler:
+    """One per run, shared by all its lanes."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        events: Events | None = None,
+        interrupt: Interrupt | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.events = events or Events()
+        self.interrupt = interrupt or Interrupt()
+        self.gate = RateGate(policy.rps, self.interrupt)
+        self.lanes: dict[str, Lane] = {}
+        self.retries = 0  # transient answers asked again
+        self.gave_up = 0  # calls still failing transiently when their attempts ran out
+        self._clock = clock
 
     def lane(self, name: str) -> Lane:
-        return Lane(name, self.policy)
+        """The lane of account `name` (one per account and run)."""
+        lane = self.lanes[name] = Lane(name, self.policy)
+        return lane
 
-    async def call(self, lane: Lane, subject: str, send: Callable[[], Awaitable[Answer]]) -> Result:
-        """Send until a final answer, retrying transient ones; `subject` names it in log lines."""
-        attempts = 0
+    @property
+    def requests(self) -> int:
+        return sum(lane.requests for lane in self.lanes.values())
+
+    def next_reset(self, after: float | None = None) -> dt.datetime:
+        """The next daily quota reset after `after` (epoch seconds; default now), in UTC."""
+        now = dt.datetime.fromtimestamp(self._clock() if after is None else after, dt.UTC)
+        reset = dt.datetime.combine(now.date(), self.policy.quota_reset, dt.UTC)
+        return reset if reset > now else reset + dt.timedelta(days=1)
+
+    async def call(
+        self, lane: Lane, subject: str, send: Send[T], *, write: bool = False
+    ) -> Sent[T] | NotSent:
+        """Send until a final answer, asking again on transient ones; `subject` names it in events.
+
+        `write`: the request changes something, so its denials tell whether the token can write.
+        """
+        tally = _Tally(self.policy)
+        last: tuple[Answer, T] | None = None
         retrying = AsyncRetrying(  # a new retrying object per call: no state shared between calls
-            stop=stop_after_attempt(self.policy.max_attempts),
+            stop=tally.spent,
             wait=self._wait,
+            sleep=self.interrupt.sleep,
             retry=retry_if_exception_type(_TryAgain),
-            before_sleep=lambda state: _log_retry(state, lane, subject, self.policy.max_attempts),
+            before_sleep=lambda state: self._retrying(state, lane, subject),
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    answer = await self._send_once(lane, send)
-                    attempts += 1
-                    self._react(lane, answer, subject)
-                    if answer.verdict in (Verdict.RETRY, Verdict.SLOW_DOWN):
+                    (answer, value), probe = await self._send_once(lane, send)
+                    tally.requests += 1
+                    last = (answer, value)
+                    self._react(lane, answer, subject, write, probe)
+                    if self._ask_again(answer):
+                        tally.note(answer.verdict)
                         raise _TryAgain(answer)
-        except _TryAgain as gave_up:
-            return Result(gave_up.answer, attempts)
-        except _NotSent as not_sent:
-            return Result(None, attempts, not_sent.reason)
-        if answer.verdict is Verdict.STOP_ACCOUNT:
-            return Result(answer, attempts, lane.stop_reason)
-        return Result(answer, attempts)
+        except _TryAgain:
+            assert last is not None
+            self.gave_up += 1
+            return Sent(last[0], last[1], tally.requests, gave_up=True)
+        except _NotSent as e:
+            return NotSent(e.reason, tally.requests, last[0] if last else None, lane.stop)
+        assert last is not None
+        return Sent(last[0], last[1], tally.requests)
 
     async def for_each(self, lane: Lane, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
         """Run `work` over `items` with a bounded pool; stop taking items once the lane or run stops."""
@@ -226,64 +224,167 @@ class Scheduler:
 
         async def worker() -> None:
             for item in source:  # shared iterator: each item goes to exactly one worker
-                if lane.stop_reason or self.stopping:
+                if lane.stop is not None or self.interrupt.requested:
                     return
                 await work(item)
 
-        n = max(1, self.policy.concurrency * self.policy.workers_per_slot)
         async with asyncio.TaskGroup() as group:
-            for _ in range(n):
+            for _ in range(self.policy.workers):
                 group.create_task(worker())
 
-    async def _send_once(self, lane: Lane, send: Callable[[], Awaitable[Answer]]) -> Answer:
-        await lane.wait_pause()
-        async with lane.slots:
-            await self.gate.wait_turn()
-            # Checked after every wait: a stop may have come while this request queued.
-            if lane.stop_reason:
-                raise _NotSent(lane.stop_reason)
-            if self.stopping:
-                raise _NotSent(self.stopping)
-            if lane.budget is not None and lane.requests >= lane.budget:
-                raise _NotSent(f"request budget spent (--max-requests {lane.budget}); rerun to continue")
-            lane.requests += 1
-            return await send()
+    async def wait_for_reset(self) -> dt.datetime:
+        """Sleep until the next quota reset (interruptible); return when it was."""
+        reset = self.next_reset()
+        while (left := reset.timestamp() - self._clock()) > 0 and not self.interrupt.requested:
+            await self.interrupt.sleep(min(left, RECHECK))
+        return reset
 
-    def _react(self, lane: Lane, answer: Answer, subject: str) -> None:
-        """Apply what an answer says about everyone else: pause the run or the login, or stop it."""
-        if answer.verdict is Verdict.SLOW_DOWN:
-            pause = answer.retry_after if answer.retry_after is not None else self.policy.slow_down
-            if answer.error_type == "quota_parallel_requests":
-                # More in flight than the login may have (--concurrency above 3, or another tool on
-                # the same login): keep one fewer in flight from now on, and wait a moment.
-                if lane.slots.shrink():
-                    log.warning(
-                        "account=%s: parallel-request quota answered; %d in flight from now on",
-                        lane.name,
-                        lane.slots.limit,
-                    )
-                lane.pause(min(pause, 0.2))
+    # --- the machinery ------------------------------------------------------------------------
+
+    def _ask_again(self, answer: Answer) -> bool:
+        if answer.verdict.transient:
+            return True
+        # With until_done, a spent daily quota is a wait, not an end: the call goes on after the reset.
+        return answer.verdict is Verdict.ACCOUNT_QUOTA and self.policy.until_done
+
+    def _check(self, lane: Lane) -> None:
+        """Refuse to send when the run is interrupted or the lane stopped (checked after every wait)."""
+        if self.interrupt.requested:
+            raise _NotSent(NotSentReason.INTERRUPTED)
+        if lane.stop is not None:
+            budget = lane.stop.cause is StopCause.BUDGET
+            raise _NotSent(NotSentReason.BUDGET_SPENT if budget else NotSentReason.ACCOUNT_STOPPED)
+
+    async def _admit(self, lane: Lane) -> bool:
+        """Wait until the lane may send; True when this request is the probe after a quota wait."""
+        loop_time = asyncio.get_running_loop().time
+        while True:
+            self._check(lane)
+            wait = lane.wait
+            if wait is None:
+                while (delay := lane._paused_until - loop_time()) > 0 and not self.interrupt.requested:
+                    await self.interrupt.sleep(delay)
+                self._check(lane)
+                return False
+            left = wait.reopens_at - self._clock()
+            if left > 0:
+                await self.interrupt.sleep(min(left, RECHECK))
+            elif not wait.probe:
+                self._reopen(lane)
+            elif wait.probing:  # another request is finding out whether the quota is back
+                await self.interrupt.sleep(0.05)
             else:
-                self.gate.pause(pause)  # per address: the whole run slows down
-        elif answer.verdict is Verdict.STOP_ACCOUNT:
-            lane.stop(_stop_reason(answer), subject)
-        # Nothing answering at all (a wrong --api-base, no network) is not a per-counter fault:
-        # stop after a few counters' worth of tries rather than fail the whole list slowly.
-        lane.unreachable = lane.unreachable + 1 if answer.http_status is None else 0
-        if lane.unreachable >= UNREACHABLE_AFTER * self.policy.max_attempts:
-            lane.stop(
-                f"cannot reach the API ({answer.message or answer.error_type}): check --api-base "
-                "and the network, then rerun",
-                subject,
-            )
+                wait.probing = True
+                return True
+
+    async def _send_once(self, lane: Lane, send: Send[T]) -> tuple[tuple[Answer, T], bool]:
+        """One request when the lane, its slots and the rate allow; also says whether it was a probe."""
+        while True:
+            probe = await self._admit(lane)
+            async with lane.slots:
+                await self.gate.wait_turn()
+                self._check(lane)  # a stop may have come while this request queued
+                if lane.wait is not None and not (probe and lane.wait.probing):
+                    continue  # so may a quota wait: back to waiting, slot given up
+                lane.requests += 1
+                lane.spent_today += 1
+                budget = self.policy.max_requests
+                if budget is not None and lane.spent_today >= budget:
+                    self._budget_spent(lane)  # this request still goes; nothing after it
+                return await send(), probe
+
+    def _react(self, lane: Lane, answer: Answer, subject: str, write: bool, probe: bool) -> None:
+        """Apply what an answer says about everyone else: slow down, stop or wait."""
+        verdict = answer.verdict
+        if probe and lane.wait is not None:
+            self._probed(lane, answer)
+        if answer.http_status is None:
+            lane.unreachable += 1
+            if lane.unreachable >= self.policy.unreachable_after * self.policy.max_attempts:
+                self.stop(lane, StopCause.UNREACHABLE, answer, subject)
+            return
+        lane.unreachable = 0
+        if verdict is Verdict.FOREIGN:
+            if not lane.api_seen:
+                lane.foreign += 1
+                if lane.foreign >= self.policy.foreign_after:
+                    self.stop(lane, StopCause.NOT_THE_API, answer, subject)
+            return
+        lane.api_seen = True
+        if verdict is Verdict.SLOW_ADDRESS:
+            self.gate.throttled(self._pause(answer, self.policy.slow_down))
+        elif verdict is Verdict.SLOW_LOGIN:
+            # More in flight than the login may have (--concurrency above 3, or another tool on
+            # the same login): keep one fewer in flight from now on, and wait a moment.
+            if lane.slots.shrink():
+                self.events.narrowed(lane.name, lane.slots.limit)
+            login_pause = min(self.policy.slow_down, LOGIN_PAUSE)
+            lane.pause(self._pause(answer, login_pause), asyncio.get_running_loop().time())
+        elif verdict is Verdict.ACCOUNT_REFUSED:
+            self.stop(lane, StopCause.REFUSED, answer, subject)
+        elif verdict is Verdict.ACCOUNT_QUOTA:
+            self._quota_spent(lane, Stop(StopCause.DAILY_QUOTA, answer, subject, lane.requests))
+        elif write and verdict is Verdict.DONE:
+            lane.written = True
+        elif write and verdict is Verdict.DENIED and not lane.written:
+            lane.denied += 1
+            if self.policy.max_denied and lane.denied >= self.policy.max_denied:
+                self.stop(lane, StopCause.CANNOT_WRITE, answer, subject)
+
+    def _pause(self, answer: Answer, default: float) -> float:
+        if answer.retry_after is not None:
+            return min(answer.retry_after, self.policy.backoff_max)
+        return default
+
+    def stop(self, lane: Lane, cause: StopCause, answer: Answer | None = None, subject: str = "") -> Stop:
+        """Stop `lane` for good (the first stop stands); return the lane's stop."""
+        if lane.stop is None:
+            lane.stop = Stop(cause, answer, subject, lane.requests)
+            lane.wait = None
+            self.events.stopped(lane.name, lane.stop)
+        return lane.stop
+
+    def _quota_spent(self, lane: Lane, stop: Stop) -> None:
+        if lane.stop is not None or lane.wait is not None:
+            return
+        if not self.policy.until_done:
+            self.stop(lane, stop.cause, stop.answer, stop.subject)
+            return
+        reset = self.next_reset()
+        first = min(RECHECK, self.policy.probe_wait)
+        lane.wait = _Wait(stop, reset.timestamp(), probe=stop.cause is StopCause.DAILY_QUOTA, backoff=first)
+        self.events.waiting(lane.name, reset, stop)
+
+    def _budget_spent(self, lane: Lane) -> None:
+        self._quota_spent(lane, Stop(StopCause.BUDGET, None, "", lane.requests))
+
+    def _probed(self, lane: Lane, answer: Answer) -> None:
+        wait = lane.wait
+        assert wait is not None
+        wait.probing = False
+        if answer.http_status is None or answer.verdict in (Verdict.RETRY, Verdict.SLOW_ADDRESS):
+            return  # no word on the quota: the next request probes again
+        if answer.verdict is Verdict.ACCOUNT_QUOTA:
+            wait.reopens_at = self._clock() + wait.backoff
+            until = dt.datetime.fromtimestamp(wait.reopens_at, dt.UTC)
+            wait.backoff = min(wait.backoff * 2, self.policy.probe_wait)
+            self.events.waiting(lane.name, until, wait.stop)
+            return
+        self._reopen(lane)
+
+    def _reopen(self, lane: Lane) -> None:
+        lane.wait = None
+        lane.spent_today = 0
+        self.events.resumed(lane.name)
 
     def _wait(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        answer = error.answer if isinstance(error, _TryAgain) else None
-        if answer is not None and answer.retry_after is not None:
+        answer = _answer_of(state)
+        if answer is None:
+            return 0.0
+        if answer.retry_after is not None:
             return min(answer.retry_after, self.policy.backoff_max)
-        if answer is not None and answer.verdict is Verdict.SLOW_DOWN:
-            return self.policy.slow_down
+        if answer.verdict is not Verdict.RETRY:
+            return 0.0  # quota answers: the rate gate, the login's pause or the quota wait paces them
         backoff = wait_exponential_jitter(
             multiplier=self.policy.backoff_initial,
             max=self.policy.backoff_max,
@@ -291,25 +392,15 @@ class Scheduler:
         )
         return float(backoff(state))
 
+    def _retrying(self, state: RetryCallState, lane: Lane, subject: str) -> None:
+        answer = _answer_of(state)
+        assert answer is not None
+        if answer.verdict is Verdict.RETRY:
+            self.retries += 1
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.events.retrying(lane.name, subject, state.attempt_number, wait, answer)
 
-def _stop_reason(answer: Answer) -> str:
-    kind = answer.error_type or f"HTTP {answer.http_status}"
-    if answer.error_type.startswith("quota_"):
-        return f"daily quota reached ({kind}): it resets at 00:00 GMT; rerun the same command then"
-    return f"token refused ({kind}: {answer.message}); fix the token and rerun"
 
-
-def _log_retry(state: RetryCallState, lane: Lane, subject: str, max_attempts: int) -> None:
+def _answer_of(state: RetryCallState) -> Answer | None:
     error = state.outcome.exception() if state.outcome else None
-    answer = error.answer if isinstance(error, _TryAgain) else None
-    why = f"{answer.http_status or '-'} {answer.error_type}" if answer else "?"
-    wait = state.next_action.sleep if state.next_action else 0.0
-    log.info(
-        "retry %s account=%s attempt=%d/%d wait=%.2fs after %s",
-        subject,
-        lane.name,
-        state.attempt_number,
-        max_attempts,
-        wait,
-        why,
-    )
+    return error.answer if isinstance(error, _TryAgain) else None

@@ -1,24 +1,37 @@
-"""Shared fixtures: the aioresponses compatibility shim, the sandbox, and running the CLI."""
+"""Shared fixtures: the aioresponses shim, sandboxes, and the CLI run in-process or as a process."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import io
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from unittest import mock
 
 import aioresponses.core
 import pytest
 import yarl
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, web
 
-from bulk_enable import Profile, SandboxThread, read_csv
+from bulk_enable import SandboxThread
+from bulk_enable._cli import main
 
-TOKEN = "test-token-7f3a9c"  # distinctive, so a leak is found by a plain substring search
+from .support import journal_statuses as journal_statuses
+from .support import read_report as read_report
+from .support import sandbox_thread
+from .support import statuses as statuses
+from .support import write_config as write_config
+
+TOKEN = "test-token-7f3a9c2e41"  # distinctive, so a leak is found by a plain substring search
 REPO = Path(__file__).resolve().parent.parent
+TEST_COUNTERS = "1-3000"  # the sandbox's counters unless a test says otherwise
 
 
 # --- aioresponses on aiohttp >= 3.14 ---------------------------------------------------------------
@@ -54,17 +67,22 @@ def _aioresponses_compat() -> Iterator[None]:
         yield
 
 
-# --- the sandbox and the CLI ---------------------------------------------------------------------
+# --- sandboxes -------------------------------------------------------------------------------------
+
+
+class SandboxFactory(Protocol):
+    """Starts a sandbox with these profile settings (tokens default to {TOKEN: "agency"})."""
+
+    def __call__(self, **settings: Any) -> SandboxThread: ...
 
 
 @pytest.fixture
-def sandbox_factory() -> Iterator[Any]:
+def sandbox_factory() -> Iterator[SandboxFactory]:
     """Start sandboxes in background threads; all stopped at the end of the test."""
     started: list[SandboxThread] = []
 
     def start(**settings: Any) -> SandboxThread:
-        settings.setdefault("tokens", {TOKEN: "agency"})
-        box = SandboxThread(Profile().updated(settings)).__enter__()
+        box = sandbox_thread(TOKEN, TEST_COUNTERS, **settings).__enter__()
         started.append(box)
         return box
 
@@ -73,36 +91,77 @@ def sandbox_factory() -> Iterator[Any]:
         box.__exit__(None, None, None)
 
 
+@contextlib.contextmanager
+def serve_app(app: web.Application) -> Iterator[str]:
+    """Serve an aiohttp app (a hostile or foreign server) on a loopback port in a thread; yield its URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Done:
+    """A finished CLI run: its exit code and what it wrote to stdout and stderr."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
 def cli_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METRICA_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("METRICA_", "YANDEX_"))}
     env["YANDEX_METRICA_TOKEN"] = TOKEN
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
 
 
-def run_cli(
-    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120
+def cli(*args: str | Path, env: dict[str, str] | None = None) -> Done:
+    """`bulk-enable ARGS` in this process (fast): main() with its own environment and captured output."""
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        mock.patch.dict(os.environ, env or cli_env(), clear=True),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = main([str(a) for a in args])
+    return Done(int(code), out.getvalue(), err.getvalue())
+
+
+def run_against(
+    box: SandboxThread, config: Path, report: Path, *extra: str | Path, env: dict[str, str] | None = None
+) -> Done:
+    """`bulk-enable run CONFIG --report REPORT --api-base <sandbox> EXTRA...`, in-process."""
+    return cli("run", config, "--report", report, "--api-base", box.url, *extra, env=env)
+
+
+def run_process(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path = REPO
 ) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bulk_enable ARGS` as a user would; returns the finished process."""
+    """`python -m bulk_enable ARGS` as a separate process, for what only a process shows."""
     return subprocess.run(
         [sys.executable, "-m", "bulk_enable", *map(str, args)],
         env=env or cli_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=REPO,
+        cwd=cwd,
     )
 
 
-def run_against(
-    box: SandboxThread, config: Path, report: Path, *extra: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`bulk-enable run CONFIG --report REPORT --api-base <sandbox> EXTRA...`."""
-    return run_cli("run", config, "--report", report, "--api-base", box.url, *extra, env=env)
-
-
-def start_cli(*args: str | Path, capture: bool = False) -> subprocess.Popen[str]:
+def start_process(*args: str | Path, capture: bool = False) -> subprocess.Popen[str]:
     """Start `python -m bulk_enable ARGS` in the background (to kill or interrupt it)."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
     return subprocess.Popen(
@@ -113,12 +172,3 @@ def start_cli(*args: str | Path, capture: bool = False) -> subprocess.Popen[str]
         stderr=out,
         text=True,
     )
-
-
-def write_config(path: Path, ids: range | list[int]) -> Path:
-    path.write_text("".join(f"- {i}\n" for i in ids), encoding="utf-8")
-    return path
-
-
-def statuses(report: Path) -> dict[int, str]:
-    return {int(r["counter_id"]): r["status"] for r in read_csv(report)}

@@ -1,145 +1,675 @@
-"""The config loader: every bad input refused with file, line and value; good ones read right."""
+"""The job-file loader: YAML (three forms), .txt and .csv read right; bad input refused by file and line."""
 
 from __future__ import annotations
 
-import logging
+import time
 from pathlib import Path
 
 import pytest
 
-from bulk_enable import ConfigError, load_config, parse_config
+from bulk_enable._config import MAX_ERRORS, MAX_ID, Config, ConfigError, load_config
+from bulk_enable._model import RUN_COLUMNS, Counter, Row, Status
+from bulk_enable._render import render
 
-from .conftest import run_cli
+from .conftest import SandboxFactory, cli, write_config
+
+Shape = list[tuple[str, str | None, str | None, list[tuple[int, str]]]]  # (name, token_env, ulogin, counters)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, name: str, text: str) -> Config:
+    """`text` saved as `name` (the extension picks the format), then loaded."""
+    return load_config(_write(tmp_path, name, text))
+
+
+def refused(path: Path) -> list[str]:
+    """The ConfigError lines for the file at `path` (which must be refused)."""
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == "\n".join(caught.value.lines)
+    return caught.value.lines
+
+
+def refuse(tmp_path: Path, name: str, text: str) -> tuple[Path, list[str]]:
+    """`text` saved as `name`, which must be refused: its path and the ConfigError lines."""
+    path = _write(tmp_path, name, text)
+    return path, refused(path)
+
+
+def shape(config: Config) -> Shape:
+    """Each account as (name, token_env, ulogin, [(id, label)])."""
+    return [(a.name, a.token_env, a.ulogin, [(c.id, c.label) for c in a.counters]) for a in config.accounts]
+
+
+def ids(config: Config) -> list[int]:
+    """The IDs that will run, in order."""
+    return [c.id for c in config.counters]
+
+
+# --- what loads --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("text", "line", "shown"),
+    ("text", "expected"),
     [
-        ("- 123\n- '456'\n", 2, "'456' (text)"),
-        ("- 123\n- 45.6\n", 2, "'45.6' (a decimal number)"),
-        ("- 123\n- yes\n", 2, "'yes' (a yes/no value)"),
-        ("- 0\n", 1, "'0' (a number)"),
-        ("- -5\n", 1, "'-5' (a number)"),
-        ("- 0x1F\n", 1, "'0x1F' (a number)"),
-        ("- 0123\n", 1, "'0123' (a number)"),
-        ("- 1_000\n", 1, "'1_000' (a number)"),
-        ("- 123\n-\n", 2, "an empty value"),
-        ("- [1, 2]\n", 1, "a list"),
-        ("counters:\n  - {id: abc}\n", 2, "'abc' (text)"),
-        ("counters:\n  - {label: x}\n", 2, "missing key `id`"),
-        ("counters:\n  - {id: 5, lable: x}\n", 2, "unknown key 'lable'"),
-        ("countres:\n  - 5\n", 1, "unknown key 'countres'"),
-        ("counters: []\n", 1, "no counters listed"),
-        ("counters: 5\n", 1, "'5' (a number)"),
-        ("42\n", 1, "'42' (a number)"),
-        ("- 1\n- 2\n  x: 3\n", 3, "not valid YAML"),
-        ("counters:\n  - 1\n - 2\n", 3, "not valid YAML"),
-        ("counters:\n  - {id: 5, label: [a]}\n", 2, "label must be text"),
+        ("- 123\n- 456\n", [("default", None, None, [(123, ""), (456, "")])]),
+        ("[123, 456]\n", [("default", None, None, [(123, ""), (456, "")])]),
         (
-            "accounts:\n  - {name: a, token_env: 'my token', counters: [1]}\n",
-            2,
-            "not an environment",
+            'counters:\n  - 123\n  - {id: 456, label: "Клиент, сайт"}\n  - id: 789\n    label: x\n',
+            [("default", None, None, [(123, ""), (456, "Клиент, сайт"), (789, "x")])],
         ),
-        ("accounts:\n  - {name: a, counters: [1]}\n", 2, "missing key `token_env`"),
         (
+            "ulogin: client-login\ncounters:\n  - 123\n",
+            [("default", None, "client-login", [(123, "")])],
+        ),
+        ("ulogin: ~\ncounters: [123]\n", [("default", None, None, [(123, "")])]),
+        (
+            "accounts:\n"
+            "  - {name: a, token_env: TOKEN_A, counters: [1, {id: 2, label: two}]}\n"
+            "  - name: b\n    token_env: TOKEN_B\n    ulogin: client.b@yandex.ru\n    counters:\n      - 3\n",
+            [
+                ("a", "TOKEN_A", None, [(1, ""), (2, "two")]),
+                ("b", "TOKEN_B", "client.b@yandex.ru", [(3, "")]),
+            ],
+        ),
+        ("\ufeff- 123456789\n", [("default", None, None, [(123456789, "")])]),
+        ("# my counters\n- 1  # the shop\n\n- 2\n", [("default", None, None, [(1, ""), (2, "")])]),
+    ],
+)
+def test_yaml_forms_load(tmp_path: Path, text: str, expected: Shape) -> None:
+    """A bare list, `counters:` (IDs or {id, label}, optional ulogin) and `accounts:` all load as written."""
+    assert shape(load(tmp_path, "job.yaml", text)) == expected
+
+
+def test_accounts_put_each_counter_under_its_account(tmp_path: Path) -> None:
+    """Counter.account names the account whose list the counter is in."""
+    config = load(
+        tmp_path,
+        "job.yaml",
+        "accounts:\n  - {name: a, token_env: TA, counters: [1, 2]}\n"
+        "  - {name: b, token_env: TB, counters: [3]}\n",
+    )
+    assert [(c.id, c.account) for c in config.counters] == [(1, "a"), (2, "a"), (3, "b")]
+
+
+@pytest.mark.parametrize("login", ["client-login", "Client1", "a.b_c-d@yandex.ru", "x"])
+@pytest.mark.parametrize("where", ["top", "account"])
+def test_good_ulogin_is_kept(tmp_path: Path, login: str, where: str) -> None:
+    """A Yandex login (letters, digits, '.', '-', '_', '@') is kept, at the top or inside an account."""
+    text = (
+        f"ulogin: {login}\ncounters: [1]\n"
+        if where == "top"
+        else f"accounts:\n  - {{name: a, token_env: T, ulogin: {login}, counters: [1]}}\n"
+    )
+    assert load(tmp_path, "job.yaml", text).accounts[0].ulogin == login
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("'bad login'", "'bad login'"),
+        ("a/b", "'a/b'"),
+        ("'-client'", "'-client'"),
+        ("клиент", "'клиент'"),
+        ("'a;rm -rf'", "'a;rm -rf'"),
+        ("''", "ulogin text"),
+        ("[a]", "a list"),
+        ("12345", "'12345' (a number)"),
+    ],
+)
+@pytest.mark.parametrize("where", ["top", "account"])
+def test_bad_ulogin_is_refused(tmp_path: Path, value: str, shown: str, where: str) -> None:
+    """A ulogin that is not a Yandex login is refused on its line, naming the value."""
+    text, line = (
+        (f"ulogin: {value}\ncounters: [1]\n", 1)
+        if where == "top"
+        else (f"accounts:\n  - {{name: a, token_env: T, ulogin: {value}, counters: [1]}}\n", 2)
+    )
+    path, lines = refuse(tmp_path, "job.yaml", text)
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: line {line}: ") and shown in lines[0]
+
+
+def test_top_level_ulogin_with_accounts_is_refused(tmp_path: Path) -> None:
+    """With `accounts:`, a top-level ulogin is ambiguous: refused with where to put it."""
+    path, lines = refuse(
+        tmp_path, "job.yaml", "ulogin: x\naccounts:\n  - {name: a, token_env: T, counters: [1]}\n"
+    )
+    assert lines == [f"{path}: line 1: with `accounts:`, give `ulogin:` inside each account"]
+
+
+@pytest.mark.parametrize("name", ["job.txt", "JOB.TXT"])
+def test_txt_one_id_a_line_skipping_blanks_and_comments(tmp_path: Path, name: str) -> None:
+    """A .txt (any case) is one ID a line; blank lines, comment lines and trailing comments are ignored."""
+    text = "# counters for the shop\n123\n\n   \n456   # the blog\n  789  \r\n# end\n"
+    assert ids(load(tmp_path, name, text)) == [123, 456, 789]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("counter_id,label\n1,a\n2,b\n", [(1, "a"), (2, "b")]),
+        ("id;label\n1;a, with comma\n", [(1, "a, with comma")]),
+        ("counter_id\tlabel\n1\t padded \n", [(1, " padded ")]),
+        ("label,counter_id,extra\nx,1,y\n", [(1, "x")]),
+        ('"counter_id","label"\n"1","quoted ""label"""\n', [(1, 'quoted "label"')]),
+        ("ID\n1\n2\n", [(1, ""), (2, "")]),
+        ("Counter IDs\n1\n2\n", [(1, ""), (2, "")]),
+        ("1\n2\n", [(1, ""), (2, "")]),
+        ("1\n\n2\n", [(1, ""), (2, "")]),
+        ("\ufeffcounter_id,label\n1,a\n", [(1, "a")]),
+        ("counter_id,label\n1\n", [(1, "")]),
+        ('counter_id,label\n1,"two\nlines"\n2,b\n', [(1, "two\nlines"), (2, "b")]),
+    ],
+)
+@pytest.mark.parametrize("name", ["job.csv", "JOB.CSV"])
+def test_csv_forms_load(tmp_path: Path, name: str, text: str, expected: list[tuple[int, str]]) -> None:
+    """A .csv: a counter_id/id column (and label), `,` `;` or tab, or one column with or without a header."""
+    assert [(c.id, c.label) for c in load(tmp_path, name, text).counters] == expected
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_a_report_of_this_tool_reads_back(tmp_path: Path, delimiter: str) -> None:
+    """A report written by the tool (any delimiter, guarded formula-like labels) loads with its labels."""
+    labels = [
+        "=SUM(1)",
+        "+7 shop",
+        "-5 blog",
+        "@home",
+        "\tindented",
+        "plain; with, delimiters",
+        "a\nb",
+        " pad ",
+    ]
+    counters = [Counter(i, label, "default") for i, label in enumerate(labels, start=101)]
+    report = tmp_path / "earlier.csv"
+    rows = [Row.of(c, Status.FAILED, message='HTTP 500: "oops"; retry later') for c in counters]
+    render(report, rows, RUN_COLUMNS, delimiter)
+    assert report.read_text(encoding="utf-8-sig").split(delimiter, 1)[0] == "counter_id"
+    assert "'=SUM(1)" in report.read_text(encoding="utf-8-sig")  # the guard is there to be removed
+    assert load_config(report).counters == counters
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "counter_id;label;account;status;attempts\n5;'=SUM(1);default;enabled;1\n",
+        "counter_id,label,account,status,attempts\n5,'=SUM(1),default,enabled,1\n",
+    ],
+)
+def test_a_handwritten_report_drops_the_guard_apostrophe(tmp_path: Path, text: str) -> None:
+    """The apostrophe the tool puts before `=SUM(1)` is removed on reading; other columns are ignored."""
+    assert [(c.id, c.label, c.account) for c in load(tmp_path, "r.csv", text).counters] == [
+        (5, "=SUM(1)", "default")
+    ]
+
+
+# --- what is refused, and how it is said ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line", "shown"),
+    [
+        ("job.yaml", "- 1\n- 0\n", 2, "'0' (a number)"),
+        ("job.yaml", "- 1\n- -5\n", 2, "'-5' (a number)"),
+        ("job.yaml", "- 45.6\n", 1, "'45.6' (a decimal number)"),
+        ("job.yaml", "- 1\n- 12.0\n", 2, "'12.0' (a decimal number)"),
+        ("job.yaml", "- 1e5\n", 1, "'1e5' (text)"),
+        ("job.yaml", "- .inf\n", 1, "'.inf' (a decimal number)"),
+        ("job.yaml", "- 1\n- yes\n", 2, "'yes' (a yes/no value)"),
+        ("job.yaml", "- no\n", 1, "'no' (a yes/no value)"),
+        ("job.yaml", "- 2024-01-01\n", 1, "'2024-01-01' (a date)"),
+        ("job.yaml", "- 1\n-\n", 2, "an empty value"),
+        ("job.yaml", "- 1\n- ~\n", 2, "'~' (an empty value)"),
+        ("job.yaml", "- 0x1F\n", 1, "'0x1F' (a number)"),
+        ("job.yaml", "- 1_000\n", 1, "'1_000' (a number)"),
+        ("job.yaml", "- abc\n", 1, "'abc' (text)"),
+        ("job.yaml", "- [1, 2]\n", 1, "a list"),
+        ("job.yaml", f"- {2**63}\n", 1, f"'{2**63}' (a number)"),
+        ("job.yaml", "counters:\n  - {id: abc}\n", 2, "'abc' (text)"),
+        ("job.yaml", "counters:\n  - {label: x}\n", 2, "missing key `id`"),
+        ("job.yaml", "counters:\n  - {id: 5, lable: x}\n", 2, "unknown key 'lable'"),
+        ("job.yaml", "countres:\n  - 5\n", 1, "unknown key 'countres'"),
+        ("job.yaml", "counters: []\n", 1, "no counters listed"),
+        ("job.yaml", "counters: 5\n", 1, "'5' (a number)"),
+        ("job.yaml", "counters:\n", 1, "an empty value"),
+        ("job.yaml", "42\n", 1, "'42' (a number)"),
+        ("job.yaml", "counters:\n  - {id: 5, label: [a]}\n", 2, "label must be text, got a list"),
+        ("job.yaml", "counters: [1]\naccounts: []\n", 1, "not both"),
+        ("job.yaml", "accounts: []\n", 1, "non-empty list"),
+        ("job.yaml", "accounts:\n  - 5\n", 2, "an account must be a mapping, got '5'"),
+        ("job.yaml", "accounts:\n  - {name: a, counters: [1]}\n", 2, "missing key `token_env`"),
+        ("job.yaml", "accounts:\n  - {name: '', token_env: T, counters: [1]}\n", 2, "account name is empty"),
+        (
+            "job.yaml",
             "accounts:\n  - {name: a, token_env: A, counters: [1]}\n"
             "  - {name: a, token_env: B, counters: [2]}\n",
             3,
             "account `a` given twice",
         ),
-        ("accounts: []\n", 1, "non-empty list"),
-        ("counters: [1]\naccounts: []\n", 1, "not both"),
+        ("job.yaml", "counters:\n  - {id: 1, id: 2}\n", 2, "key `id` given twice"),
+        ("job.yaml", "- *x\n", 1, "undefined alias 'x'"),
+        ("job.yaml", "- 1\n---\n- 2\n", 2, "single document"),
+        ("job.yaml", "- 1\n- [2\n", 3, "not valid YAML"),
+        ("job.yaml", "- 1\n- 2\n  x: 3\n", 3, "not valid YAML"),
+        ("job.yaml", "- 1\n- 2\x01\n", 2, "character 0x0001"),
+        ("job.txt", "1\nabc\n", 2, "'abc'"),
+        ("job.txt", "1\n\n# c\n1.5\n", 4, "'1.5'"),
+        ("job.txt", "-5\n", 1, "'-5'"),
+        ("job.txt", "0\n", 1, "'0'"),
+        ("job.csv", "counter_id,label\n1,a\nabc,b\n", 3, "'abc'"),
+        ("job.csv", "counter_id,label\n1,a\n,b\n", 3, "the counter ID cell is empty"),
+        ("job.csv", 'counter_id,label\n1,"two\nlines"\n0,c\n', 4, "'0'"),
+        ("job.csv", "12.5\n123\n", 1, "'12.5'"),
+        ("job.csv", "a,b\n1,2\n", 1, "no `counter_id` or `id` column (columns: 'a', 'b')"),
+        ("job.csv", "counter_id,label\n1," + "x" * 200_000 + "\n", 2, "not readable as CSV"),
     ],
 )
-def test_bad_input_is_refused_with_line_and_value(tmp_path: Path, text: str, line: int, shown: str) -> None:
-    """Each kind of bad input names the file, the line and the offending value."""
-    path = tmp_path / "job.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as caught:
-        load_config(path)
-    message = str(caught.value)
-    assert message.startswith(f"{path}: ")
-    assert f"line {line}" in message
-    assert shown in message
-    assert "\n" not in message
-
-
-@pytest.mark.parametrize(("text", "why"), [("", "empty"), ("# only a comment\n", "empty"), ("~\n", "empty")])
-def test_empty_file_is_refused(tmp_path: Path, text: str, why: str) -> None:
-    """An empty file is not an empty job."""
-    path = tmp_path / "empty.yaml"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError, match=why):
-        load_config(path)
-
-
-def test_missing_file_is_refused(tmp_path: Path) -> None:
-    """A missing file is named."""
-    with pytest.raises(ConfigError, match=r"nope\.yaml: no such file"):
-        load_config(tmp_path / "nope.yaml")
-
-
-def test_all_three_forms_are_read(tmp_path: Path) -> None:
-    """Bare list, `counters:` with labels, and `accounts:` give the same shape."""
-    bare = parse_config("- 11\n- 12\n", tmp_path / "a.yaml")
-    assert [(c.id, c.label, c.account) for c in bare.counters] == [
-        (11, "", "default"),
-        (12, "", "default"),
-    ]
-    labelled = parse_config('counters:\n  - 11\n  - {id: 12, label: "Клиент, сайт"}\n', tmp_path / "b.yaml")
-    assert [(c.id, c.label) for c in labelled.counters] == [(11, ""), (12, "Клиент, сайт")]
-    accounts = parse_config(
-        "accounts:\n  - {name: a, token_env: TA, counters: [1, 2]}\n"
-        "  - {name: b, token_env: TB, counters: [3]}\n",
-        tmp_path / "c.yaml",
-    )
-    assert [(a.name, a.token_env, [c.id for c in a.counters]) for a in accounts.accounts] == [
-        ("a", "TA", [1, 2]),
-        ("b", "TB", [3]),
-    ]
-    assert [c.account for c in accounts.counters] == ["a", "a", "b"]
-
-
-def test_duplicate_is_reported_once_and_run_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """A repeated ID keeps its first place and is mentioned with both lines."""
-    with caplog.at_level(logging.WARNING):
-        config = parse_config("- 5\n- 6\n- 5\n", tmp_path / "d.yaml")
-    assert [c.id for c in config.counters] == [5, 6]
-    assert "line 3: counter 5 is listed again (first on line 1)" in caplog.text
-
-
-def test_alias_repeating_an_id_runs_once(tmp_path: Path) -> None:
-    """A YAML alias that repeats an ID is a duplicate too."""
-    assert [c.id for c in parse_config("- &a 5\n- *a\n- 6\n", tmp_path / "a.yaml").counters] == [5, 6]
+def test_bad_input_names_file_line_and_value(
+    tmp_path: Path, name: str, text: str, line: int, shown: str
+) -> None:
+    """Each bad input is one ConfigError line `<path>: line N: ` (1-based) naming the offending value."""
+    path, lines = refuse(tmp_path, name, text)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"{path}: line {line}: "), lines
+    assert shown in lines[0]
 
 
 @pytest.mark.parametrize(
-    ("text", "what"), [("- *x\n", "undefined alias"), ("- 1\n---\n- 2\n", "single document")]
+    ("name", "header", "row"),
+    [
+        ("job.yaml", "", "- x{}\n"),
+        ("job.txt", "", "x{}\n"),
+        ("job.csv", "", "x{}\n"),
+        ("job.csv", "id\n", "x{}\n"),
+    ],
 )
-def test_structural_yaml_errors(tmp_path: Path, text: str, what: str) -> None:
-    """Undefined aliases and extra documents are refused with their line."""
-    with pytest.raises(ConfigError, match=what):
-        parse_config(text, tmp_path / "s.yaml")
+@pytest.mark.parametrize("bad", [1, 4, MAX_ERRORS, MAX_ERRORS + 1, 25])
+def test_up_to_ten_problems_at_once(tmp_path: Path, name: str, header: str, row: str, bad: int) -> None:
+    """All problems up to ten are listed, each on its line; beyond ten, one `... and N more` line."""
+    path, lines = refuse(tmp_path, name, header + "".join(row.format(i) for i in range(bad)))
+    shown = min(bad, MAX_ERRORS)
+    skip = header.count("\n")
+    for i, line in enumerate(lines[:shown]):
+        assert line.startswith(f"{path}: line {i + 1 + skip}: ") and f"'x{i}'" in line, line
+    if bad > MAX_ERRORS:
+        more = bad - MAX_ERRORS
+        assert lines[shown:] == [f"... and {more} more {'problem' if more == 1 else 'problems'} like these"]
+    else:
+        assert len(lines) == bad
 
 
-def test_bom_and_large_ids_are_fine(tmp_path: Path) -> None:
-    """A file saved by Excel (BOM) and 9-digit IDs load."""
-    path = tmp_path / "bom.yaml"
-    path.write_bytes("\ufeff- 123456789\n".encode())
-    assert [c.id for c in load_config(path).counters] == [123456789]
+# --- hints for the usual mistakes ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["- '123'\n", "- yes\n", "", "- 1\n- [2\n", "counters: {a: 1}\n"])
-def test_cli_refuses_bad_config_with_exit_2_and_no_request(
-    tmp_path: Path, sandbox_factory: object, text: str
+TAB_HINT = "YAML is indented with spaces, never tabs"
+LEADING_ZERO = "drop the leading zero, write 12345"
+TOO_LONG = "25 digits is too long for a counter ID (at most 19"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "hint", "not_said"),
+    [
+        ("job.yaml", "- '12345'\n", "remove the quotes, write 12345", None),
+        ("job.yaml", '- "12345"\n', "remove the quotes, write 12345", None),
+        ("job.yaml", "counters:\n  - {id: '12345'}\n", "remove the quotes, write 12345", None),
+        ("job.txt", "'12345'\n", "remove the quotes, write 12345", None),
+        ("job.yaml", "counters:\n\t- 1\n", TAB_HINT, "cannot start any token"),
+        ("job.yaml", "\t- 1\n", TAB_HINT, "cannot start any token"),
+        ("job.yaml", "- 1\n\t- 2\n", TAB_HINT, "cannot start any token"),
+        ("job.yaml", "counters:\n  - 1\n  -\t2\n", TAB_HINT, "cannot start any token"),
+        ("job.yaml", "accounts:\n\t- name: a\n", TAB_HINT, "cannot start any token"),
+        ("job.yaml", "12345\n67890\n", "need `- ` in front", None),
+        ("job.yaml", "12345\n67890\n", "give the file a .txt extension", None),
+        ("job.yaml", "12345, 67890\n", "put each on its own line", None),
+        ("job.yaml", "- 12345, 67890\n", "put each on its own line", None),
+        ("job.yaml", "- 12345 67890\n", "put each on its own line", None),
+        ("job.txt", "12345, 67890\n", "put each on its own line", None),
+        ("job.txt", "12345;67890\n", "put each on its own line", None),
+        ("job.csv", "counter_id\n12345,67890\n", "put each on its own line", None),
+        ("job.yaml", "counter_id,label\n1,a\n", "give the file a .csv extension", None),
+        ("job.yaml", "counter_id;label;account;status\n1;a;default;enabled\n", ".csv extension", None),
+        ("job.yaml", "counter_id\tlabel\n1\ta\n", "give the file a .csv extension", None),
+        ("job.yaml", "id\n1\n2\n", "give the file a .csv extension", None),
+        ("job.yaml", "- 012345\n", LEADING_ZERO, "too long"),
+        ("job.yaml", "counters:\n  - {id: 012345}\n", LEADING_ZERO, "too long"),
+        ("job.txt", "012345\n", LEADING_ZERO, "too long"),
+        ("job.csv", "counter_id\n012345\n", LEADING_ZERO, "too long"),
+        ("job.yaml", "- 1234567890123456789012345\n", TOO_LONG, "leading zero"),
+        ("job.txt", "1234567890123456789012345\n", TOO_LONG, "leading zero"),
+        ("job.csv", "counter_id\n1234567890123456789012345\n", TOO_LONG, "leading zero"),
+        ("job.yaml", f"- {2**63}\n", f"above the largest possible counter ID, {MAX_ID}", "too long"),
+    ],
+)
+def test_common_mistakes_get_a_hint(
+    tmp_path: Path, name: str, text: str, hint: str, not_said: str | None
 ) -> None:
-    """Bad input: exit 2, one line on stderr, no traceback, nothing sent."""
-    box = sandbox_factory()  # type: ignore[operator]
-    path = tmp_path / "bad.yaml"
-    path.write_text(text, encoding="utf-8")
-    done = run_cli("run", path, "--api-base", box.url, "--report", tmp_path / "r.csv")
-    assert done.returncode == 2
+    """Quotes, tabs, no `- `, commas, CSV as YAML, leading zeros and overlong IDs each say how to fix it."""
+    path, lines = refuse(tmp_path, name, text)
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: line "), lines
+    assert hint in lines[0]
+    if not_said is not None:
+        assert not_said not in lines[0]
+
+
+# --- the range of an ID ---------------------------------------------------------------------------------
+
+
+FORMATS = [("job.yaml", "- {}\n"), ("job.txt", "{}\n"), ("job.csv", "counter_id\n{}\n")]
+
+
+@pytest.mark.parametrize(("name", "template"), FORMATS)
+@pytest.mark.parametrize("value", [1, 12345678, MAX_ID])
+def test_ids_up_to_2_63_minus_1_load(tmp_path: Path, name: str, template: str, value: int) -> None:
+    """1 to 2**63-1 are counter IDs in every format."""
+    assert ids(load(tmp_path, name, template.format(value))) == [value]
+
+
+@pytest.mark.parametrize(("name", "template"), FORMATS)
+@pytest.mark.parametrize(
+    "value", ["0", str(2**63), "-1", "1.5", "12345.0", "yes", "no", "2024-01-01", "1e3", "x"]
+)
+def test_ids_out_of_range_are_refused(tmp_path: Path, name: str, template: str, value: str) -> None:
+    """0, 2**63, negatives, decimals, yes/no, dates and words are refused on their line, in every format."""
+    path, lines = refuse(tmp_path, name, template.format(value))
+    line = 2 if name.endswith(".csv") else 1
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: line {line}: ") and repr(value) in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("job.yaml", "- 1\n- ''\n", 2),
+        ("job.yaml", "- 1\n- \n", 2),
+        ("job.csv", "counter_id,label\n1,a\n ,b\n", 3),
+    ],
+)
+def test_empty_id_is_refused(tmp_path: Path, name: str, text: str, line: int) -> None:
+    """An empty ID value is refused on its line."""
+    path, lines = refuse(tmp_path, name, text)
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: line {line}: ")
+
+
+# --- YAML tags ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "tag"),
+    [
+        ("- 1\n- !!python/object:os.system 5\n", 2, "python/object:os.system"),
+        ("- !!python/object/apply:os.system ['ls']\n", 1, "python/object/apply:os.system"),
+        ("- 1\n- !!binary aGVsbG8=\n", 2, "tag:yaml.org,2002:binary"),
+        ("- !foo 5\n", 1, "'!foo'"),
+        ("- !!set {5: null}\n", 1, "tag:yaml.org,2002:set"),
+        ("- !<tag:example.com,2000:x> 5\n", 1, "tag:example.com,2000:x"),
+        ("counters: !foo [1]\n", 1, "'!foo'"),
+        ("counters:\n  - {id: 1, label: !!python/name:os.system x}\n", 2, "python/name:os.system"),
+        ("!foo\n- 1\n", 1, "'!foo'"),
+    ],
+)
+def test_unknown_yaml_tags_are_refused(tmp_path: Path, text: str, line: int, tag: str) -> None:
+    """A tag other than YAML's plain types is refused on its line, never ignored or obeyed."""
+    path, lines = refuse(tmp_path, "job.yaml", text)
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: line {line}: ") and tag in lines[0]
+    assert "not allowed" in lines[0]
+
+
+# --- duplicates ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected", "count", "examples"),
+    [
+        ("job.yaml", "[5, 5, 5, 6]\n", [5, 6], 2, ((5, 1, 1), (5, 1, 1))),
+        ("job.yaml", "- &a 5\n- *a\n- 6\n", [5, 6], 1, ((5, 1, 2),)),
+        ("job.yaml", "- 5\n- 6\n- 5\n- 5\n- 6\n- 7\n- 7\n", [5, 6, 7], 4, ((5, 1, 3), (5, 1, 4), (6, 2, 5))),
+        ("job.yaml", "counters:\n  - 5\n  - {id: 5, label: later}\n", [5], 1, ((5, 2, 3),)),
+        ("job.txt", "5\n5\n6\n", [5, 6], 1, ((5, 1, 2),)),
+        ("job.csv", "counter_id,label\n5,a\n5,b\n", [5], 1, ((5, 2, 3),)),
+    ],
+)
+def test_duplicates_run_once_and_are_counted(
+    tmp_path: Path,
+    name: str,
+    text: str,
+    expected: list[int],
+    count: int,
+    examples: tuple[tuple[int, int, int], ...],
+) -> None:
+    """A repeated ID (same line, alias, later line) runs once; repeats counted, (id, first, line) examples."""
+    config = load(tmp_path, name, text)
+    assert ids(config) == expected
+    assert (config.duplicates.count, config.duplicates.examples) == (count, examples)
+
+
+def test_first_listing_keeps_its_label(tmp_path: Path) -> None:
+    """The first listing of a repeated ID is the one that runs, with its label."""
+    config = load(tmp_path, "job.yaml", "counters:\n  - {id: 5, label: first}\n  - {id: 5, label: second}\n")
+    assert [(c.id, c.label) for c in config.counters] == [(5, "first")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "repeats"),
+    [
+        (
+            "accounts:\n  - {name: a, token_env: TA, counters: [1, 2]}\n"
+            "  - {name: b, token_env: TB, counters: [2, 3]}\n",
+            [(1, "a"), (2, "a"), (3, "b")],
+            1,
+        ),
+        (
+            "accounts:\n  - {name: b, token_env: TB, counters: [2, 3]}\n"
+            "  - {name: a, token_env: TA, counters: [1, 2]}\n",
+            [(2, "b"), (3, "b"), (1, "a")],
+            1,
+        ),
+        (
+            "accounts:\n  - {name: a, token_env: TA, counters: &both [1, 2]}\n"
+            "  - {name: b, token_env: TB, counters: *both}\n",
+            [(1, "a"), (2, "a")],
+            2,
+        ),
+    ],
+)
+def test_an_id_under_two_accounts_runs_under_the_first(
+    tmp_path: Path, text: str, expected: list[tuple[int, str]], repeats: int
+) -> None:
+    """An ID listed under two accounts (even through an alias of the list) runs once, under the first."""
+    config = load(tmp_path, "job.yaml", text)
+    assert [(c.id, c.account) for c in config.counters] == expected
+    assert config.duplicates.count == repeats
+
+
+ALIASES = 200_000
+
+
+def test_200000_aliases_load_quickly(tmp_path: Path) -> None:
+    """200,000 aliases of one ID load in well under 5 s as one counter and 199,999 counted repeats."""
+    path = tmp_path / "aliases.yaml"
+    path.write_text("- &a 5\n" + "- *a\n" * (ALIASES - 1), encoding="utf-8")
+    started = time.perf_counter()
+    config = load_config(path)
+    assert time.perf_counter() - started < 5
+    assert ids(config) == [5]
+    assert config.duplicates.count == ALIASES - 1
+    assert config.duplicates.examples == ((5, 1, 2), (5, 1, 3), (5, 1, 4))
+
+
+def test_cli_says_repeats_in_one_warning_line(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """`check` on a file of many repeats says so in one warning line, not one line per repeat."""
+    box = sandbox_factory(counters="1-10")
+    path = tmp_path / "aliases.yaml"
+    path.write_text("- &a 5\n" + "- *a\n" * 19_999 + "- 6\n- 6\n", encoding="utf-8")
+    done = cli("check", path, "--report", tmp_path / "plan.csv", "--api-base", box.url, "--quiet")
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "repeat" in line]
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].startswith(f"bulk-enable: {path}: ") and "e.g. 5 on lines 1 and 2" in warnings[0]
+
+
+def test_cli_names_a_single_repeat_by_its_lines(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """One repeat is named with both its lines, the repeat's line being where the alias is."""
+    box = sandbox_factory(counters="1-10")
+    path = _write(tmp_path, "job.yaml", "- &a 5\n- 6\n- *a\n")
+    done = cli("check", path, "--report", tmp_path / "plan.csv", "--api-base", box.url, "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert f"bulk-enable: {path}: line 3: counter 5 is listed again (first on line 1)" in done.stderr
+
+
+# --- token_env ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "secret"),
+    [
+        ("y0-AgAAAAAbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "y0-AgAAAAAbCdEfGhIjKlMnOpQrStUvWxYz0123456789"),
+        ("'my token'", "my token"),
+        ("A-B", "A-B"),
+        ("1ABC", "1ABC"),
+        ("'$TOKEN'", "$TOKEN"),
+        ("''", "''"),
+        ("123456789012345", "123456789012345"),
+        ("[y0-AgAAAAsecret]", "y0-AgAAAAsecret"),
+        ("{y0-AgAAAAsecret: 1}", "y0-AgAAAAsecret"),
+    ],
+)
+def test_token_env_must_be_a_name_and_is_never_echoed(tmp_path: Path, value: str, secret: str) -> None:
+    """A token_env that is not an environment variable name is refused without repeating it."""
+    path, lines = refuse(
+        tmp_path, "job.yaml", f"accounts:\n  - {{name: a, token_env: {value}, counters: [1]}}\n"
+    )
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: line 2: token_env must be the NAME")
+    assert secret not in lines[0]
+
+
+@pytest.mark.parametrize("value", ["METRICA_TOKEN_A", "_x", "t1", "Token_Client_B"])
+def test_token_env_name_is_kept(tmp_path: Path, value: str) -> None:
+    """A valid environment variable name is kept as the account's token_env."""
+    config = load(tmp_path, "job.yaml", f"accounts:\n  - {{name: a, token_env: {value}, counters: [1]}}\n")
+    assert config.accounts[0].token_env == value
+
+
+# --- labels -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "label"),
+    [
+        ("job.yaml", "counters:\n  - {id: 1, label: '  padded  '}\n", "  padded  "),
+        ("job.yaml", 'counters:\n  - {id: 1, label: " tab\\t"}\n', " tab\t"),
+        ("job.yaml", 'counters:\n  - {id: 1, label: "\\ud800"}\n', "\ufffd"),
+        ("job.yaml", 'counters:\n  - {id: 1, label: "a\\udfffb"}\n', "a\ufffdb"),
+        ("job.yaml", 'counters:\n  - {id: 1, label: "\\ud83d\\ude00"}\n', "\U0001f600"),
+        ("job.yaml", "counters:\n  - {id: 1, label: 123}\n", "123"),
+        ("job.yaml", "counters:\n  - {id: 1, label: ~}\n", ""),
+        ("job.csv", "counter_id,label\n1,  padded  \n", "  padded  "),
+        ("job.csv", "counter_id;label\n1;'-minus\n", "-minus"),
+        ("job.csv", "counter_id;label\n1;'plain\n", "'plain"),
+    ],
+)
+def test_labels_are_kept_as_written(tmp_path: Path, name: str, text: str, label: str) -> None:
+    """Labels keep their spaces; a lone surrogate becomes U+FFFD; only the tool's own guard is removed."""
+    assert [c.label for c in load(tmp_path, name, text).counters] == [label]
+
+
+def test_account_name_with_a_lone_surrogate_is_printable(tmp_path: Path) -> None:
+    """An account name escaped to a lone surrogate becomes U+FFFD, so it can be printed and written."""
+    config = load(tmp_path, "job.yaml", 'accounts:\n  - {name: "a\\ud800", token_env: T, counters: [1]}\n')
+    assert config.accounts[0].name == "a\ufffd" == config.counters[0].account
+
+
+# --- files that are not a job ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "said"),
+    [
+        ("job.yaml", b"", "the file is empty"),
+        ("job.yaml", b"# only a comment\n", "the file is empty"),
+        ("job.yaml", b"~\n", "the file is empty"),
+        ("job.yaml", b"\n\n   \n", "the file is empty"),
+        ("job.yaml", "\ufeff".encode(), "the file is empty"),
+        ("job.txt", b"", "the file is empty"),
+        ("job.txt", b"# only a comment\n\n", "the file is empty"),
+        ("job.csv", b"", "the file is empty"),
+        ("job.csv", b"counter_id,label\n", "the file is empty"),
+        ("job.yaml", b"- 1\n- \xff\n", "not UTF-8 text (invalid start byte at byte 6): save it as UTF-8"),
+        ("job.txt", "1\n2\n".encode("utf-16"), "not UTF-8"),
+        ("job.csv", "counter_id,label\n1,Сайт\n".encode("cp1251"), "not UTF-8"),
+    ],
+)
+def test_unusable_file_is_one_clear_line(tmp_path: Path, name: str, content: bytes, said: str) -> None:
+    """Empty, comment-only, `~` and non-UTF-8 files are each refused in one line naming the file."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    lines = refused(path)
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: ") and said in lines[0], lines
+
+
+def test_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    """A missing file is refused by name."""
+    assert refused(tmp_path / "nope.yaml") == [f"{tmp_path / 'nope.yaml'}: no such file"]
+
+
+def test_directory_is_one_clear_line(tmp_path: Path) -> None:
+    """A directory given as the job file is refused by name."""
+    (tmp_path / "jobs.yaml").mkdir()
+    assert refused(tmp_path / "jobs.yaml") == [
+        f"{tmp_path / 'jobs.yaml'}: is a directory, not a file of counter IDs"
+    ]
+
+
+# --- through the real CLI -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("bad.yaml", "- '123'\n"),
+        ("bad.yaml", ""),
+        ("bad.yaml", "counters:\n\t- 1\n"),
+        ("bad.yaml", "- 1\n- !!python/object:os.system 5\n"),
+        ("bad.yaml", "- 1\n- 2\x01\n"),
+        ("bad.yaml", "accounts:\n  - {name: a, token_env: y0-AgAAAAsecret, counters: [1]}\n"),
+        ("bad.yaml", "- x\n- 0\n- -1\n- 1.5\n"),
+        ("bad.txt", "".join(f"x{i}\n" for i in range(15))),
+        ("bad.csv", "counter_id,label\n1," + "x" * 200_000 + "\n"),
+        ("missing.yaml", None),
+    ],
+)
+def test_cli_refuses_bad_config_before_sending_anything(
+    tmp_path: Path, sandbox_factory: SandboxFactory, name: str, text: str | None
+) -> None:
+    """`run` on a bad config: exit 2, stderr lines all `bulk-enable: `, no traceback, request or report."""
+    box = sandbox_factory(counters="1-10")
+    path = tmp_path / name if text is None else _write(tmp_path, name, text)
+    report = tmp_path / "r.csv"
+    done = cli("run", path, "--report", report, "--api-base", box.url)
+    assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
-    assert done.stderr.count("\n") == 1 and str(path) in done.stderr
+    lines = done.stderr.splitlines()
+    assert lines and all(line.startswith("bulk-enable: ") for line in lines), done.stderr
+    assert str(path) in lines[0]
+    assert "secret" not in done.stderr
     assert box.stats()["requests"] == 0
-    assert not (tmp_path / "r.csv").exists()
+    assert not report.exists()
+
+
+def test_cli_runs_a_good_config(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """The same CLI path with a good config does send requests (so the refusals above are the config's)."""
+    box = sandbox_factory(counters="1-10")
+    done = cli(
+        "run",
+        write_config(tmp_path / "ok.yaml", [1, 2]),
+        "--report",
+        tmp_path / "r.csv",
+        "--api-base",
+        box.url,
+        "--quiet",
+    )
+    assert done.returncode == 0, done.stderr
+    assert box.stats()["requests"] > 0 and (tmp_path / "r.csv").exists()

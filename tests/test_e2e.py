@@ -1,195 +1,212 @@
-"""End to end: the CLI as a subprocess against the sandbox, judged by the sandbox's stats and the report."""
+"""End to end as a process, for what only a process shows: signals, kill -9, exit codes, the split of
+stdout and stderr, a closed stdout, and the package installed with pip and run from another folder."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bulk_enable import read_csv
-from bulk_enable._report import journal_path
-
-from .conftest import REPO, cli_env, run_against, run_cli, start_cli, statuses, write_config
+from .conftest import (
+    REPO,
+    SandboxFactory,
+    cli,
+    cli_env,
+    journal_statuses,
+    run_process,
+    start_process,
+    statuses,
+    write_config,
+)
 
 pytestmark = pytest.mark.e2e
 FAST = ("--backoff", "0.01")
-UNLIMITED = {"ip_rps": 0}  # sandbox: no per-address limit, for tests whose subject is not the rate
 
 
-def run(box: Any, config: Path, report: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
-    return run_against(box, config, report, *FAST, *extra, env=env)
-
-
-def test_in_flight_cap_is_used_and_never_exceeded(tmp_path: Path, sandbox_factory: Any) -> None:
-    """Peak in flight is exactly 3 (not 1, never 4), one request per counter on a clean run."""
-    box = sandbox_factory(latency=0.2)  # 3 / 0.2 s = 15/s: under the 29/s rate, the cap binds
-    config = write_config(tmp_path / "job.yaml", range(1, 46))
-    done = run(box, config, tmp_path / "r.csv")
-    stats = box.stats()
-    assert done.returncode == 0, done.stderr
-    assert stats["peak_in_flight"] == {"agency": 3}
-    assert stats["write_requests"] == 45 and stats["quota_answers"] == {}
-    assert set(statuses(tmp_path / "r.csv").values()) == {"enabled"}
-    assert "45 enabled" in done.stdout and "report: " in done.stdout
-
-
-def test_transient_faults_end_enabled_and_written_once(tmp_path: Path, sandbox_factory: Any) -> None:
-    """At a 30% fault rate of every kind, every counter ends enabled and none is written twice."""
-    box = sandbox_factory(fault_rate=0.3, slow_seconds=3, seed=11, **UNLIMITED)
-    config = write_config(tmp_path / "job.yaml", range(1, 201))
-    done = run(box, config, tmp_path / "r.csv", "--timeout", "0.5", "--max-attempts", "12", "--rps", "0")
-    stats = box.stats()
-    assert done.returncode == 0, done.stderr
-    assert set(stats["faults"]) == {"backend_error", "timeout", "html_500", "drop", "slow"}
-    assert set(statuses(tmp_path / "r.csv").values()) == {"enabled"}
-    assert stats["counters_written"] == 200 and stats["counters_written_twice"] == 0
-    assert "retry counter=" in done.stderr  # each retry is logged
-
-
-def test_kill_9_then_rerun_loses_nothing(tmp_path: Path, sandbox_factory: Any) -> None:
-    """kill -9 mid-run, rerun: all enabled; repeated writes at most the 3 that were in flight."""
-    box = sandbox_factory(latency=0.02, **UNLIMITED)
-    config = write_config(tmp_path / "job.yaml", range(1, 401))
-    report = tmp_path / "r.csv"
-    args = ["run", str(config), "--report", str(report), "--api-base", box.url, *FAST, "--rps", "0"]
-    proc = start_cli(*args)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        journal = journal_path(report)
-        if journal.exists() and journal.read_text().count("\n") > 60:
-            break
+def wait_for(condition: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
         time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = box.stats()
-    assert 0 < before["counters_written"] < 400
-    done = run(box, config, report, "--rps", "0")
-    stats = box.stats()
-    assert done.returncode == 0, done.stderr
-    assert set(statuses(report).values()) == {"enabled"}
-    assert stats["counters_written"] == 400
-    assert stats["repeated_writes"] <= 3
 
 
-@pytest.mark.parametrize(
-    ("behaviour", "error_type", "status"),
-    [
-        ("access_denied", "access_denied", "403"),
-        ("not_found", "not_found", "404"),
-        ("invalid_parameter", "invalid_parameter", "400"),
-        ("counter_in_connect", "counter_in_connect", "403"),
-        ("success_false", "success_false", "200"),
-    ],
-)
-def test_permanent_errors_fail_after_one_request(
-    tmp_path: Path, sandbox_factory: Any, behaviour: str, error_type: str, status: str
+def test_a_run_as_a_process(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """Exit 1 with some failed; the summary on stdout, log lines on stderr; peak in flight exactly 3."""
+    box = sandbox_factory(latency=0.05, fixed={7: "access_denied"}, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 31))
+    done = run_process("run", config, "--report", tmp_path / "r.csv", "--api-base", box.url, "--rps", "1000")
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.startswith("done: 29 enabled, 1 failed (30 counters")
+    assert "bulk-enable: " not in done.stdout and "done:" not in done.stderr
+    assert box.stats()["peak_in_flight"] == {"agency": 3}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_writes_the_report_and_exits_130(
+    tmp_path: Path, sandbox_factory: SandboxFactory, signum: signal.Signals
 ) -> None:
-    """A permanent answer fails its counter with the API's error_type after exactly one request."""
-    box = sandbox_factory(fixed={7: behaviour, 8: behaviour})
-    config = write_config(tmp_path / "job.yaml", range(1, 11))
-    done = run(box, config, tmp_path / "r.csv")
-    rows = {r["counter_id"]: r for r in read_csv(tmp_path / "r.csv")}
-    assert done.returncode == 1
-    for cid in ("7", "8"):
-        assert (rows[cid]["status"], rows[cid]["error_type"], rows[cid]["http_status"]) == (
-            "failed",
-            error_type,
-            status,
-        )
-        assert box.stats()["write_attempts"][cid] == 1
-    assert sum(r["status"] == "enabled" for r in rows.values()) == 8
-
-
-@pytest.mark.parametrize("dead_status", [401, 403])
-def test_dead_token_stops_within_a_handful(tmp_path: Path, sandbox_factory: Any, dead_status: int) -> None:
-    """A token that is dead from the start costs at most the 3 requests in flight."""
-    box = sandbox_factory(latency=0.02, tokens={"other": "x"}, dead_token_status=dead_status)
-    config = write_config(tmp_path / "job.yaml", range(1, 301))
-    done = run(box, config, tmp_path / "r.csv")
-    assert done.returncode == 3
-    assert box.stats()["requests"] <= 3
-    assert set(statuses(tmp_path / "r.csv").values()) == {"deferred"}
-    assert "token refused" in done.stdout
-    assert "stop counter=" in done.stderr and "account=default after" in done.stderr
-
-
-def test_token_revoked_mid_run_stops_within_a_handful(tmp_path: Path, sandbox_factory: Any) -> None:
-    """A token revoked mid-run: a handful of requests after the revocation, the rest deferred."""
-    box = sandbox_factory(latency=0.02)
-    config = write_config(tmp_path / "job.yaml", range(1, 401))
+    """Ctrl-C, SIGTERM or SIGHUP (a dropped SSH session): requests in flight finish, the report is
+    written, the rest deferred; a rerun finishes with nothing written twice."""
+    box = sandbox_factory(latency=0.05, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 121))
     report = tmp_path / "r.csv"
-    args = ["run", str(config), "--report", str(report), "--api-base", box.url, *FAST]
-    proc = start_cli(*args, capture=True)
-    while box.stats()["write_requests"] < 50:
-        time.sleep(0.01)
-    box.call(lambda sandbox: sandbox.dead.update(sandbox.profile.tokens))
-    at_revoke = box.stats()["requests"]
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 3
-    assert box.stats()["requests"] - at_revoke <= 6
-    counts = statuses(report)
-    assert list(counts.values()).count("deferred") > 300
-    assert "deferred" in out
-
-
-def test_ctrl_c_writes_the_report_and_exits_130(tmp_path: Path, sandbox_factory: Any) -> None:
-    """SIGINT: in-flight requests finish, the report is written, the rest deferred; rerun finishes."""
-    box = sandbox_factory(latency=0.05, **UNLIMITED)
-    config = write_config(tmp_path / "job.yaml", range(1, 301))
-    report = tmp_path / "r.csv"
-    args = ["run", str(config), "--report", str(report), "--api-base", box.url, *FAST, "--rps", "0"]
-    proc = start_cli(*args, capture=True)
-    while box.stats()["write_requests"] < 20:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGINT)
+    proc = start_process(
+        "run", config, "--report", report, "--api-base", box.url, *FAST, "--rps", "1000", capture=True
+    )
+    wait_for(lambda: box.stats()["write_requests"] >= 20)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    counts = list(statuses(report).values())
-    assert counts.count("enabled") == box.stats()["counters_written"]
-    assert counts.count("deferred") == 300 - counts.count("enabled")
-    assert "Traceback" not in err and "rerun" in out
-    done = run(box, config, report, "--rps", "0")
+    got = list(statuses(report).values())
+    assert got.count("enabled") == box.stats()["counters_written"]
+    assert got.count("deferred") == 120 - got.count("enabled")
+    assert "Traceback" not in err and "next: interrupted; run the same command again" in out
+    done = cli("run", config, "--report", report, "--api-base", box.url, "--rps", "1000")
     assert done.returncode == 0 and box.stats()["repeated_writes"] == 0
 
 
-def test_unreachable_api_defers_quickly(tmp_path: Path) -> None:
-    """Nothing listening: the run stops in seconds with one clear reason, exit 3."""
+def test_a_second_signal_abandons_quietly(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """A second Ctrl-C abandons the (slow) requests in flight: no traceback, the report is written
+    from the journal, exit 130."""
+    box = sandbox_factory(latency=3.0, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 101))
+    report = tmp_path / "r.csv"
+    proc = start_process("run", config, "--report", report, "--api-base", box.url, capture=True)
+    wait_for(lambda: box.stats()["write_requests"] >= 3)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    _out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - started < 2.5
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Error" not in err and "abandoning" in err
+    assert set(statuses(report).values()) == {"deferred"}
+
+
+def test_kill_9_then_report_then_rerun_loses_nothing(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """kill -9 mid-run: the report on disk is at most max(2 s, 20 renders) behind the writes; `report`
+    restores it to within the requests in flight; a rerun repeats at most those."""
+    box = sandbox_factory(latency=0.02, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 401))
+    report = tmp_path / "r.csv"
+    proc = start_process("run", config, "--report", report, "--api-base", box.url, *FAST, "--rps", "100")
+    wait_for(lambda: box.stats()["write_requests"] >= 250)
+    proc.send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    proc.wait()
+    stats = box.stats()
+    on_disk = statuses(report)
+    stale = [cid for t, cid in stats["write_log"] if t < killed_at - 2.5 and on_disk.get(cid) != "enabled"]
+    assert not stale  # everything written more than the promised 2 s (plus slack) before the kill is there
+    written = {int(c) for c in stats["writes"]}
+    assert cli("report", report).returncode == 0
+    restored = {cid for cid, s in statuses(report).items() if s == "enabled"}
+    assert restored <= written and len(written - restored) <= 3
+    assert {cid for cid, s in journal_statuses(report).items() if s == "enabled"} == restored
+    done = cli("run", config, "--report", report, "--api-base", box.url, "--rps", "1000")
+    assert done.returncode == 0
+    assert set(statuses(report).values()) == {"enabled"}
+    assert box.stats()["counters_written"] == 400 and box.stats()["repeated_writes"] <= 3
+
+
+def test_interrupting_an_until_done_wait_exits_at_once(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """Ctrl-C while an account waits hours for the quota reset: exit 130 within a second, report written."""
+    box = sandbox_factory(daily_limit=5, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 21))
+    report = tmp_path / "r.csv"
+    reset = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)).strftime("%H:%M")
+    args = ("run", config, "--report", report, "--api-base", box.url, "--until-done", "--quota-reset", reset)
+    proc = start_process(*args, capture=True)
+    wait_for(lambda: box.stats()["requests"] >= 6)  # 5 done, then the quota answer
+    time.sleep(0.5)  # it is waiting now
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=10)
+    assert time.monotonic() - started < 1.5
+    assert proc.returncode == 130, err
+    assert "waiting until" in err
+    got = list(statuses(report).values())
+    assert got.count("enabled") == 5 and got.count("deferred") == 15
+
+
+@pytest.mark.parametrize("command", ["run", "counters"])
+def test_a_closed_stdout_ends_quietly(tmp_path: Path, sandbox_factory: SandboxFactory, command: str) -> None:
+    """`bulk-enable run ... | true` and `bulk-enable counters | head -1`: no BrokenPipeError traceback."""
+    box = sandbox_factory(counters="1-3000", ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 4))
+    args = ["run", str(config), "--report", str(tmp_path / "r.csv")] if command == "run" else ["counters"]
+    line = " ".join([sys.executable, "-m", "bulk_enable", *args, "--api-base", box.url])
+    reader = "true" if command == "run" else "head -1"
+    done = subprocess.run(
+        ["bash", "-c", f"{line} | {reader}; exit ${{PIPESTATUS[0]}}"],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        cwd=REPO,
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode == 0
+
+
+def test_unreachable_api_stops_quickly(tmp_path: Path) -> None:
+    """Nothing listening: the run stops in seconds with one clear reason and next step, exit 3."""
     config = write_config(tmp_path / "job.yaml", range(1, 500))
     started = time.monotonic()
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", "--api-base", "http://127.0.0.1:9", *FAST)
+    done = run_process(
+        "run", config, "--report", tmp_path / "r.csv", "--api-base", "http://127.0.0.1:9", "--backoff", "0.01"
+    )
     assert done.returncode == 3
-    assert time.monotonic() - started < 20
-    assert "cannot reach the API" in done.stdout and "Traceback" not in done.stderr
+    assert time.monotonic() - started < 15
+    assert "cannot reach the API" in done.stdout and "next: check --api-base and the network" in done.stdout
+    assert "Traceback" not in done.stderr
 
 
-def test_sandbox_command_prints_its_url_first(tmp_path: Path) -> None:
-    """`bulk-enable sandbox` prints the URL as its first stdout line and serves the API."""
+def test_sandbox_command_explains_itself(tmp_path: Path) -> None:
+    """`bulk-enable sandbox` prints its URL first on stdout, names its token on stderr, and serves."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bulk_enable", "sandbox", "--token", "t=who", "--latency", "0"],
+        [sys.executable, "-m", "bulk_enable", "sandbox"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout is not None
+        assert proc.stdout is not None and proc.stderr is not None
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
-        config = write_config(tmp_path / "job.yaml", [5, 6])
-        done = run_cli(
+        lines = [proc.stderr.readline() for _ in range(3)]
+        assert any("sandbox-token" in line for line in lines)
+        assert any("bulk-enable run" in line for line in lines)
+        config = write_config(tmp_path / "job.yaml", [12345678, 23456789])
+        plan = cli(
+            "check",
+            config,
+            "--report",
+            tmp_path / "p.csv",
+            "--api-base",
+            url,
+            env=cli_env(YANDEX_METRICA_TOKEN="sandbox-token"),
+        )
+        assert plan.returncode == 0 and set(statuses(tmp_path / "p.csv").values()) == {"would_enable"}
+        done = cli(
             "run",
             config,
             "--report",
             tmp_path / "r.csv",
             "--api-base",
             url,
-            env=cli_env(YANDEX_METRICA_TOKEN="t"),
+            env=cli_env(YANDEX_METRICA_TOKEN="sandbox-token"),
         )
         assert done.returncode == 0, done.stderr
     finally:
@@ -197,16 +214,56 @@ def test_sandbox_command_prints_its_url_first(tmp_path: Path) -> None:
         proc.wait(10)
 
 
-def test_demo_runs_and_resumes(tmp_path: Path) -> None:
-    """`bulk-enable demo` enables the demo config through faults, then resumes sending nothing done."""
-    report = tmp_path / "demo.csv"
-    env = cli_env()
-    env.pop("YANDEX_METRICA_TOKEN")
-    first = run_cli("demo", "--report", report, env=env, timeout=180)
-    assert first.returncode == 1, first.stderr  # 5 counters of the demo profile cannot be changed
-    counts = list(statuses(report).values())
-    assert counts.count("enabled") == 295 and counts.count("failed") == 5
-    assert "failed: 3 access_denied, 1 counter_in_connect, 1 not_found" in first.stdout
-    second = run_cli("demo", "--report", report, env=env)
-    assert "295 counters were already done in this report: not sent again" in second.stdout
-    assert os.path.getsize(report) > 0
+def test_the_demo_runs_from_another_folder_after_pip_install(tmp_path: Path) -> None:
+    """`pip install` the package into a fresh venv (offline) and run `bulk-enable demo` elsewhere: its
+    config and profile come from the package, its report goes to ./reports/."""
+    dist, venv, elsewhere = tmp_path / "dist", tmp_path / "venv", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*args: str | Path) -> str:
+        done = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    pip = (sys.executable, "-m", "pip")
+    run(*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", dist, REPO)
+    run(sys.executable, "-m", "venv", "--without-pip", venv)
+    run(
+        *pip,
+        "--python",
+        venv / "bin" / "python",
+        "install",
+        "--no-deps",
+        "--no-index",
+        next(dist.glob("*.whl")),
+    )
+    # The dependencies come from this test's own environment, read-only: nothing is downloaded.
+    purelib = run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+    deps = run(
+        sys.executable, "-c", "import aiohttp, os; print(os.path.dirname(os.path.dirname(aiohttp.__file__)))"
+    )
+    Path(purelib, "zz_test_deps.pth").write_text(deps + "\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "YANDEX_METRICA_TOKEN")}
+    where = subprocess.run(
+        [venv / "bin" / "python", "-c", "import bulk_enable; print(bulk_enable.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=elsewhere,
+    )
+    assert where.stdout.startswith(purelib)  # the installed copy, not the source tree
+    proc = subprocess.Popen(
+        [venv / "bin" / "bulk-enable", "demo"],
+        cwd=elsewhere,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    report = elsewhere / "reports" / "demo.csv"
+    wait_for(lambda: report.exists() and "enabled" in report.read_text(encoding="utf-8-sig"), timeout=60)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    got = statuses(report)
+    assert len(got) == 300 and "enabled" in got.values()

@@ -1,20 +1,30 @@
-"""Quota-aware runs against the sandbox: daily quota, many accounts, per-address rate, budgets."""
+"""Quota-aware runs against the sandbox, in-process: daily quota, many accounts, the per-address rate,
+budgets, tokens that cannot write, a wrong API root, and `--until-done` across resets."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
+from aiohttp import web
 
-from bulk_enable import read_csv
+from .conftest import (
+    TOKEN,
+    SandboxFactory,
+    cli,
+    cli_env,
+    read_report,
+    run_against,
+    serve_app,
+    statuses,
+    write_config,
+)
 
-from .conftest import TOKEN, cli_env, run_against, run_cli, statuses, write_config
-
-pytestmark = pytest.mark.e2e
 FAST = ("--backoff", "0.01")
-TOKEN_B = "token-b-51c2e8"
+TOKEN_B = "token-b-51c2e8aa"
 
 
 def accounts_config(path: Path, a: range, b: range) -> Path:
@@ -34,55 +44,57 @@ def env_ab() -> dict[str, str]:
     return cli_env(METRICA_TOKEN_A=TOKEN, METRICA_TOKEN_B=TOKEN_B)
 
 
-def test_daily_quota_stops_then_rerun_after_reset_finishes(tmp_path: Path, sandbox_factory: Any) -> None:
-    """A daily quota of K stops after about K requests; after the reset a rerun finishes, nothing twice."""
+def test_daily_quota_stops_then_rerun_after_reset_finishes(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A daily quota of K stops after about K requests, says when it resets and what to do; after the
+    reset a rerun finishes, nothing written twice."""
     box = sandbox_factory(daily_limit=40, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 71))
     report = tmp_path / "r.csv"
-    args = ("run", config, "--report", report, "--api-base", box.url, "--rps", "0", *FAST)
-    first = run_cli(*args)
+    first = run_against(box, config, report, "--rps", "1000", *FAST, "--json")
     stats = box.stats()
     assert first.returncode == 3
     assert 40 <= stats["requests"] <= 43  # K, plus the few in flight when the quota answer came
     counts = list(statuses(report).values())
     assert counts.count("enabled") == 40 and counts.count("deferred") == 30
-    deferred = [r for r in read_csv(report) if r["status"] == "deferred"]
-    assert all("00:00 GMT" in r["message"] for r in deferred)
-    assert "resets at 00:00 GMT" in first.stdout and "rerun the same command" in first.stdout
+    deferred = [r for r in read_report(report) if r["status"] == "deferred"]
+    assert all("daily request quota is spent" in r["message"] for r in deferred)
+    summary = json.loads(first.stdout)
+    assert summary["stops"] == {"default": "daily_quota"} and summary["deferred_until"].endswith("T00:00:00Z")
+    nexts = [line for line in first.stderr.splitlines() if line.startswith("next:")]
+    assert len(nexts) == 1 and "after the quota reset at 00:00 UTC" in nexts[0] and "--until-done" in nexts[0]
 
-    box.call(lambda sandbox: sandbox._daily.clear())  # midnight GMT
-    second = run_cli(*args)
+    box.reset_day()
+    second = run_against(box, config, report, "--rps", "1000", *FAST)
     assert second.returncode == 0, second.stderr
     assert set(statuses(report).values()) == {"enabled"}
     assert box.stats()["counters_written_twice"] == 0
 
 
-def test_dead_token_on_one_account_leaves_the_other_enabled(tmp_path: Path, sandbox_factory: Any) -> None:
-    """Account A's dead token stops A within a handful; B's counters all end enabled."""
+def test_dead_token_on_one_account_leaves_the_other_enabled(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """Account A's dead token stops A within a handful; B's counters all end enabled; one next step."""
     box = sandbox_factory(tokens={TOKEN_B: "login-b"}, ip_rps=0)
     config = accounts_config(tmp_path / "a.yaml", range(1, 101), range(101, 201))
-    done = run_against(
-        box,
-        config,
-        tmp_path / "r.csv",
-        "--rps",
-        "0",
-        *FAST,
-        env=env_ab(),
-    )
+    done = run_against(box, config, tmp_path / "r.csv", "--rps", "1000", *FAST, env=env_ab())
     assert done.returncode == 3
-    rows = list(read_csv(tmp_path / "r.csv"))
+    rows = read_report(tmp_path / "r.csv")
     assert {r["status"] for r in rows if r["account"] == "shop-b"} == {"enabled"}
     assert {r["status"] for r in rows if r["account"] == "shop-a"} == {"deferred"}
     assert box.stats()["requests"] - 100 <= 3
-    assert "account shop-a stopped: token refused" in done.stdout
+    assert "account shop-a stopped after" in done.stdout and "the token was refused" in done.stdout
+    assert [line for line in done.stdout.splitlines() if line.startswith("next:")] == [
+        'next: get a new token (README: "Getting a token"), then run the same command again'
+    ]
 
 
-def test_two_accounts_take_about_the_time_of_one(tmp_path: Path, sandbox_factory: Any) -> None:
+def test_two_accounts_take_about_the_time_of_one(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """Accounts run in parallel, each with its own 3 in flight."""
-    box = sandbox_factory(tokens={TOKEN: "login-a", TOKEN_B: "login-b"}, latency=0.25)
-    one = write_config(tmp_path / "one.yaml", range(1, 37))
-    both = accounts_config(tmp_path / "both.yaml", range(101, 137), range(201, 237))
+    box = sandbox_factory(tokens={TOKEN: "login-a", TOKEN_B: "login-b"}, latency=0.25)  # 2 x 12/s < 29/s
+    one = write_config(tmp_path / "one.yaml", range(1, 16))
+    both = accounts_config(tmp_path / "both.yaml", range(101, 116), range(201, 216))
     started = time.monotonic()
     assert run_against(box, one, tmp_path / "1.csv").returncode == 0
     alone = time.monotonic() - started
@@ -92,52 +104,41 @@ def test_two_accounts_take_about_the_time_of_one(tmp_path: Path, sandbox_factory
     assert done.returncode == 0, done.stderr
     assert together < alone * 1.3
     assert box.stats()["peak_in_flight"] == {"login-a": 3, "login-b": 3}
-    assert {r["account"] for r in read_csv(tmp_path / "2.csv")} == {"shop-a", "shop-b"}
 
 
-def test_default_rate_gets_almost_no_per_address_quota_answers(tmp_path: Path, sandbox_factory: Any) -> None:
-    """Against a 30/s per-address limit, the default rate draws (almost) no quota answers."""
+def test_default_rate_gets_almost_no_per_address_quota_answers(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """Against Metrica's 30/s per address, the default rate draws (almost) no quota answers."""
     box = sandbox_factory(ip_rps=30, tokens={TOKEN: "login-a", TOKEN_B: "login-b"})
-    config = accounts_config(tmp_path / "a.yaml", range(1, 101), range(101, 201))
+    config = accounts_config(tmp_path / "a.yaml", range(1, 36), range(101, 136))
     done = run_against(box, config, tmp_path / "r.csv", env=env_ab())
     assert done.returncode == 0, done.stderr
     assert box.stats()["quota_answers"].get("quota_requests_by_ip", 0) <= 2
 
 
-def test_per_address_quota_answers_slow_down_but_fail_nothing(tmp_path: Path, sandbox_factory: Any) -> None:
-    """Asked to go far past the per-address limit, the run draws quota answers and still enables all."""
-    box = sandbox_factory(ip_rps=10, quota_status=420)
+@pytest.mark.parametrize("quota_status", [420, 429])
+def test_a_smaller_address_quota_slows_the_run_and_fails_nothing(
+    tmp_path: Path, sandbox_factory: SandboxFactory, quota_status: int
+) -> None:
+    """Another tool shares the address (15/s left for us): every counter is enabled, quota answers
+    never fail one (even with --max-attempts 1), and the summary shows the rate it settled at."""
+    box = sandbox_factory(ip_rps=15, quota_status=quota_status)
     config = write_config(tmp_path / "job.yaml", range(1, 41))
-    done = run_against(
-        box,
-        config,
-        tmp_path / "r.csv",
-        "--rps",
-        "0",
-        "--max-attempts",
-        "20",
-        *FAST,
-    )
+    done = run_against(box, config, tmp_path / "r.csv", "--max-attempts", "1", *FAST)
     assert done.returncode == 0, done.stderr
-    assert box.stats()["quota_answers"]["quota_requests_by_ip"] > 0
     assert set(statuses(tmp_path / "r.csv").values()) == {"enabled"}
+    answers = box.stats()["quota_answers"]["quota_requests_by_ip"]
+    assert 0 < answers <= 12
+    assert "the rate settled at" in done.stdout
 
 
-def test_parallel_quota_is_retried(tmp_path: Path, sandbox_factory: Any) -> None:
+def test_parallel_quota_narrows_and_fails_nothing(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """--concurrency 6 against a 3-request cap: warns, draws parallel-quota answers, fails nothing."""
     box = sandbox_factory(latency=0.05, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 61))
     done = run_against(
-        box,
-        config,
-        tmp_path / "r.csv",
-        "--rps",
-        "0",
-        "--concurrency",
-        "6",
-        "--max-attempts",
-        "20",
-        *FAST,
+        box, config, tmp_path / "r.csv", "--rps", "1000", "--concurrency", "6", "--max-attempts", "1", *FAST
     )
     assert done.returncode == 0, done.stderr
     assert "above Metrica's 3 parallel requests" in done.stderr
@@ -146,33 +147,29 @@ def test_parallel_quota_is_retried(tmp_path: Path, sandbox_factory: Any) -> None
     assert "3 in flight from now on" in done.stderr
 
 
-def test_max_requests_keeps_quota_for_other_tools(tmp_path: Path, sandbox_factory: Any) -> None:
-    """--max-requests N: N requests per account, the rest deferred with the reason; exit 3."""
+def test_a_spent_budget_stops_at_once_and_says_why(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """--max-requests 10 over 3,000 counters: 10 requests, the rest deferred in well under a second
+    of waiting, with the reason in the summary and the rows."""
     box = sandbox_factory(ip_rps=0)
-    config = write_config(tmp_path / "job.yaml", range(1, 51))
-    done = run_against(
-        box,
-        config,
-        tmp_path / "r.csv",
-        "--rps",
-        "0",
-        "--max-requests",
-        "20",
-    )
+    config = write_config(tmp_path / "job.yaml", range(1, 3001))
+    started = time.monotonic()
+    done = run_against(box, config, tmp_path / "r.csv", "--max-requests", "10")
+    assert time.monotonic() - started < 5
     assert done.returncode == 3
-    assert box.stats()["requests"] == 20
-    rows = list(read_csv(tmp_path / "r.csv"))
-    assert sum(r["status"] == "enabled" for r in rows) == 20
-    assert all("--max-requests 20" in r["message"] for r in rows if r["status"] == "deferred")
+    assert box.stats()["requests"] == 10
+    rows = read_report(tmp_path / "r.csv")
+    assert sum(r["status"] == "enabled" for r in rows) == 10
+    assert all("--max-requests 10" in r["message"] for r in rows if r["status"] == "deferred")
+    assert "request budget is spent (--max-requests 10)" in done.stdout
 
 
-def test_counter_quota_defers_one_counter(tmp_path: Path, sandbox_factory: Any) -> None:
+def test_counter_quota_defers_one_counter(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """quota_requests_by_counter_id defers that counter only, with the reason."""
     box = sandbox_factory(counter_daily_limit=1, ip_rps=0)
     report = tmp_path / "r.csv"
-    run_cli("run", write_config(tmp_path / "a.yaml", [1, 2]), "--report", report, "--api-base", box.url)
+    cli("run", write_config(tmp_path / "a.yaml", [1, 2]), "--report", report, "--api-base", box.url)
     # 1 and 2 have had their one write today; 3 has not
-    done = run_cli(
+    done = cli(
         "run",
         write_config(tmp_path / "b.yaml", [1, 2, 3]),
         "--report",
@@ -182,6 +179,104 @@ def test_counter_quota_defers_one_counter(tmp_path: Path, sandbox_factory: Any) 
         box.url,
     )
     assert done.returncode == 3
-    rows = list(read_csv(report))
+    rows = read_report(report)
     assert [r["status"] for r in rows] == ["deferred", "deferred", "enabled"]
-    assert rows[0]["error_type"] == "quota_requests_by_counter_id" and "rerun tomorrow" in rows[0]["message"]
+    assert rows[0]["error_type"] == "quota_requests_by_counter_id" and "run again after" in rows[0]["message"]
+
+
+def test_a_token_that_cannot_write_stops_within_ten_writes(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """Reads work, every write is access_denied: the account stops after about ten writes, exit 3,
+    one line says why and how to tell; a rerun tries other counters first, so it never loops on the
+    same ones; once the token can write, a rerun finishes."""
+    box = sandbox_factory(write_denied_tokens=[TOKEN], ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 501))
+    report = tmp_path / "r.csv"
+    first = run_against(box, config, report, "--rps", "1000", *FAST)
+    assert first.returncode == 3
+    writes = box.stats()["write_requests"]
+    assert 10 <= writes <= 12
+    assert "lack metrika:write" in first.stdout and "bulk-enable check" in first.stdout
+    second = run_against(box, config, report, "--rps", "1000", *FAST)
+    tried = set(box.stats()["write_attempts"])
+    assert second.returncode == 3 and len(tried) >= 2 * 10  # the rerun wrote to new counters
+    box.grant_write(TOKEN)
+    third = run_against(box, config, report, "--rps", "1000", *FAST)
+    assert third.returncode == 0, third.stdout
+    assert set(statuses(report).values()) == {"enabled"}
+
+
+def test_denials_after_a_success_fail_only_their_counters(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """An account that can write but has 30 counters without edit rights: no stop, exit 1."""
+    box = sandbox_factory(fixed=dict.fromkeys(range(2, 32), "access_denied"), ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 41))
+    done = run_against(box, config, tmp_path / "r.csv", "--rps", "1000", *FAST)
+    assert done.returncode == 1
+    assert list(statuses(tmp_path / "r.csv").values()).count("failed") == 30
+
+
+@pytest.mark.parametrize(
+    "api_base",
+    [
+        "{url}/management/v1",
+        "{url}/",
+        " {url}",
+        "{url}?x=1",
+        "http://user:s3cretpw@127.0.0.1:9",
+        "{url}#frag",
+    ],
+)
+def test_a_wrong_api_root_is_refused_before_anything_is_sent(
+    tmp_path: Path, sandbox_factory: SandboxFactory, api_base: str
+) -> None:
+    """A path, a query, credentials or spaces in --api-base: one line with the right form, exit 2."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", [1])
+    done = cli("run", config, "--report", tmp_path / "r.csv", "--api-base", api_base.format(url=box.url))
+    if api_base == "{url}/":
+        assert done.returncode == 0  # a trailing slash is the root
+        return
+    assert done.returncode == 2 and box.stats()["requests"] == 0
+    assert done.stderr.count("\n") == 1 and "http://127.0.0.1:" in done.stderr
+    assert "s3cretpw" not in done.stderr
+
+
+def test_a_server_that_is_not_the_api_stops_early(tmp_path: Path) -> None:
+    """An --api-base that answers bare 404s (another web server): the account stops after three."""
+    hits: list[str] = []
+
+    async def not_found(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", not_found)
+    config = write_config(tmp_path / "job.yaml", range(1, 301))
+    with serve_app(app) as url:
+        done = cli("run", config, "--report", tmp_path / "r.csv", "--api-base", url)
+    assert done.returncode == 3
+    assert len(hits) <= 5
+    assert "does not look like the Metrica API" in done.stdout
+    assert "next: give --api-base as the API root only" in done.stdout
+
+
+def test_until_done_finishes_across_resets(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """A login with a daily limit of 25 and 40 counters: --until-done waits for the reset and runs to
+    exit 0 by itself, no counter written twice, at most a few quota answers for the reset."""
+    box = sandbox_factory(daily_limit=25, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 41))
+    reset = time.time() + 1.0
+    box.reset_day_at(reset - 0.2)  # the sandbox's day turns just before the announced reset
+    reset_at = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%H:%M:%S.%f")
+    done = run_against(
+        box, config, tmp_path / "r.csv", "--rps", "1000", "--until-done", "--quota-reset", reset_at, *FAST
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    assert set(statuses(tmp_path / "r.csv").values()) == {"enabled"}
+    stats = box.stats()
+    assert stats["counters_written_twice"] == 0
+    assert stats["quota_answers"].get("quota_requests_by_uid", 0) <= 3
+    assert "waiting until" in done.stderr and "the quota has reset" in done.stderr

@@ -1,11 +1,18 @@
-"""Reliability at CI size: fuzzed configs, heavy faults, repeated kills. `make bench` runs them bigger."""
+"""Reliability at CI size: fuzzed configs, hostile answers, heavy faults, repeated kills.
+`make bench` runs the same checks bigger (BULK_ENABLE_FUZZ_EXAMPLES and larger sizes)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import random
+import re
 import signal
+import tempfile
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +22,14 @@ from aioresponses import aioresponses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulk_enable import ConfigError, parse_config
+from bulk_enable import ConfigError, Policy, Settings, parse_config, run_job
 from bulk_enable._cli import main
+from bulk_enable._progress import CliEvents
 from bulk_enable._report import journal_path, read_journal
 
-from .conftest import run_against, run_cli, start_cli, statuses, write_config
+from .conftest import TOKEN, SandboxFactory, cli, run_against, start_process, statuses, write_config
 
+EXAMPLES = int(os.environ.get("BULK_ENABLE_FUZZ_EXAMPLES", "150"))
 scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=True),
@@ -34,7 +43,7 @@ trees = st.recursive(
     lambda inner: st.one_of(
         st.lists(inner, max_size=5),
         st.dictionaries(
-            st.sampled_from(["counters", "accounts", "id", "label", "name", "token_env", "x"]),
+            st.sampled_from(["counters", "accounts", "id", "label", "name", "token_env", "ulogin", "x"]),
             inner,
             max_size=4,
         ),
@@ -45,27 +54,29 @@ yaml_ish = st.text(alphabet="- :{}[],'\"&*!|>#\n\t 0123456789abyesnoid.\\%@`", m
 
 
 @given(st.one_of(trees.map(lambda t: yaml.safe_dump(t, allow_unicode=True)), yaml_ish))
-@settings(max_examples=int(os.environ.get("BULK_ENABLE_FUZZ_EXAMPLES", "400")), deadline=None)
+@settings(max_examples=EXAMPLES * 2, deadline=None)
 def test_loader_accepts_or_refuses_in_one_line(text: str) -> None:
-    """Any text: a valid job of positive unique IDs, or a one-line ConfigError; never another exception."""
+    """Any text: a valid job of positive unique IDs, or ConfigError lines naming the file; nothing else."""
     try:
         config = parse_config(text, Path("fuzz.yaml"))
     except ConfigError as e:
-        message = str(e)
+        lines = e.lines
     else:
-        message = ""
-    if message:
-        assert "\n" not in message and message.startswith("fuzz.yaml: ")
+        lines = []
+    if lines:
+        assert all(line.startswith("fuzz.yaml: ") and "\n" not in line for line in lines)
         return
     ids = [c.id for c in config.counters]
-    assert ids and all(isinstance(i, int) and i > 0 for i in ids)
+    assert ids and all(isinstance(i, int) and 0 < i < 2**63 for i in ids)
     assert len(ids) == len(set(ids))
 
 
 @given(yaml_ish)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES // 3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 def test_bad_input_never_sends_a_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> None:
-    """The real CLI on fuzzed input: exit 0/1/3 only for valid jobs, and no request for bad ones."""
+    """The real CLI on fuzzed input: exit 2 and no request for bad input."""
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
     monkeypatch.setenv("YANDEX_METRICA_TOKEN", "fuzz-token")
@@ -74,28 +85,132 @@ def test_bad_input_never_sends_a_request(tmp_path: Path, monkeypatch: pytest.Mon
         valid = True
     except ConfigError:
         valid = False
-    with aioresponses() as m:  # any request, to anywhere, is recorded (and refused)
-        code = main(["run", str(path), "--report", str(tmp_path / "r.csv"), "--quiet", "--max-attempts", "1"])
+    with (
+        aioresponses() as m,
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        code = main(
+            ["run", str(path), "--report", str(tmp_path / "r.csv"), "-q", "--max-attempts", "1", "--fresh"]
+        )
         sent = len(m.requests)
     if not valid:
         assert (code, sent) == (2, 0)
 
 
-def test_heavy_faults_lose_nothing(tmp_path: Path, sandbox_factory: Any) -> None:
+# --- hostile answers through the whole run ------------------------------------------------------------
+
+BASE = "https://api-metrika.yandex.net"
+WRITE = re.compile(rf"{BASE}/management/v1/counter/(\d+)/offline_conversions/calls_extended_threshold.*")
+nasty_text = st.one_of(
+    st.text(max_size=40),
+    st.just(TOKEN),
+    st.just("x" * 190 + TOKEN),
+    st.just("\x1b[31mred\x1b[0m\r\nInjected: line"),
+    st.just("bad \ud800 surrogate"),
+    st.just("\u202eevil\u2066"),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=20).map(lambda t: t + TOKEN[:9]),
+)
+answers = st.fixed_dictionaries(
+    {
+        "status": st.sampled_from([200, 200, 301, 400, 401, 403, 404, 420, 429, 500, 502, 503, 504, 418]),
+        "error_type": st.one_of(
+            st.sampled_from(
+                ["access_denied", "invalid_token", "quota_requests_by_ip", "backend_error", "not_found"]
+            ),
+            nasty_text,
+        ),
+        "message": nasty_text,
+        "shape": st.sampled_from(["metrica", "success", "garbage", "html", "empty", "false"]),
+        "retry_after": st.one_of(
+            st.none(), st.sampled_from(["1e400", "99999", "nan", "-5", "soon", "0.001"])
+        ),
+    }
+)
+
+
+def body_of(answer: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    shape, status = answer["shape"], answer["status"]
+    if shape == "metrica":
+        error = {"error_type": answer["error_type"], "message": answer["message"]}
+        return None, {"errors": [error], "code": status, "message": answer["message"]}
+    if shape == "success":
+        return None, {"success": True}
+    if shape == "false":
+        return None, {"success": False, "note": answer["message"]}
+    if shape == "html":
+        return f"<html>{answer['message']}</html>", None
+    if shape == "garbage":
+        return answer["message"] + "{not json", None
+    return "", None
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@given(st.lists(answers, min_size=1, max_size=6))
+@settings(
+    max_examples=EXAMPLES // 4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_hostile_answers_never_crash_leak_or_inject(tmp_path: Path, script: list[dict[str, Any]]) -> None:
+    """Whatever the API answers (codes, headers, bodies, echoed tokens, escape sequences, surrogates):
+    no exception escapes the run, the token never reaches the log or the report, no control character
+    reaches the log, and the report is valid UTF-8 CSV with a row per counter."""
+    report = Path(tempfile.mkdtemp(dir=tmp_path)) / "r.csv"
+    config = parse_config("".join(f"- {i}\n" for i in range(1, len(script) + 1)), tmp_path / "job.yaml")
+    capture = _Capture()
+    log = logging.getLogger("bulk_enable")
+    log.addHandler(capture)
+    log.setLevel(logging.DEBUG)
+    policy = Policy(
+        backoff_initial=0, backoff_max=0.001, slow_down=0.001, rps=0, max_attempts=2, quota_answers_cap=3
+    )
+    settings_ = Settings(config, {"default": TOKEN}, report, BASE, policy=policy, events=CliEvents(False))
+    try:
+        with aioresponses() as m:
+            for cid, answer in enumerate(script, start=1):
+                text, payload = body_of(answer)
+                headers = {"Retry-After": answer["retry_after"]} if answer["retry_after"] else {}
+                if answer["status"] == 301:
+                    headers["Location"] = f"http://127.0.0.1:9/steal?token={TOKEN}"
+                url = re.compile(rf"{BASE}/management/v1/counter/{cid}/offline_conversions/.*")
+                raw = (text or "").encode("utf-8", "surrogatepass")  # a hostile server sends any bytes
+                kwargs: dict[str, Any] = {"payload": payload} if payload is not None else {"body": raw}
+                m.post(url, status=answer["status"], headers=headers, repeat=True, **kwargs)
+            import asyncio
+
+            summary = asyncio.run(run_job(settings_))
+    finally:
+        log.removeHandler(capture)
+    raw = report.read_bytes()
+    text_out = raw.decode("utf-8")  # valid UTF-8, or this raises
+    journal = journal_path(report).read_bytes().decode("utf-8")
+    shown = "\n".join(capture.lines)
+    for where in (text_out, journal, shown):
+        assert TOKEN[:8] not in where and TOKEN[-8:] not in where
+    assert not any(unicodedata.category(ch) in ("Cc", "Cf") for ch in shown.replace("\n", ""))
+    import csv
+
+    rows = list(csv.DictReader(io.StringIO(text_out.lstrip("\ufeff"), newline="")))
+    assert [int(r["counter_id"]) for r in rows] == list(range(1, len(script) + 1))
+    assert len(summary.rows) == len(script)
+
+
+# --- faults and kills ------------------------------------------------------------------------------
+
+
+def test_heavy_faults_lose_nothing(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """1,000 counters at 25% transient faults: all enabled, none written twice (5,000 in `make bench`)."""
     box = sandbox_factory(fault_rate=0.25, faults=["backend_error", "timeout", "html_500", "drop"], ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 1001))
     done = run_against(
-        box,
-        config,
-        tmp_path / "r.csv",
-        "--rps",
-        "0",
-        "--backoff",
-        "0.005",
-        "--max-attempts",
-        "15",
-        "--quiet",
+        box, config, tmp_path / "r.csv", "--rps", "1000", "--backoff", "0.005", "--max-attempts", "15", "-q"
     )
     stats = box.stats()
     assert done.returncode == 0, done.stderr
@@ -104,16 +219,17 @@ def test_heavy_faults_lose_nothing(tmp_path: Path, sandbox_factory: Any) -> None
     assert sum(stats["faults"].values()) > 200
 
 
-def test_repeated_kills_lose_nothing(tmp_path: Path, sandbox_factory: Any) -> None:
+@pytest.mark.e2e
+def test_repeated_kills_lose_nothing(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """3 runs killed with kill -9 at random moments, then a rerun: all enabled, repeats <= 3 per kill."""
     box = sandbox_factory(latency=0.005, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 601))
     report = tmp_path / "r.csv"
-    args = ["run", str(config), "--report", str(report), "--api-base", box.url, "--rps", "0", "--quiet"]
+    args = ["run", str(config), "--report", str(report), "--api-base", box.url, "--rps", "1000", "--quiet"]
     rng = random.Random(5)
     kills = 0
     for _ in range(3):
-        proc = start_cli(*args)
+        proc = start_process(*args)
         before = box.stats()["write_requests"]
         target = before + rng.randint(20, 120)
         deadline = time.monotonic() + 20
@@ -124,9 +240,9 @@ def test_repeated_kills_lose_nothing(tmp_path: Path, sandbox_factory: Any) -> No
         kills += 1
         written = set(map(int, box.stats()["writes"]))
         _, rows = read_journal(journal_path(report))
-        journaled = {r.counter_id for r in rows if r.status == "enabled"}
+        journaled = {cid for cid, r in rows.items() if r.status == "enabled"}
         assert len(written - journaled) <= 3  # only what was in flight at the kill
-    done = run_cli(*args)
+    done = cli(*args)
     stats = box.stats()
     assert done.returncode == 0, done.stderr
     assert set(statuses(report).values()) == {"enabled"}

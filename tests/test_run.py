@@ -1,7 +1,8 @@
-"""The `run` job end to end in-process (aioresponses), and the token never leaving its header."""
+"""The `run` job in-process: answers to rows, reruns, stops, and the token never leaving its header."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 import pytest
 from aioresponses import aioresponses
 
-from bulk_enable import Job, Policy, Settings, parse_config, read_csv, run_job
+from bulk_enable import Policy, Settings, Status, StopCause, parse_config, run_job
+from bulk_enable._messages import exit_code
+from bulk_enable._model import ExitCode
+from bulk_enable._report import journal_path
 
-from .conftest import TOKEN, cli_env, run_cli, write_config
+from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses, write_config
 
-BASE = "https://api-metrica.yandex.net"
+BASE = "https://api-metrika.yandex.net"
 FAST = Policy(backoff_initial=0.001, backoff_max=0.01, slow_down=0.01, rps=0)
 
 
@@ -22,11 +26,7 @@ def url(cid: int) -> str:
 
 
 def err(status: int, error_type: str, message: str = "msg") -> dict[str, Any]:
-    return {
-        "errors": [{"error_type": error_type, "message": message}],
-        "code": status,
-        "message": message,
-    }
+    return {"errors": [{"error_type": error_type, "message": message}], "code": status, "message": message}
 
 
 def settings(tmp_path: Path, ids: list[int], **kw: Any) -> Settings:
@@ -51,7 +51,7 @@ async def test_transient_then_success_and_permanent_after_one_request(tmp_path: 
         m.post(url(3), payload={"success": False})
         summary = await run_job(settings(tmp_path, [1, 2, 3]))
         sent = {str(k[1]): len(v) for k, v in m.requests.items()}
-    rows = {r["counter_id"]: r for r in read_csv(tmp_path / "r.csv")}
+    rows = {r["counter_id"]: r for r in read_report(tmp_path / "r.csv")}
     assert (rows["1"]["status"], rows["1"]["attempts"]) == ("enabled", "3")
     assert (rows["2"]["status"], rows["2"]["error_type"], rows["2"]["message"]) == (
         "failed",
@@ -60,30 +60,33 @@ async def test_transient_then_success_and_permanent_after_one_request(tmp_path: 
     )
     assert (rows["3"]["status"], rows["3"]["error_type"]) == ("failed", "success_false")
     assert sent == {url(1): 3, url(2): 1, url(3): 1}
-    assert summary.exit_code == 1
+    assert exit_code(summary) is ExitCode.FAILED
+    assert (summary.retries, summary.gave_up) == (2, 0)
 
 
 async def test_gives_up_after_max_attempts(tmp_path: Path) -> None:
     """A counter that never stops failing transiently fails after --max-attempts requests."""
     with aioresponses() as m:
         m.post(url(1), status=504, payload=err(504, "timeout"), repeat=True)
-        await run_job(settings(tmp_path, [1], policy=Policy(max_attempts=4, backoff_initial=0.001, rps=0)))
+        policy = Policy(max_attempts=4, backoff_initial=0.001, rps=0)
+        summary = await run_job(settings(tmp_path, [1], policy=policy))
         assert len(next(iter(m.requests.values()))) == 4
-    row = next(read_csv(tmp_path / "r.csv"))
+    row = read_report(tmp_path / "r.csv")[0]
     assert (row["status"], row["attempts"], row["error_type"]) == ("failed", "4", "timeout")
+    assert "gave up after 4 attempts" in row["message"] and summary.gave_up == 1
 
 
 @pytest.mark.parametrize(
-    ("status", "error_type"),
+    ("status", "error_type", "cause"),
     [
-        (403, "invalid_token"),
-        (401, "unauthorized"),
-        (429, "quota_requests_by_uid"),
-        (420, "quota_requests_by_uid"),
+        (403, "invalid_token", StopCause.REFUSED),
+        (401, "unauthorized", StopCause.REFUSED),
+        (429, "quota_requests_by_uid", StopCause.DAILY_QUOTA),
+        (420, "quota_requests_by_uid", StopCause.DAILY_QUOTA),
     ],
 )
 async def test_dead_token_or_daily_quota_defers_the_rest(
-    tmp_path: Path, status: int, error_type: str
+    tmp_path: Path, status: int, error_type: str, cause: StopCause
 ) -> None:
     """The account stops at once; the rest are `deferred` with the reason; exit 3."""
     with aioresponses() as m:
@@ -91,11 +94,12 @@ async def test_dead_token_or_daily_quota_defers_the_rest(
         summary = await run_job(settings(tmp_path, list(range(1, 101))))
         sent = sum(len(v) for v in m.requests.values())
     assert sent <= 3
-    rows = list(read_csv(tmp_path / "r.csv"))
+    rows = read_report(tmp_path / "r.csv")
     assert {r["status"] for r in rows} == {"deferred"}
     assert all(error_type in r["message"] or r["error_type"] == error_type for r in rows)
-    assert summary.exit_code == 3
-    assert any(error_type in line for line in summary.lines())
+    assert exit_code(summary) is ExitCode.STOPPED
+    assert summary.stops["default"].cause is cause
+    assert (summary.deferred_until is not None) == (cause is StopCause.DAILY_QUOTA)
 
 
 async def test_counter_quota_defers_only_that_counter(tmp_path: Path) -> None:
@@ -104,8 +108,8 @@ async def test_counter_quota_defers_only_that_counter(tmp_path: Path) -> None:
         m.post(url(1), status=429, payload=err(429, "quota_requests_by_counter_id"))
         m.post(url(2), payload={"success": True})
         summary = await run_job(settings(tmp_path, [1, 2]))
-    assert [r.status for r in summary.rows] == ["deferred", "enabled"]
-    assert summary.exit_code == 3
+    assert [r.status for r in summary.rows] == [Status.DEFERRED, Status.ENABLED]
+    assert exit_code(summary) is ExitCode.STOPPED and summary.deferred_until is not None
 
 
 async def test_rerun_sends_only_what_is_left(tmp_path: Path) -> None:
@@ -113,13 +117,48 @@ async def test_rerun_sends_only_what_is_left(tmp_path: Path) -> None:
     with aioresponses() as m:
         m.post(url(1), payload={"success": True})
         m.post(url(2), status=500, body="oops", repeat=True)
-        await run_job(settings(tmp_path, [1, 2], policy=Policy(max_attempts=2, backoff_initial=0.001, rps=0)))
+        policy = Policy(max_attempts=2, backoff_initial=0.001, rps=0)
+        await run_job(settings(tmp_path, [1, 2], policy=policy))
     with aioresponses() as m:
         m.post(url(2), payload={"success": True})
         summary = await run_job(settings(tmp_path, [1, 2]))
         assert [str(k[1]) for k in m.requests] == [url(2)]
-    assert [r.status for r in summary.rows] == ["enabled", "enabled"]
-    assert summary.skipped == 1 and summary.exit_code == 0
+    assert [r.status for r in summary.rows] == [Status.ENABLED, Status.ENABLED]
+    assert summary.skipped == 1 and exit_code(summary) is ExitCode.OK
+
+
+async def test_one_bad_answer_never_ends_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handling one counter raises: that counter is `failed` with the reason, the others are done."""
+    from bulk_enable import _jobs
+
+    real = _jobs._run_row
+
+    def explode(run: Any, counter: Any, outcome: Any) -> Any:
+        if counter.id == 2:
+            raise RuntimeError(f"boom {TOKEN}")
+        return real(run, counter, outcome)
+
+    monkeypatch.setattr(_jobs, "_run_row", explode)
+    with aioresponses() as m:
+        m.post(re.compile(rf"{BASE}/.*"), payload={"success": True}, repeat=True)
+        summary = await run_job(settings(tmp_path, [1, 2, 3]))
+    rows = {r.counter_id: r for r in summary.rows}
+    assert [rows[i].status for i in (1, 2, 3)] == [Status.ENABLED, Status.FAILED, Status.ENABLED]
+    assert rows[2].error_type == "internal_error" and "RuntimeError: boom" in rows[2].message
+    assert TOKEN not in rows[2].message
+    assert statuses(tmp_path / "r.csv") == {1: "enabled", 2: "failed", 3: "enabled"}
+
+
+async def test_history_of_other_configs_is_kept(tmp_path: Path) -> None:
+    """Config B on config A's report keeps A's rows in the journal and the report, and says so."""
+    with aioresponses() as m:
+        m.post(re.compile(rf"{BASE}/.*"), payload={"success": True}, repeat=True)
+        await run_job(settings(tmp_path, [1, 2]))
+        summary = await run_job(settings(tmp_path, [3]))
+    assert summary.elsewhere == 2 and [r.counter_id for r in summary.rows] == [3]
+    assert statuses(tmp_path / "r.csv") == {3: "enabled", 1: "enabled", 2: "enabled"}
+    lines = journal_path(tmp_path / "r.csv").read_text(encoding="utf-8").splitlines()
+    assert {json.loads(line)["counter_id"] for line in lines[1:]} == {1, 2, 3}
 
 
 @pytest.mark.parametrize(
@@ -137,62 +176,70 @@ async def test_rerun_sends_only_what_is_left(tmp_path: Path) -> None:
             "--backoff",
             "0",
         ],
-        ["check", "{config}", "--report", "{report}", "--api-base", "{url}"],
-        ["counters", "--api-base", "{url}"],
-        ["run", "{config}", "--report", "{report}", "--api-base", "{url}", "--preflight", "-v"],
+        ["check", "{config}", "--report", "{report}", "--api-base", "{url}", "--backoff", "0"],
+        ["status", "{config}", "--report", "{report}", "--api-base", "{url}", "--backoff", "0"],
+        ["counters", "--api-base", "{url}", "--backoff", "0"],
+        [
+            "run",
+            "{config}",
+            "--report",
+            "{report}",
+            "--api-base",
+            "{url}",
+            "--preflight",
+            "-v",
+            "--json",
+            "--backoff",
+            "0",
+        ],
     ],
 )
-def test_token_never_appears_anywhere(tmp_path: Path, sandbox_factory: Any, args: list[str]) -> None:
+def test_token_never_appears_anywhere(
+    tmp_path: Path, sandbox_factory: SandboxFactory, args: list[str]
+) -> None:
     """Not on stdout, stderr, in the report or its journal, even when the API echoes it back."""
-    box = sandbox_factory(fixed={5: "access_denied"}, fault_rate=0.5, faults=["backend_error", "html_500"])
+    box = sandbox_factory(
+        counters="1-10", fixed={5: "access_denied"}, fault_rate=0.5, faults=["backend_error", "html_500"]
+    )
     config = write_config(tmp_path / "job.yaml", [1, 2, 3, 4, 5])
     report = tmp_path / "r.csv"
     filled = [a.format(config=config, report=report, url=box.url) for a in args]
-    done = run_cli(*filled)
+    done = cli(*filled)
     assert done.returncode in (0, 1), done.stderr
-    dead = run_cli(*filled, env=cli_env(YANDEX_METRICA_TOKEN="dead-" + TOKEN))
+    dead = cli(*filled, env=cli_env(YANDEX_METRICA_TOKEN="dead-" + TOKEN))
     assert dead.returncode == 3, dead.stderr
     for text in (done.stdout, done.stderr, dead.stdout, dead.stderr):
-        assert TOKEN not in text
+        assert TOKEN not in text and TOKEN[:8] not in text
     for path in tmp_path.iterdir():
-        assert TOKEN not in path.read_text(encoding="utf-8", errors="replace"), path
-
-
-@pytest.mark.parametrize(
-    ("env", "extra", "message"),
-    [
-        ({"YANDEX_METRICA_TOKEN": ""}, [], "no token: set YANDEX_METRICA_TOKEN"),
-        ({}, ["--token-file", "/nonexistent/token"], "cannot read the token file"),
-        ({}, ["--api-base", "http://api-metrica.yandex.net"], "clear text"),
-        ({"YANDEX_METRICA_TOKEN": "two words"}, [], "spaces or control characters"),
-    ],
-)
-def test_user_errors_are_one_line_and_exit_2(
-    tmp_path: Path, env: dict[str, str], extra: list[str], message: str
-) -> None:
-    """Token and address mistakes: one line, exit 2, nothing sent (no server is even running)."""
-    config = write_config(tmp_path / "job.yaml", [1])
-    done = run_cli("run", config, "--report", tmp_path / "r.csv", *extra, env=cli_env(**env))
-    assert done.returncode == 2
-    assert message in done.stderr and done.stderr.count("\n") == 1
-    assert "two words" not in done.stderr
+        assert TOKEN[:8] not in path.read_text(encoding="utf-8", errors="replace"), path
 
 
 def test_accounts_need_their_token_env(tmp_path: Path) -> None:
     """An account whose token_env is unset is refused before anything is sent."""
     config = tmp_path / "a.yaml"
     config.write_text("accounts:\n  - {name: shop, token_env: METRICA_TOKEN_SHOP, counters: [1]}\n")
-    done = run_cli("run", config, "--report", tmp_path / "r.csv")
+    done = cli("run", config, "--report", tmp_path / "r.csv")
     assert done.returncode == 2 and "METRICA_TOKEN_SHOP" in done.stderr
 
 
-def test_job_identity_in_default_report_names(tmp_path: Path) -> None:
-    """Default report paths differ per window and action, so jobs never share one by accident."""
-    from bulk_enable._report import default_report_path
+def test_a_token_pasted_as_token_env_is_never_echoed(tmp_path: Path) -> None:
+    """A token pasted in place of a variable name: refused, and not printed back."""
+    pasted = "y0_AgAAAAAtOkEnPaStEd123456789abcdef"
+    config = tmp_path / "a.yaml"
+    config.write_text(f"accounts:\n  - {{name: shop, token_env: {pasted}, counters: [1]}}\n")
+    done = cli("run", config, "--report", tmp_path / "r.csv")
+    assert done.returncode == 2 and "looks like a token" in done.stderr
+    assert pasted not in done.stderr + done.stdout
 
-    paths = {
-        default_report_path(Path("configs/x.yaml"), Job(w, e))
-        for w in ("calls", "conversions")
-        for e in (True, False)
-    }
-    assert len(paths) == 4 and Path("reports/x.csv") in paths
+
+def test_run_and_rerun_through_the_cli(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """The CLI's summary names the counts, the report and a next step; a rerun sends nothing done."""
+    box = sandbox_factory(fixed={3: "access_denied"}, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 11))
+    first = run_against(box, config, tmp_path / "r.csv", "--rps", "1000")
+    assert first.returncode == 1, first.stderr
+    assert first.stdout.splitlines()[0].startswith("done: 9 enabled, 1 failed (10 counters, 10 requests")
+    assert "failed: 1 access_denied (3)" in first.stdout and "next: see `error_type`" in first.stdout
+    second = run_against(box, config, tmp_path / "r.csv", "--rps", "1000")
+    assert "9 counters were already done in this report: not sent again" in second.stdout
+    assert box.stats()["write_requests"] == 11

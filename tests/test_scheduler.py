@@ -1,8 +1,10 @@
-"""The scheduler, measured with spy `send` callables: real concurrency, spacing, retries and stops."""
+"""The scheduler, measured with spy `send` callables: real concurrency, spacing, retries, stops, waits."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import datetime as dt
 import itertools
 import time
 from collections.abc import Awaitable, Callable
@@ -10,64 +12,104 @@ from dataclasses import replace
 
 import pytest
 
-from bulk_enable import Answer, Policy, Scheduler, Verdict
+from bulk_enable import (
+    Answer,
+    Events,
+    Interrupt,
+    NotSent,
+    NotSentReason,
+    Policy,
+    Scheduler,
+    Sent,
+    Stop,
+    StopCause,
+    Verdict,
+)
+from bulk_enable._scheduler import Lane
+from bulk_enable._slots import Slots
 
 FAST = Policy(backoff_initial=0.001, backoff_max=0.01, slow_down=0.01, rps=0.0)  # instant retries
 OK = Answer(Verdict.DONE, 200)
+Reply = tuple[Answer, None]
 
 
 class Spy:
-    """A fake API: answers from a script, records how many were in flight and when each was sent."""
+    """A fake API: answers from a script (or a function), records in-flight peaks and send times."""
 
-    def __init__(self, answers: list[Answer] | None = None, delay: float = 0.005) -> None:
+    def __init__(
+        self,
+        answers: list[Answer] | None = None,
+        delay: float = 0.005,
+        answer: Callable[[], Answer] | None = None,
+    ) -> None:
         self.answers = list(answers or [])
+        self.answer = answer
         self.delay = delay
         self.in_flight = self.peak = self.calls = 0
         self.sent_at: list[float] = []
 
-    def send(self) -> Callable[[], Awaitable[Answer]]:
-        async def one() -> Answer:
+    def send(self) -> Callable[[], Awaitable[Reply]]:
+        async def one() -> Reply:
             self.calls += 1
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             self.sent_at.append(time.monotonic())
             try:
                 await asyncio.sleep(self.delay)
-                return self.answers.pop(0) if self.answers else OK
+                if self.answers:
+                    return self.answers.pop(0), None
+                return (self.answer() if self.answer else OK), None
             finally:
                 self.in_flight -= 1
 
         return one
 
 
+class Recorder(Events):
+    """Remembers every event, to assert on what the scheduler told the outside world."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object]] = []
+
+    def stopped(self, account: str, stop: Stop) -> None:
+        self.seen.append(("stopped", stop.cause))
+
+    def waiting(self, account: str, until: dt.datetime, stop: Stop) -> None:
+        self.seen.append(("waiting", stop.cause))
+
+    def resumed(self, account: str) -> None:
+        self.seen.append(("resumed", account))
+
+    def narrowed(self, account: str, limit: int) -> None:
+        self.seen.append(("narrowed", limit))
+
+
+async def run_all(
+    scheduler: Scheduler, lane: Lane, n: int, spy: Spy, write: bool = False
+) -> list[Sent[None] | NotSent]:
+    results: list[Sent[None] | NotSent] = []
+
+    async def work(i: int) -> None:
+        results.append(await scheduler.call(lane, str(i), spy.send(), write=write))
+
+    await scheduler.for_each(lane, range(n), work)
+    return results
+
+
 @pytest.mark.parametrize("concurrency", [1, 2, 3])
 async def test_in_flight_cap_is_reached_and_never_exceeded(concurrency: int) -> None:
     """Exactly `concurrency` requests are in flight at the busiest moment."""
     scheduler = Scheduler(replace(FAST, concurrency=concurrency))
-    lane, spy = scheduler.lane("a"), Spy()
-
-    async def work(i: int) -> None:
-        await scheduler.call(lane, str(i), spy.send())
-
-    await scheduler.for_each(lane, range(60), work)
-    assert spy.calls == 60
-    assert spy.peak == concurrency
+    spy = Spy()
+    await run_all(scheduler, scheduler.lane("a"), 60, spy)
+    assert (spy.calls, spy.peak) == (60, concurrency)
 
 
 async def test_two_lanes_each_get_their_own_cap() -> None:
     """Accounts run in parallel: two lanes of 3 give 6 in flight, 3 each."""
     scheduler = Scheduler(FAST)
     spies = {name: Spy() for name in "ab"}
-
-    async def run(name: str) -> None:
-        lane = scheduler.lane(name)
-
-        async def work(i: int) -> None:
-            await scheduler.call(lane, str(i), spies[name].send())
-
-        await scheduler.for_each(lane, range(30), work)
-
-    await asyncio.gather(run("a"), run("b"))
+    await asyncio.gather(*(run_all(scheduler, scheduler.lane(n), 30, spies[n]) for n in "ab"))
     assert [s.peak for s in spies.values()] == [3, 3]
 
 
@@ -76,56 +118,80 @@ async def test_rate_is_kept_with_no_burst(rps: float) -> None:
     """At R a second: no burst from the very first request, never more than R + 1 in any second,
     and the rate itself is kept (not eroded by late timer wake-ups)."""
     scheduler = Scheduler(replace(FAST, rps=rps))
-    lane, spy = scheduler.lane("a"), Spy(delay=0)
-
-    async def work(i: int) -> None:
-        await scheduler.call(lane, str(i), spy.send())
-
+    spy = Spy(delay=0)
     n = int(rps * 1.5)
-    await scheduler.for_each(lane, range(n), work)
+    await run_all(scheduler, scheduler.lane("a"), n, spy)
     sent = spy.sent_at
     gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert min(gaps) >= 0.7 / rps  # never two at once, not even at start-up
+    assert min(gaps[:5]) >= 0.7 / rps  # no burst at start-up
+    # later, a timer that wakes late can put two close together, but never more than R + 1 in a second
     assert max(sum(1 for t in sent if s <= t < s + 1.0) for s in sent) <= rps + 1
     assert (n - 1) / (sent[-1] - sent[0]) >= 0.98 * rps
 
 
 @pytest.mark.parametrize(
-    ("answers", "attempts", "final"),
+    ("answers", "requests", "final", "gave_up"),
     [
-        ([Answer(Verdict.RETRY, 503, "backend_error")] * 2, 3, Verdict.DONE),
-        ([Answer(Verdict.SLOW_DOWN, 429, "quota_requests_by_ip")], 2, Verdict.DONE),
-        ([Answer(Verdict.RETRY, None, "connection_error")] * 9, 4, Verdict.RETRY),
-        ([Answer(Verdict.FAILED, 403, "access_denied")], 1, Verdict.FAILED),
+        ([Answer(Verdict.RETRY, 503, "backend_error")] * 2, 3, Verdict.DONE, False),
+        ([Answer(Verdict.RETRY, None, "connection_error")] * 9, 4, Verdict.RETRY, True),
+        ([Answer(Verdict.FAILED, 403, "counter_in_connect")], 1, Verdict.FAILED, False),
+        ([Answer(Verdict.DENIED, 403, "access_denied")], 1, Verdict.DENIED, False),
         (
-            [Answer(Verdict.DEFER_COUNTER, 429, "quota_requests_by_counter_id")],
+            [Answer(Verdict.COUNTER_QUOTA, 429, "quota_requests_by_counter_id")],
             1,
-            Verdict.DEFER_COUNTER,
+            Verdict.COUNTER_QUOTA,
+            False,
+        ),
+        # quota answers are "not so fast", not failures: they do not use up the 4 attempts
+        ([Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip")] * 6, 7, Verdict.DONE, False),
+        ([Answer(Verdict.SLOW_LOGIN, 420, "quota_parallel_requests")] * 5, 6, Verdict.DONE, False),
+        (
+            [Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip"), Answer(Verdict.RETRY, 503)] * 3,
+            7,
+            Verdict.DONE,
+            False,
         ),
     ],
 )
-async def test_retries_only_what_is_transient(answers: list[Answer], attempts: int, final: Verdict) -> None:
-    """Transient answers are retried up to max_attempts; final ones are sent once."""
+async def test_retries_only_what_is_transient(
+    answers: list[Answer], requests: int, final: Verdict, gave_up: bool
+) -> None:
+    """Transient answers are asked again up to max_attempts (quota answers do not count); final ones once."""
     scheduler = Scheduler(replace(FAST, max_attempts=4))
     spy = Spy(answers)
     result = await scheduler.call(scheduler.lane("a"), "c", spy.send())
-    assert (result.attempts, spy.calls) == (attempts, attempts)
-    assert result.answer is not None and result.answer.verdict is final
+    assert isinstance(result, Sent)
+    assert (result.attempts, spy.calls, result.answer.verdict, result.gave_up) == (
+        requests,
+        requests,
+        final,
+        gave_up,
+    )
 
 
-async def test_retry_after_sets_the_wait() -> None:
-    """A Retry-After of 0.2 s makes the next attempt wait that long."""
-    scheduler = Scheduler(FAST)
-    spy = Spy([Answer(Verdict.SLOW_DOWN, 429, "quota_requests_by_ip", retry_after=0.2)], delay=0)
+async def test_endless_quota_answers_end_the_call_without_a_failure() -> None:
+    """A server that only ever answers quota: the call ends after the cap, still a quota answer."""
+    scheduler = Scheduler(replace(FAST, quota_answers_cap=20))
+    spy = Spy(answer=lambda: Answer(Verdict.SLOW_LOGIN, 429, "quota_parallel_requests"), delay=0)
+    result = await scheduler.call(scheduler.lane("a"), "c", spy.send())
+    assert isinstance(result, Sent) and result.gave_up
+    assert result.answer.verdict is Verdict.SLOW_LOGIN and spy.calls == 20
+
+
+@pytest.mark.parametrize(("header", "least", "most"), [(0.2, 0.19, 0.5), (99_999.0, 0.29, 0.6)])
+async def test_retry_after_sets_the_wait_up_to_the_cap(header: float, least: float, most: float) -> None:
+    """Retry-After is honoured, but never past the backoff cap (0.3 s here; 30 s by default)."""
+    scheduler = Scheduler(replace(FAST, backoff_max=0.3))
+    spy = Spy([Answer(Verdict.RETRY, 503, "backend_error", retry_after=header)], delay=0)
     await scheduler.call(scheduler.lane("a"), "c", spy.send())
-    assert spy.sent_at[1] - spy.sent_at[0] >= 0.19
+    assert least <= spy.sent_at[1] - spy.sent_at[0] <= most
 
 
 async def test_per_address_quota_pauses_every_lane() -> None:
     """A per-address quota answer on one login holds the other login's requests too."""
     scheduler = Scheduler(replace(FAST, slow_down=0.3))
     a, b = scheduler.lane("a"), scheduler.lane("b")
-    quota = Spy([Answer(Verdict.SLOW_DOWN, 429, "quota_requests_by_ip")], delay=0)
+    quota = Spy([Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip")], delay=0)
     other = Spy(delay=0)
     started = time.monotonic()
     first = asyncio.create_task(scheduler.call(a, "x", quota.send()))
@@ -135,39 +201,126 @@ async def test_per_address_quota_pauses_every_lane() -> None:
     assert other.sent_at[0] - started >= 0.28
 
 
+class AddressLimit:
+    """A server allowing `per_second` requests from the address (a sliding second), like Metrica."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.window: collections.deque[float] = collections.deque()
+        self.refused = 0
+
+    def __call__(self) -> Answer:
+        now = time.monotonic()
+        while self.window and self.window[0] <= now - 1.0:
+            self.window.popleft()
+        if len(self.window) >= self.per_second:
+            self.refused += 1
+            return Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip")
+        self.window.append(now)
+        return OK
+
+
+async def test_the_rate_adapts_to_a_smaller_address_quota() -> None:
+    """Another tool shares the address and Metrica allows this run 20/s: every counter still gets done,
+    the rate settles near 20, and quota answers stay a small share of the requests."""
+    server = AddressLimit(20)
+    scheduler = Scheduler(replace(FAST, rps=29.0, slow_down=0.1, max_attempts=2))
+    spy = Spy(answer=server, delay=0.01)
+    results = await run_all(scheduler, scheduler.lane("a"), 50, spy)
+    assert all(isinstance(r, Sent) and r.answer.verdict is Verdict.DONE for r in results)
+    settled = scheduler.gate.settled
+    assert settled is not None and 14 <= settled <= 29
+    assert server.refused == scheduler.gate.quota_answers <= 10
+
+
 async def test_dead_token_stops_the_lane_within_the_in_flight_requests() -> None:
-    """After a dead-token answer, only the requests already in flight are sent; the rest are deferred."""
+    """After a refused token, only the requests already in flight are sent; the rest are not sent."""
+    recorder = Recorder()
+    scheduler = Scheduler(FAST, recorder)
+    lane = scheduler.lane("a")
+    spy = Spy(answer=lambda: Answer(Verdict.ACCOUNT_REFUSED, 403, "invalid_token", "Invalid oauth_token"))
+    results = await run_all(scheduler, lane, 100, spy)
+    assert spy.calls <= 3
+    assert lane.stop is not None and lane.stop.cause is StopCause.REFUSED
+    assert recorder.seen == [("stopped", StopCause.REFUSED)]
+    assert all(
+        isinstance(r, NotSent) and r.reason is NotSentReason.ACCOUNT_STOPPED
+        for r in results
+        if isinstance(r, NotSent)
+    )
+
+
+async def test_a_spent_budget_stops_the_account_at_once() -> None:
+    """--max-requests 10 over 3,000 counters: 10 requests, then nothing waits its turn at the rate."""
+    scheduler = Scheduler(replace(FAST, max_requests=10, rps=29.0))
+    lane = scheduler.lane("a")
+    spy = Spy(delay=0)
+    started = time.monotonic()
+    results = await run_all(scheduler, lane, 3000, spy)
+    assert spy.calls == 10
+    assert time.monotonic() - started < 1.5  # 10 requests at 29/s, not 3,000
+    assert lane.stop is not None and lane.stop.cause is StopCause.BUDGET
+    assert len(results) < 100  # the rest were never picked up
+    assert all(r.reason is NotSentReason.BUDGET_SPENT for r in results if isinstance(r, NotSent))
+
+
+@pytest.mark.parametrize(
+    ("first", "max_denied", "write", "stops"),
+    [
+        (None, 10, True, True),  # every write denied, none succeeded: the token cannot write
+        (OK, 10, True, False),  # a write succeeded: the denials are those counters' own
+        (None, 0, True, False),  # --max-denied 0: never
+        (None, 10, False, False),  # reads: a denial says nothing about writing
+    ],
+)
+async def test_denied_writes_stop_an_account_that_never_wrote(
+    first: Answer | None, max_denied: int, write: bool, stops: bool
+) -> None:
+    """Writes all access_denied with none succeeded: the account stops after about max_denied of them."""
+    scheduler = Scheduler(replace(FAST, max_denied=max_denied))
+    lane = scheduler.lane("a")
+    denied = Answer(Verdict.DENIED, 403, "access_denied", "Access is denied")
+    spy = Spy([first] if first else [], answer=lambda: denied)
+    await run_all(scheduler, lane, 200, spy, write=write)
+    if stops:
+        assert lane.stop is not None and lane.stop.cause is StopCause.CANNOT_WRITE
+        assert spy.calls <= max_denied + 2  # the ones in flight when the tenth came back
+    else:
+        assert lane.stop is None and spy.calls == 200
+
+
+async def test_answers_that_are_not_the_apis_stop_an_account_early() -> None:
+    """A wrong --api-base: the first answers are bare 404s; the account stops after 3."""
     scheduler = Scheduler(FAST)
     lane = scheduler.lane("a")
-    spy = Spy([Answer(Verdict.STOP_ACCOUNT, 403, "invalid_token", "Invalid oauth_token")] * 100)
-    results = []
-
-    async def work(i: int) -> None:
-        results.append(await scheduler.call(lane, str(i), spy.send()))
-
-    await scheduler.for_each(lane, range(100), work)
-    assert spy.calls <= 3
-    assert "token refused (invalid_token" in lane.stop_reason
-    assert all(r.deferred for r in results)
+    spy = Spy(answer=lambda: Answer(Verdict.FOREIGN, 404, "http_404", "<html>Not Found</html>"))
+    await run_all(scheduler, lane, 300, spy)
+    assert lane.stop is not None and lane.stop.cause is StopCause.NOT_THE_API
+    assert spy.calls <= 5
 
 
-async def test_request_budget_is_a_hard_cap() -> None:
-    """--max-requests N: the lane sends N requests, retries included, then defers."""
-    scheduler = Scheduler(replace(FAST, max_requests=5))
+async def test_a_foreign_answer_after_the_api_answered_fails_only_its_counter() -> None:
+    """Once the API has answered, a redirect or bare 404 is that counter's problem only."""
+    scheduler = Scheduler(FAST)
     lane = scheduler.lane("a")
-    spy = Spy([Answer(Verdict.RETRY, 503, "backend_error")] * 2)
-    results = []
+    foreign = Answer(Verdict.FOREIGN, 302, "redirect")
+    spy = Spy([OK] + [foreign] * 10)
+    await run_all(scheduler, lane, 50, spy)
+    assert lane.stop is None and spy.calls == 50
 
-    async def work(i: int) -> None:
-        results.append(await scheduler.call(lane, str(i), spy.send()))
 
-    await scheduler.for_each(lane, range(10), work)
-    assert spy.calls == 5
-    assert any("--max-requests 5" in r.deferred for r in results)
+async def test_unreachable_api_stops_the_lane() -> None:
+    """When nothing answers at all, the lane stops instead of failing every counter slowly."""
+    scheduler = Scheduler(replace(FAST, max_attempts=3))
+    lane = scheduler.lane("a")
+    spy = Spy(answer=lambda: Answer(Verdict.RETRY, None, "connection_error", "Cannot connect"), delay=0)
+    await run_all(scheduler, lane, 200, spy)
+    assert lane.stop is not None and lane.stop.cause is StopCause.UNREACHABLE
+    assert spy.calls < 30
 
 
 async def test_cancellation_is_not_retried_or_swallowed() -> None:
-    """Cancelling a call mid-request cancels it: no retry, no Result."""
+    """Cancelling a call mid-request cancels it: no retry, no outcome."""
     scheduler = Scheduler(FAST)
     spy = Spy(delay=10)
     task = asyncio.create_task(scheduler.call(scheduler.lane("a"), "c", spy.send()))
@@ -178,50 +331,129 @@ async def test_cancellation_is_not_retried_or_swallowed() -> None:
     assert spy.calls == 1
 
 
-async def test_unreachable_api_stops_the_lane() -> None:
-    """When nothing answers at all, the lane stops instead of failing every counter slowly."""
-    scheduler = Scheduler(replace(FAST, max_attempts=3))
+@pytest.mark.parametrize("where", ["backoff", "address pause", "rate"])
+async def test_an_interruption_wakes_every_wait(where: str) -> None:
+    """Ctrl-C during a 30 s backoff, pause or rate wait: the call ends at once, not sent again."""
+    interrupt = Interrupt()
+    policy = replace(FAST, backoff_max=30.0, slow_down=30.0, rps=0.05 if where == "rate" else 0.0)
+    scheduler = Scheduler(policy, interrupt=interrupt)
+    first = {
+        "backoff": Answer(Verdict.RETRY, 503, "backend_error", retry_after=30.0),
+        "address pause": Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip"),
+        "rate": OK,
+    }[where]
+    spy = Spy([first], delay=0)
     lane = scheduler.lane("a")
-    spy = Spy([Answer(Verdict.RETRY, None, "connection_error", "Cannot connect")] * 1000, delay=0)
+    calls = [asyncio.create_task(scheduler.call(lane, str(i), spy.send())) for i in range(2)]
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    interrupt.request()
+    results = await asyncio.wait_for(asyncio.gather(*calls), 2)
+    assert time.monotonic() - started < 0.5
+    assert any(isinstance(r, NotSent) and r.reason is NotSentReason.INTERRUPTED for r in results)
 
-    async def work(i: int) -> None:
-        await scheduler.call(lane, str(i), spy.send())
 
-    await scheduler.for_each(lane, range(200), work)
-    assert "cannot reach the API" in lane.stop_reason
-    assert spy.calls < 30
+def _reset_in(seconds: float) -> dt.time:
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).time()
+
+
+async def test_until_done_waits_for_the_reset_and_goes_on() -> None:
+    """The daily quota runs out: the lane waits for the reset, one probe finds it back, all get done."""
+    recorder = Recorder()
+    reset = time.time() + 0.6
+    quota = Answer(Verdict.ACCOUNT_QUOTA, 429, "quota_requests_by_uid")
+    allowed = iter(range(10))
+
+    def daily() -> Answer:  # 10 requests before the reset, then plenty
+        return OK if time.time() >= reset or next(allowed, None) is not None else quota
+
+    policy = replace(FAST, until_done=True, quota_reset=_reset_in(0.6), probe_wait=0.1)
+    scheduler = Scheduler(policy, recorder)
+    lane = scheduler.lane("a")
+    spy = Spy(answer=daily, delay=0.01)
+    results = await run_all(scheduler, lane, 30, spy)
+    assert all(isinstance(r, Sent) and r.answer.verdict is Verdict.DONE for r in results)
+    assert spy.calls - 30 <= 3 + 1  # the quota answers: those in flight, and at most one probe
+    assert ("waiting", StopCause.DAILY_QUOTA) in recorder.seen and ("resumed", "a") in recorder.seen
+    assert lane.stop is None
+
+
+async def test_until_done_probes_again_when_the_reset_did_not_lift_the_quota() -> None:
+    """A reset later than announced: each probe costs one request, with a growing wait between."""
+    reset_late = time.time() + 1.0  # the real reset comes 0.6 s after the announced one
+    quota = Answer(Verdict.ACCOUNT_QUOTA, 429, "quota_requests_by_uid")
+    first = [quota]
+    policy = replace(FAST, until_done=True, quota_reset=_reset_in(0.4), probe_wait=0.2)
+    scheduler = Scheduler(policy)
+    spy = Spy(first, answer=lambda: OK if time.time() >= reset_late else quota, delay=0)
+    results = await run_all(scheduler, scheduler.lane("a"), 10, spy)
+    assert all(isinstance(r, Sent) and r.answer.verdict is Verdict.DONE for r in results)
+    assert spy.calls - 10 <= 1 + 6  # the first quota answer, then one probe per wait
+
+
+async def test_until_done_spends_the_budget_per_day() -> None:
+    """With until_done, --max-requests N is N a day: the rest waits for the reset, then goes."""
+    policy = replace(FAST, until_done=True, max_requests=5, quota_reset=_reset_in(0.5))
+    scheduler = Scheduler(policy)
+    spy = Spy(delay=0)
+    started = time.monotonic()
+    results = await run_all(scheduler, scheduler.lane("a"), 8, spy)
+    assert spy.calls == 8 and all(isinstance(r, Sent) for r in results)
+    assert time.monotonic() - started >= 0.4
+    assert [round(t - spy.sent_at[0]) for t in spy.sent_at[4:6]] == [0, 0] or spy.sent_at[5] - spy.sent_at[
+        4
+    ] >= 0.3
+
+
+async def test_a_waitable_stop_without_until_done_is_final() -> None:
+    """Without until_done, the daily quota stops the account like any other stop."""
+    scheduler = Scheduler(FAST)
+    lane = scheduler.lane("a")
+    spy = Spy(answer=lambda: Answer(Verdict.ACCOUNT_QUOTA, 429, "quota_requests_by_uid"))
+    await run_all(scheduler, lane, 50, spy)
+    assert lane.stop is not None and lane.stop.cause is StopCause.DAILY_QUOTA and spy.calls <= 3
+
+
+async def test_parallel_quota_narrows_the_login() -> None:
+    """A parallel-quota answer: the login keeps one fewer in flight from then on (never below 1)."""
+    recorder = Recorder()
+    scheduler = Scheduler(FAST, recorder)
+    lane = scheduler.lane("a")
+    slow_login = Answer(Verdict.SLOW_LOGIN, 429, "quota_parallel_requests")
+    spy = Spy([slow_login] * 4, delay=0.01)
+    await run_all(scheduler, lane, 30, spy)
+    assert lane.slots.limit == 1 and ("narrowed", 2) in recorder.seen and ("narrowed", 1) in recorder.seen
 
 
 async def test_slots_are_first_come_first_served() -> None:
     """A freed slot goes to the longest waiter, not to a task that releases and asks again."""
-    scheduler = Scheduler(replace(FAST, concurrency=1))
-    lane = scheduler.lane("a")
+    slots = Slots(1)
     order: list[int] = []
 
     async def work(i: int) -> None:
-        async with lane.slots:
+        async with slots:
             order.append(i)
             await asyncio.sleep(0)
 
-    await scheduler.for_each(lane, range(40), work)
+    async with asyncio.TaskGroup() as group:
+        for i in range(40):
+            group.create_task(work(i))
     assert order == list(range(40))
 
 
-async def test_slots_shrink_and_survive_cancellation() -> None:
-    """After shrink() one fewer runs at once; a waiter cancelled in the queue takes no slot with it."""
-    scheduler = Scheduler(FAST)
-    lane, spy = scheduler.lane("a"), Spy(delay=0.01)
-    assert lane.slots.shrink()
-    waiter = asyncio.create_task(lane.slots.__aenter__())
-    for _ in range(2):
-        await lane.slots.__aenter__()
+async def test_slots_survive_waiters_cancelled_while_slots_free_up() -> None:
+    """Waiters cancelled in the same tick as a release: no error, no slot lost (a second Ctrl-C)."""
+    slots = Slots(2)
+    await slots.__aenter__()
+    await slots.__aenter__()
+    waiters = [asyncio.create_task(slots.__aenter__()) for _ in range(10)]
     await asyncio.sleep(0)
-    waiter.cancel()
-    for _ in range(2):
-        await lane.slots.__aexit__()
-
-    async def work(i: int) -> None:
-        await scheduler.call(lane, str(i), spy.send())
-
-    await scheduler.for_each(lane, range(30), work)
-    assert spy.peak == 2 and lane.slots.used == 0
+    await slots.__aexit__()  # hands a slot to waiters[0]...
+    for w in waiters:  # ...which is cancelled in the same tick, with all the others
+        w.cancel()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results)
+    await slots.__aexit__()
+    assert slots.used == 0
+    async with slots, slots:
+        assert slots.used == 2

@@ -1,0 +1,452 @@
+"""The jobs the CLI runs: `run` (change the window), `check` (plan only), `status` (read each
+counter's real window state) and `counters` (list what a token sees).
+
+Each takes validated settings and returns plain data (a `Summary`); nothing here parses arguments
+or prints. Progress and events go to the `JobEvents` the caller gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _messages as say
+from ._answer import Verdict
+from ._config import Account, Config
+from ._interrupt import Interrupt
+from ._metrica import CounterInfo, MetricaClient, open_session
+from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary
+from ._plan import Listing, plan_rows, read_listing, state_unknown
+from ._policy import Policy
+from ._report import ReportError, ReportFile, pending_row
+from ._scheduler import Events, Lane, NotSent, Scheduler, Sent
+from ._untrusted import Scrubber
+
+FULL_DAYS = say.FULL_DAYS
+
+
+class JobEvents(Events):
+    """The scheduler's events plus a job's progress; the CLI overrides what it shows."""
+
+    def started(self, total: int) -> None:
+        """`total` counters are about to be sent (or read)."""
+
+    def finished(self, row: Row) -> None:
+        """One counter is done with, and on disk."""
+
+    def trouble(self, counter: Counter, text: str) -> None:
+        """Handling one counter raised (`text`, scrubbed, says what); it is failed and the run goes on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a job needs, already validated."""
+
+    config: Config
+    tokens: Mapping[str, str]  # account name -> token
+    report: Path
+    api_base: str
+    job: Job = field(default_factory=Job)
+    policy: Policy = field(default_factory=Policy)
+    delimiter: str = ","
+    fresh: bool = False
+    preflight: bool = False
+    events: JobEvents = field(default_factory=JobEvents)
+    interrupt: Interrupt = field(default_factory=Interrupt)
+
+
+class _Run:
+    """One job's shared state: the scheduler, the session, the report, the scrubber."""
+
+    def __init__(self, settings: Settings, report: ReportFile) -> None:
+        self.settings = settings
+        self.report = report
+        self.scheduler = Scheduler(settings.policy, settings.events, settings.interrupt)
+        self.scrubber = Scrubber(settings.tokens.values())
+        self.recorded: set[int] = set()  # counters with a row from this run
+        self.state_unknown = False  # a plan was made without seeing the window's state
+        self.failure: ReportError | None = None  # the report could not be written: raised at the end
+
+    def client(self, session: object, account: Account) -> MetricaClient:
+        s = self.settings
+        return MetricaClient(session, s.api_base, s.tokens[account.name], account.ulogin, self.scrubber)  # type: ignore[arg-type]
+
+    def record(self, row: Row) -> None:
+        self.recorded.add(row.counter_id)
+        try:
+            self.report.record(row)
+        except ReportError as e:  # the journal cannot be written (a full disk): stop sending, say why
+            if self.failure is None:
+                self.failure = e
+                self.settings.interrupt.request()
+        self.settings.events.finished(row)
+
+    async def each(
+        self, lane: Lane, counters: Sequence[Counter], one: Callable[[Counter], Awaitable[Row]]
+    ) -> None:
+        """`one` for every counter under the lane's quotas; a counter that raises is failed, not fatal."""
+
+        async def work(counter: Counter) -> None:
+            try:
+                row = await one(counter)
+            except Exception as e:  # one bad answer never ends a run
+                text = self.scrubber.clean(f"{type(e).__name__}: {e}")
+                self.settings.events.trouble(counter, text)
+                row = Row.of(counter, Status.FAILED, error_type="internal_error", message=text)
+            self.record(row)
+
+        await self.scheduler.for_each(lane, counters, work)
+
+    def summary(self, command: Command, rows: list[Row], started: float) -> Summary:
+        scheduler = self.scheduler
+        stops = {name: lane.stop for name, lane in scheduler.lanes.items() if lane.stop is not None}
+        quota_stop = any(stop.cause is StopCause.DAILY_QUOTA for stop in stops.values())
+        counter_quota = any(r.status is Status.DEFERRED and r.error_type == _COUNTER_QUOTA for r in rows)
+        return Summary(
+            command=command,
+            report=self.report.path,
+            rows=rows,
+            elapsed=time.monotonic() - started,
+            requests=scheduler.requests,
+            stops=stops,
+            interrupted=self.settings.interrupt.requested,
+            retries=scheduler.retries,
+            gave_up=scheduler.gave_up,
+            rate=scheduler.gate.settled,
+            address_quota_answers=scheduler.gate.quota_answers,
+            deferred_until=scheduler.next_reset() if (quota_stop or counter_quota) else None,
+        )
+
+
+_COUNTER_QUOTA = "quota_requests_by_counter_id"
+
+
+async def _abandonable(interrupt: Interrupt, work: Awaitable[None]) -> None:
+    """Await `work`; a second interruption cancels it, and then this returns instead of raising."""
+    task = asyncio.ensure_future(work)
+    interrupt.on_abandon(task.cancel)
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if not interrupt.abandoned or (current is not None and current.cancelling()):
+            raise
+
+
+@contextlib.asynccontextmanager
+async def _rendering(report: ReportFile):  # type: ignore[no-untyped-def]
+    """Keep the report on disk current while the block runs."""
+    task = asyncio.create_task(report.keep_current())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)  # its own cancellation, not ours
+
+
+# --- run ---------------------------------------------------------------------------------------------
+
+
+async def run_job(settings: Settings) -> Summary:
+    """Change the window on every counter not already done; the report is written whatever happens."""
+    started = time.monotonic()
+    config, job = settings.config, settings.job
+    with ReportFile(
+        settings.report, Command.RUN, job, delimiter=settings.delimiter, fresh=settings.fresh
+    ) as report:
+        run = _Run(settings, report)
+        report.begin(config.counters, pending_row(say.PENDING))
+        todo = {
+            a.name: _rerun_order([c for c in a.counters if not report.done(c.id)], report)
+            for a in config.accounts
+        }
+        skipped = len(config.counters) - sum(len(t) for t in todo.values())
+        settings.events.started(sum(len(t) for t in todo.values()))
+        try:
+            async with (
+                _rendering(report),
+                open_session(settings.policy.timeout, _connections(settings)) as session,
+            ):
+                await _abandonable(
+                    settings.interrupt,
+                    _gather(_run_account(run, session, a, todo[a.name]) for a in config.accounts),
+                )
+        finally:
+            _defer_the_rest(run, config.counters)
+            report.finish()
+        rows = [report.rows[c.id] for c in config.counters]
+        if run.failure is not None:
+            raise run.failure
+        summary = run.summary(Command.RUN, rows, started)
+        summary.skipped, summary.elsewhere = skipped, report.elsewhere
+        summary.state_unknown = run.state_unknown
+    return summary
+
+
+def _rerun_order(todo: list[Counter], report: ReportFile) -> list[Counter]:
+    """Counters never tried go first, those that failed before go last: a rerun after a stop on
+    denied writes does not stall on the same first counters."""
+    failed_before = [
+        c for c in todo if (r := report.previous.get(c.id)) is not None and r.status is Status.FAILED
+    ]
+    if not failed_before:
+        return todo
+    again = {c.id for c in failed_before}
+    return [c for c in todo if c.id not in again] + failed_before
+
+
+async def _gather(works: object) -> None:
+    async with asyncio.TaskGroup() as group:
+        for work in works:  # type: ignore[attr-defined]
+            group.create_task(work)
+
+
+async def _run_account(run: _Run, session: object, account: Account, todo: list[Counter]) -> None:
+    settings, job, scheduler = run.settings, run.settings.job, run.scheduler
+    lane = scheduler.lane(account.name)
+    lane.written = any(
+        r.account == account.name and r.status is job.changed for r in run.report.previous.values()
+    )
+    client = run.client(session, account)
+    if settings.preflight and todo:
+        listing = await read_listing(scheduler, lane, client)
+        if listing.stop is not None or listing.interrupted:
+            return
+        plan = plan_rows(todo, listing, job, account.ulogin)
+        run.state_unknown = run.state_unknown or state_unknown(plan, listing, job)
+        for row in plan:
+            if row.status is not job.would:
+                run.record(row)
+        sendable = {r.counter_id for r in plan if r.status is job.would}
+        todo = [c for c in todo if c.id in sendable]
+
+    tomorrow: list[Counter] = []
+
+    async def switch(counter: Counter) -> Row:
+        send = functools.partial(client.switch_window, counter.id, job.window, job.enable)
+        outcome = await scheduler.call(lane, f"counter={counter.id}", send, write=True)
+        row = _run_row(run, counter, outcome)
+        if (
+            settings.policy.until_done
+            and isinstance(outcome, Sent)
+            and outcome.answer.verdict is Verdict.COUNTER_QUOTA
+        ):
+            tomorrow.append(counter)
+        return row
+
+    await run.each(lane, todo, switch)
+    # With --until-done, counters whose own daily quota ran out go again after each reset.
+    while tomorrow and lane.stop is None and not settings.interrupt.requested:
+        await scheduler.wait_for_reset()
+        again, tomorrow[:] = list(tomorrow), []
+        await run.each(lane, again, switch)
+
+
+def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
+    """The report row for one counter's outcome."""
+    policy = run.settings.policy
+    if isinstance(outcome, NotSent):
+        last = outcome.last
+        return Row.of(
+            counter,
+            Status.DEFERRED,
+            attempts=outcome.attempts,
+            http_status=last.http_status if last else None,
+            error_type=last.error_type if last else "",
+            message=say.deferred_message(outcome.stop, policy.max_requests),
+        )
+    answer = outcome.answer
+    common: dict[str, object] = {
+        "attempts": outcome.attempts,
+        "http_status": answer.http_status,
+        "error_type": answer.error_type,
+    }
+    verdict = answer.verdict
+    if verdict is Verdict.DONE:
+        return Row.of(counter, run.settings.job.changed, **common)
+    if verdict is Verdict.COUNTER_QUOTA:
+        reset = run.scheduler.next_reset()
+        return Row.of(counter, Status.DEFERRED, message=say.counter_quota_message(answer, reset), **common)
+    if verdict in (Verdict.ACCOUNT_QUOTA, Verdict.ACCOUNT_REFUSED):
+        lane = run.scheduler.lanes[counter.account]
+        return Row.of(counter, Status.DEFERRED, message=say.deferred_message(lane.stop), **common)
+    if verdict in (Verdict.SLOW_ADDRESS, Verdict.SLOW_LOGIN):
+        return Row.of(counter, Status.DEFERRED, message=say.kept_slowing_message(answer), **common)
+    if outcome.gave_up:
+        return Row.of(counter, Status.FAILED, message=say.gave_up_message(outcome.attempts, answer), **common)
+    return Row.of(counter, Status.FAILED, message=answer.message, **common)
+
+
+def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
+    """Counters this run never finished, and not done before: `deferred`, with their account's reason."""
+    report, lanes = run.report, run.scheduler.lanes
+    for c in counters:
+        if c.id in run.recorded or report.done(c.id):
+            continue
+        lane = lanes.get(c.account)
+        stop = lane.stop if lane is not None else None
+        message = say.deferred_message(stop, run.settings.policy.max_requests)
+        error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
+        report.rows[c.id] = Row.of(c, Status.DEFERRED, error_type=error, message=message)
+
+
+def _connections(settings: Settings) -> int:
+    return settings.policy.concurrency * len(settings.config.accounts) + 2
+
+
+# --- check -------------------------------------------------------------------------------------------
+
+
+async def check_job(settings: Settings) -> Summary:
+    """Make the plan from each account's listing and write it as the report; never writes to the API."""
+    started = time.monotonic()
+    config = settings.config
+    with ReportFile(
+        settings.report, Command.CHECK, settings.job, delimiter=settings.delimiter, journaled=False
+    ) as report:
+        run = _Run(settings, report)
+        rows: dict[int, Row] = {}
+        unknown = False
+
+        async def plan_account(session: object, account: Account) -> None:
+            nonlocal unknown
+            lane = run.scheduler.lane(account.name)
+            listing: Listing = await read_listing(run.scheduler, lane, run.client(session, account))
+            if listing.stop is not None or listing.interrupted:
+                stop = listing.stop
+                error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
+                for c in account.counters:
+                    rows[c.id] = Row.of(
+                        c, Status.DEFERRED, error_type=error, message=say.deferred_message(stop)
+                    )
+                return
+            planned = plan_rows(account.counters, listing, settings.job, account.ulogin)
+            unknown = unknown or state_unknown(planned, listing, settings.job)
+            rows.update((r.counter_id, r) for r in planned)
+
+        try:
+            async with open_session(settings.policy.timeout, _connections(settings)) as session:
+                await _abandonable(
+                    settings.interrupt, _gather(plan_account(session, a) for a in config.accounts)
+                )
+        finally:
+            final = [
+                rows.get(c.id) or Row.of(c, Status.DEFERRED, message=say.INTERRUPTED) for c in config.counters
+            ]
+            report.rows = {r.counter_id: r for r in final}
+            report.finish()
+        summary = run.summary(Command.CHECK, final, started)
+        summary.state_unknown = unknown
+    return summary
+
+
+# --- status ------------------------------------------------------------------------------------------
+
+
+async def status_job(settings: Settings, today: dt.date | None = None) -> Summary:
+    """Read each counter's real window state (one read each); never writes to the API."""
+    started = time.monotonic()
+    config, window = settings.config, settings.job.window
+    day = today or dt.datetime.now(dt.UTC).date()
+    with ReportFile(
+        settings.report, Command.STATUS, settings.job, delimiter=settings.delimiter, fresh=True
+    ) as report:
+        run = _Run(settings, report)
+        report.begin(config.counters, pending_row(say.PENDING))
+        settings.events.started(len(config.counters))
+
+        async def read_account(session: object, account: Account) -> None:
+            lane = run.scheduler.lane(account.name)
+            client = run.client(session, account)
+
+            async def read(counter: Counter) -> Row:
+                send = functools.partial(client.read_window_since, counter.id, window)
+                outcome = await run.scheduler.call(lane, f"counter={counter.id}", send)
+                if isinstance(outcome, Sent) and outcome.answer.verdict is Verdict.DONE and outcome.value:
+                    return state_row(counter, outcome.value, day, outcome.attempts)
+                return _run_row(run, counter, outcome)
+
+            await run.each(lane, account.counters, read)
+
+        try:
+            async with (
+                _rendering(report),
+                open_session(settings.policy.timeout, _connections(settings)) as session,
+            ):
+                await _abandonable(
+                    settings.interrupt, _gather(read_account(session, a) for a in config.accounts)
+                )
+        finally:
+            _defer_the_rest(run, config.counters)
+            report.finish()
+        rows = [report.rows[c.id] for c in config.counters]
+        if run.failure is not None:
+            raise run.failure
+    return run.summary(Command.STATUS, rows, started)
+
+
+def state_row(counter: Counter, since: dt.date, today: dt.date, attempts: int = 1) -> Row:
+    """A `status` row from the window's start date: full, growing (with the day it is full) or short."""
+    days = (today - since).days
+    full_on = None
+    if days >= FULL_DAYS:
+        status = Status.FULL
+    elif days >= 2:
+        status = Status.GROWING
+        full_on = since + dt.timedelta(days=FULL_DAYS)
+    else:
+        status = Status.SHORT
+    return Row.of(
+        counter,
+        status,
+        attempts=attempts,
+        http_status=200,
+        since=since.isoformat(),
+        days=days,
+        full_on=full_on.isoformat() if full_on else "",
+        message=say.window_message(status, days, full_on),
+    )
+
+
+# --- counters ----------------------------------------------------------------------------------------
+
+
+async def list_counters(
+    api_base: str, token: str, ulogin: str | None, policy: Policy, interrupt: Interrupt | None = None
+) -> tuple[list[CounterInfo], Stop | None]:
+    """Every counter the token sees (acting for `ulogin`), or why the listing failed."""
+    scheduler = Scheduler(policy, interrupt=interrupt)
+    lane = scheduler.lane("default")
+    async with open_session(policy.timeout, 4) as session:
+        client = MetricaClient(session, api_base, token, ulogin, Scrubber([token]))
+        listing = await read_listing(scheduler, lane, client)
+    if listing.interrupted:
+        raise KeyboardInterrupt
+    return list(listing.counters.values()), listing.stop
+
+
+def counters_yaml(
+    counters: Sequence[CounterInfo], permission: str | None, ulogin: str | None
+) -> tuple[str, int]:
+    """A ready-to-run config of the listed counters: (YAML text, how many)."""
+    import yaml
+
+    wanted = set(permission.split(",")) if permission else None
+    items: list[dict[str, object]] = []
+    for info in counters:
+        if wanted is not None and info.permission and info.permission not in wanted:
+            continue
+        label = " — ".join(part for part in (info.name, info.site) if part)
+        items.append({"id": info.id, "label": label} if label else {"id": info.id})
+    now = dt.datetime.now(dt.UTC)
+    header = f"# {len(items)} counters visible to this token, listed {now:%Y-%m-%d %H:%M} UTC\n"
+    body: dict[str, object] = {"ulogin": ulogin} if ulogin else {}
+    body["counters"] = items
+    return header + yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=200), len(items)

@@ -1,0 +1,368 @@
+"""Every word a user reads: report messages, stop reasons, the summary, next steps, exit codes.
+
+The jobs, the scheduler and the client hand over plain data (statuses, stop causes, answers); this
+module alone turns it into sentences, so the wording is consistent and found in one place.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from pathlib import Path
+
+from ._answer import Answer
+from ._model import FAILED_STATUSES, Command, ExitCode, Job, Status, Stop, StopCause, Summary
+from ._untrusted import PLAIN, TERMINAL_LIMIT
+
+FULL_DAYS = 21  # the extended window's full length
+LIST_FAILED_IDS = 10  # the summary names failed counters up to this many
+
+# status: (English, Russian) for the workbook and its legend
+_WORDS: dict[str, tuple[str, str]] = {
+    Status.ENABLED: ("enabled now", "включено сейчас"),
+    Status.DISABLED: ("disabled now", "выключено сейчас"),
+    Status.ALREADY_ENABLED: ("was already enabled", "уже было включено"),
+    Status.ALREADY_DISABLED: ("was already disabled", "уже было выключено"),
+    Status.WOULD_ENABLE: ("will be enabled by a run", "будет включено при запуске"),
+    Status.WOULD_DISABLE: ("will be disabled by a run", "будет выключено при запуске"),
+    Status.READ_ONLY: ("no edit access with this token", "нет прав на изменение"),
+    Status.NOT_FOUND: ("not visible to this token", "счётчик не найден"),
+    Status.FAILED: ("failed: see the message", "ошибка: см. сообщение"),
+    Status.DEFERRED: ("not done yet: run again", "ещё не сделано: запустите снова"),
+    Status.FULL: ("full 21-day window", "полное окно 21 день"),
+    Status.GROWING: ("window growing to 21 days", "окно растёт до 21 дня"),
+    Status.SHORT: ("window not extended", "окно не расширено"),
+}
+STATUS_LEGEND: tuple[tuple[str, str, str], ...] = (
+    ("enabled", "The window was switched on by this run.", "Окно включено этим запуском."),
+    ("disabled", "The window was switched off by this run.", "Окно выключено этим запуском."),
+    ("already_enabled", "The plan showed the window already on; nothing sent.", "Окно уже было включено."),
+    ("already_disabled", "The plan showed the window already off; nothing sent.", "Окно уже было выключено."),
+    ("would_enable", "A plan: a run will switch the window on.", "План: запуск включит окно."),
+    ("would_disable", "A plan: a run will switch the window off.", "План: запуск выключит окно."),
+    (
+        "read_only",
+        "This token can see the counter but not change it.",
+        "Токен видит счётчик, но не может его менять.",
+    ),
+    (
+        "not_found",
+        "This token does not see the counter (for agency access, set ulogin).",
+        "Токен не видит счётчик (для представительского доступа укажите ulogin).",
+    ),
+    (
+        "failed",
+        "Metrica refused or kept failing; the message says why. A rerun tries again.",
+        "Метрика отказала или не ответила; причина в сообщении. Повторный запуск попробует снова.",
+    ),
+    (
+        "deferred",
+        "Not done yet (quota, stop, interruption). Run the same command again.",
+        "Ещё не сделано (квота, остановка, прерывание). Запустите ту же команду снова.",
+    ),
+    (
+        "full",
+        "Calls up to 21 days old can be joined to visits.",
+        "Звонки до 21 дня давности привязываются к визитам.",
+    ),
+    (
+        "growing",
+        "The window grows one day a day; full_on says when it reaches 21 days.",
+        "Окно растёт на день в день; full_on — когда достигнет 21 дня.",
+    ),
+    (
+        "short",
+        "Not extended (or extended in the last day). Enabling it again is very likely harmless.",
+        "Не расширено (или включено за последние сутки). Повторное включение почти наверняка безвредно.",
+    ),
+)
+
+
+def status_words(code: str) -> str:
+    """A status as a client reads it in the workbook: Russian first, then the code."""
+    english, russian = _WORDS.get(code, (code, code))
+    return f"{russian} ({code})" if russian != code else english
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    return (
+        f"{n:,} {word if n == 1 else (many or word + 's')}".replace(",", " ")
+        if n >= 10_000
+        else (f"{n} {word if n == 1 else (many or word + 's')}")
+    )
+
+
+def terminal(text: str) -> str:
+    """A text (already cleaned) cut for one terminal line."""
+    return PLAIN.clean(text, TERMINAL_LIMIT)
+
+
+def job_words(job: Job) -> str:
+    return f"{'enable' if job.enable else 'disable'} the {job.window.value} window"
+
+
+# --- report messages -------------------------------------------------------------------------------
+
+PENDING = "not sent yet"
+INTERRUPTED = "interrupted before it was sent: run the same command again"
+
+
+def answer_text(answer: Answer | None) -> str:
+    if answer is None:
+        return ""
+    parts = [str(answer.http_status) if answer.http_status else "", answer.error_type]
+    head = " ".join(p for p in parts if p)
+    if answer.message and answer.message != answer.error_type:
+        return f"{head}: {answer.message}" if head else answer.message
+    return head
+
+
+def stop_reason(stop: Stop, max_requests: int | None = None) -> str:
+    """Why an account stopped, in one sentence (for the report's message and the summary)."""
+    what = answer_text(stop.answer)
+    match stop.cause:
+        case StopCause.REFUSED:
+            return f"the token was refused ({what})"
+        case StopCause.DAILY_QUOTA:
+            return f"the login's daily request quota is spent ({what})"
+        case StopCause.BUDGET:
+            budget = f" (--max-requests {max_requests})" if max_requests else ""
+            return f"this run's request budget is spent{budget}"
+        case StopCause.CANNOT_WRITE:
+            return (
+                "writes keep being refused with access_denied and none has succeeded: the token may "
+                "have expired or lack metrika:write, or these counters are not editable by it"
+            )
+        case StopCause.UNREACHABLE:
+            return f"cannot reach the API ({what})"
+        case StopCause.NOT_THE_API:
+            return f"this does not look like the Metrica API ({what})"
+        case StopCause.LISTING:
+            return f"the counter list could not be read ({what})"
+    return stop.cause.value  # pragma: no cover
+
+
+def deferred_message(stop: Stop | None, max_requests: int | None = None) -> str:
+    if stop is None:
+        return INTERRUPTED
+    return f"not sent: {stop_reason(stop, max_requests)}"
+
+
+def gave_up_message(attempts: int, answer: Answer) -> str:
+    return f"gave up after {plural(attempts, 'attempt')}: {answer_text(answer)}"
+
+
+def kept_slowing_message(answer: Answer) -> str:
+    return f"the API kept answering {answer.error_type or 'with quota answers'}: run the same command again"
+
+
+def counter_quota_message(answer: Answer, reset: dt.datetime) -> str:
+    return f"this counter's daily quota is spent ({answer_text(answer)}): run again after {clock(reset)}"
+
+
+def clock(when: dt.datetime) -> str:
+    return when.strftime("%H:%M UTC") if when.second == 0 else when.strftime("%H:%M:%S UTC")
+
+
+def until(when: dt.datetime, now: dt.datetime | None = None) -> str:
+    now = now or dt.datetime.now(dt.UTC)
+    seconds = max(0, int((when - now).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"
+
+
+# plan rows
+
+
+def plan_not_found(ulogin: str | None) -> str:
+    if ulogin:
+        return f"not visible to this token acting for {ulogin}"
+    return "not visible to this token (a client's counter? add `ulogin:` to the config)"
+
+
+def plan_read_only(permission: str) -> str:
+    return f"this token has `{permission}` access, not edit"
+
+
+def plan_already(job: Job) -> str:
+    return f"the listing shows the {job.window.value} window already {'on' if job.enable else 'off'}"
+
+
+def plan_would(job: Job, state_shown: bool) -> str:
+    verb = "enable" if job.enable else "disable"
+    if state_shown:
+        return f"the run will {verb} the {job.window.value} window"
+    return (
+        f"the listing does not show the window's state: the run will {verb} it (a repeat is very likely "
+        "harmless); `bulk-enable status` reads the real state"
+    )
+
+
+# status rows
+
+
+def window_message(status: Status, days: int, full_on: dt.date | None) -> str:
+    if status is Status.FULL:
+        return f"calls up to {FULL_DAYS} days old join visits"
+    if status is Status.GROWING:
+        return f"the window has grown to {days} days; it reaches {FULL_DAYS} on {full_on}"
+    return (
+        "the window is not extended, or was extended in the last day (it grows from the next day); "
+        "enabling it again is very likely harmless"
+    )
+
+
+# --- the summary -----------------------------------------------------------------------------------
+
+
+def exit_code(summary: Summary) -> ExitCode:
+    """0 all done; 1 some failed; 3 stopped early with some deferred (3 wins over 1); 130 interrupted."""
+    if summary.interrupted:
+        return ExitCode.INTERRUPTED
+    if summary.count(Status.DEFERRED) or summary.stops:
+        return ExitCode.STOPPED
+    failing = FAILED_STATUSES if summary.command is not Command.CHECK else frozenset()
+    if summary.count(*failing, Status.FAILED):
+        return ExitCode.FAILED
+    return ExitCode.OK
+
+
+def counts(summary: Summary) -> collections.Counter[str]:
+    return collections.Counter(str(r.status) for r in summary.rows)
+
+
+def summary_lines(summary: Summary, config: Path, max_requests: int | None = None) -> list[str]:
+    """The closing lines, for a person."""
+    tally = counts(summary)
+    what = ", ".join(f"{n} {status}" for status, n in tally.most_common()) or "nothing to do"
+    head = {Command.RUN: "done", Command.CHECK: "plan", Command.STATUS: "status"}[summary.command]
+    out = [
+        f"{head}: {what} ({plural(len(summary.rows), 'counter')}, "
+        f"{plural(summary.requests, 'request')}, {summary.elapsed:.1f} s)"
+    ]
+    failed = [r for r in summary.rows if r.status is Status.FAILED]
+    if failed:
+        kinds = collections.Counter(r.error_type or "?" for r in failed)
+        line = "failed: " + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        if len(failed) <= LIST_FAILED_IDS:
+            line += " (" + ", ".join(str(r.counter_id) for r in failed) + ")"
+        out.append(line)
+    if summary.retries:
+        retries = plural(summary.retries, "retry", "retries")
+        if summary.gave_up:
+            out.append(f"{retries}; gave up on {plural(summary.gave_up, 'request')} after --max-attempts")
+        else:
+            out.append(f"{retries}, all recovered")
+    if summary.address_quota_answers:
+        rate = f"; the rate settled at {summary.rate:.1f} a second" if summary.rate else ""
+        out.append(
+            f"per-address quota: {plural(summary.address_quota_answers, 'answer')}{rate} "
+            "(another tool may share this address)"
+        )
+    if summary.skipped:
+        done = "were" if summary.skipped != 1 else "was"
+        out.append(f"{plural(summary.skipped, 'counter')} {done} already done in this report: not sent again")
+    if summary.elsewhere:
+        out.append(f"the report also keeps {plural(summary.elsewhere, 'counter')} from other configs")
+    if summary.state_unknown:
+        out.append(
+            "the listing does not show whether the window is on, so editable counters are planned "
+            f"`{'would_enable'}`; `bulk-enable status {config}` reads each counter's real state"
+        )
+    if summary.command is Command.STATUS:
+        out.extend(_status_lines(summary))
+    for account, stop in summary.stops.items():
+        out.append(
+            f"account {account} stopped after {plural(stop.requests, 'request')}: "
+            f"{terminal(stop_reason(stop, max_requests))}"
+        )
+    out.append(f"report: {summary.report}")
+    out.extend(_next_steps(summary, config, max_requests))
+    return out
+
+
+def _status_lines(summary: Summary) -> list[str]:
+    growing = [r for r in summary.rows if r.status is Status.GROWING and r.full_on]
+    if not growing:
+        return []
+    last = max(r.full_on for r in growing)
+    return [f"growing: {plural(len(growing), 'window')}; the last reaches {FULL_DAYS} days on {last}"]
+
+
+AGAIN = "run the same command again"
+
+
+def fix_for(cause: StopCause, config: Path | str = "CONFIG") -> str:
+    """What the user does about a stop that waiting cannot fix, as the rest of a `next:` line."""
+    return {
+        StopCause.REFUSED: f'get a new token (README: "Getting a token"), then {AGAIN}',
+        StopCause.CANNOT_WRITE: (
+            f"`bulk-enable check {config}` shows which counters the token can edit; if it can edit "
+            f"them, get a token with metrika:write, then {AGAIN}"
+        ),
+        StopCause.NOT_THE_API: (
+            f"give --api-base as the API root only, e.g. https://api-metrika.yandex.net, then {AGAIN}"
+        ),
+        StopCause.UNREACHABLE: f"check --api-base and the network, then {AGAIN}",
+        StopCause.LISTING: f"{AGAIN}; if the listing keeps failing, check the token",
+    }.get(cause, AGAIN)
+
+
+def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> list[str]:
+    again = AGAIN
+    if summary.interrupted:
+        return [f"next: interrupted; {again} to finish the rest"]
+    causes = {stop.cause for stop in summary.stops.values()}
+    waitable = {StopCause.DAILY_QUOTA, StopCause.BUDGET}
+    steps = [f"next: {fix_for(cause, config)}" for cause in StopCause if cause in causes - waitable]
+    if causes & waitable or summary.deferred_until:
+        reset = summary.deferred_until
+        when = f" after the quota reset at {clock(reset)} (in {until(reset)})" if reset else ""
+        if StopCause.BUDGET in causes and StopCause.DAILY_QUOTA not in causes:
+            budget = f" another {max_requests}" if max_requests else ""
+            steps.append(f"next: {again} to spend{budget} requests more")
+        else:
+            steps.append(f"next: {again}{when}, or add --until-done to let it wait by itself")
+    if steps:
+        return steps
+    if summary.count(Status.DEFERRED):
+        return [f"next: {again} to finish the rest"]
+    if summary.command is not Command.CHECK and summary.count(Status.FAILED):
+        return [
+            f"next: see `error_type` and `message` of the failed rows in {summary.report}; "
+            f"{again} to retry them"
+        ]
+    if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
+        return [
+            "next: read_only and not_found counters cannot be changed with this token; "
+            "for a client's counters add `ulogin:` to the config"
+        ]
+    if summary.command is Command.STATUS and summary.count(Status.SHORT):
+        return [
+            "next: `short` right after `run` is normal (the window grows from the next day): check again in "
+            "a few days; still `short` a day after `run`: put those IDs in a .txt and `bulk-enable run` it "
+            "(README: status)"
+        ]
+    return []
+
+
+def json_summary(summary: Summary, config: Path) -> dict[str, object]:
+    """The `--json` object; the keys are documented in the README."""
+    return {
+        "command": summary.command.value,
+        "config": str(config),
+        "counts": dict(counts(summary)),
+        "requests": summary.requests,
+        "elapsed_s": round(summary.elapsed, 3),
+        "report": str(summary.report),
+        "exit_code": int(exit_code(summary)),
+        "stops": {account: stop.cause.value for account, stop in summary.stops.items()},
+        "deferred_until": summary.deferred_until.isoformat().replace("+00:00", "Z")
+        if summary.deferred_until
+        else None,
+    }

@@ -1,0 +1,224 @@
+"""What a run is about: counters, jobs, report rows, their statuses, the summary and the exit codes.
+
+Plain data only, no I/O and no words for people (those live in `_messages`), so every other
+module can import it and `bulk-enable --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._answer import Answer
+
+
+class Status(enum.StrEnum):
+    """A counter's outcome in a report; the value is what the report shows."""
+
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    ALREADY_ENABLED = "already_enabled"
+    ALREADY_DISABLED = "already_disabled"
+    WOULD_ENABLE = "would_enable"
+    WOULD_DISABLE = "would_disable"
+    READ_ONLY = "read_only"
+    NOT_FOUND = "not_found"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+    # `status`: the window's real state
+    FULL = "full"
+    GROWING = "growing"
+    SHORT = "short"
+
+
+# Statuses that make the exit code 1 ("some failed"): a plan's read_only/not_found cannot be done either.
+FAILED_STATUSES = frozenset({Status.FAILED, Status.READ_ONLY, Status.NOT_FOUND})
+
+
+class ExitCode(enum.IntEnum):
+    """The process's exit code; scripts and schedulers act on it."""
+
+    OK = 0
+    FAILED = 1  # some counters failed: see the report
+    USAGE = 2  # bad input or usage: nothing was sent
+    STOPPED = 3  # stopped early; the rest are deferred
+    INTERRUPTED = 130  # Ctrl-C, SIGTERM or SIGHUP
+
+
+class Window(enum.StrEnum):
+    """Which extended window a job changes or reads."""
+
+    CALLS = "calls"
+    CONVERSIONS = "conversions"
+
+
+class Command(enum.StrEnum):
+    """The job a report belongs to."""
+
+    RUN = "run"
+    CHECK = "check"
+    STATUS = "status"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """What a run changes; a report's journal belongs to exactly one job."""
+
+    window: Window = Window.CALLS
+    enable: bool = True
+
+    @property
+    def changed(self) -> Status:
+        return Status.ENABLED if self.enable else Status.DISABLED
+
+    @property
+    def already(self) -> Status:
+        return Status.ALREADY_ENABLED if self.enable else Status.ALREADY_DISABLED
+
+    @property
+    def would(self) -> Status:
+        return Status.WOULD_ENABLE if self.enable else Status.WOULD_DISABLE
+
+    @property
+    def done_statuses(self) -> frozenset[Status]:
+        """Statuses meaning this job has nothing left to do for a counter."""
+        return frozenset({self.changed, self.already})
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    """One counter to change, with the label and account it is reported under."""
+
+    id: int
+    label: str
+    account: str
+
+
+RUN_COLUMNS = (
+    "counter_id",
+    "label",
+    "account",
+    "status",
+    "attempts",
+    "http_status",
+    "error_type",
+    "message",
+    "finished_at",
+)
+STATUS_COLUMNS = (
+    "counter_id",
+    "label",
+    "account",
+    "status",
+    "since",
+    "days",
+    "full_on",
+    "http_status",
+    "error_type",
+    "message",
+    "checked_at",
+)
+COLUMNS = {Command.RUN: RUN_COLUMNS, Command.CHECK: RUN_COLUMNS, Command.STATUS: STATUS_COLUMNS}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of a report. `at` is shown as `finished_at` (run, check) or `checked_at` (status)."""
+
+    counter_id: int
+    label: str
+    account: str
+    status: Status
+    attempts: int = 0
+    http_status: int | None = None
+    error_type: str = ""
+    message: str = ""
+    at: str = ""
+    since: str = ""  # status: the window's start date, YYYY-MM-DD
+    days: int | None = None  # status: whole days from `since` to today
+    full_on: str = ""  # status: when a growing window reaches 21 days
+
+    @classmethod
+    def of(cls, counter: Counter, status: Status, **fields: object) -> Row:
+        """A row for `counter`, stamped now unless `at` is given."""
+        fields.setdefault("at", now_iso())
+        return cls(counter.id, counter.label, counter.account, status, **fields)  # type: ignore[arg-type]
+
+    def cell(self, column: str) -> str | int | None:
+        """The value of one report column."""
+        if column in ("finished_at", "checked_at"):
+            return self.at
+        if column == "counter_id":
+            return self.counter_id
+        value: str | int | None = getattr(self, column)
+        return value
+
+
+ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Row))
+
+
+def now_iso() -> str:
+    """UTC now to the second; rows finished in the same second share one string (100k rows: -7 MB)."""
+    return _iso_second(int(time.time()))
+
+
+@functools.lru_cache(maxsize=1)
+def _iso_second(second: int) -> str:
+    return dt.datetime.fromtimestamp(second, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+class StopCause(enum.Enum):
+    """Why an account stopped before its counters were done."""
+
+    REFUSED = "refused"  # the API refused the token
+    DAILY_QUOTA = "daily_quota"  # the login's daily quota is spent, until the reset
+    BUDGET = "budget"  # --max-requests is spent
+    CANNOT_WRITE = "cannot_write"  # writes keep being denied and none has succeeded
+    UNREACHABLE = "unreachable"  # nothing answers at all
+    NOT_THE_API = "not_the_api"  # the answers do not come from the Metrica API
+    LISTING = "listing"  # the account's counters could not be listed (a plan needs them)
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """An account's stop: the cause, the answer that caused it, and where the account was then."""
+
+    cause: StopCause
+    answer: Answer | None = None
+    subject: str = ""  # what got the stopping answer, e.g. "counter=123" or "listing"
+    requests: int = 0  # requests the account had sent by then
+
+    @property
+    def waitable(self) -> bool:
+        """Waiting for the quota reset fixes it (`--until-done`)."""
+        return self.cause in (StopCause.DAILY_QUOTA, StopCause.BUDGET)
+
+
+@dataclass
+class Summary:
+    """What a job did, as plain data; the CLI turns it into words, JSON and an exit code."""
+
+    command: Command
+    report: Path
+    rows: list[Row]
+    elapsed: float = 0.0
+    requests: int = 0
+    skipped: int = 0  # done by an earlier run of the same job: not sent again
+    elsewhere: int = 0  # rows the report keeps for counters outside this config
+    stops: dict[str, Stop] = field(default_factory=dict)  # account -> why it stopped
+    interrupted: bool = False
+    retries: int = 0  # transient answers that were asked again
+    gave_up: int = 0  # calls still failing transiently when their attempts ran out
+    rate: float | None = None  # the per-address rate the run settled at, when it had to lower it
+    address_quota_answers: int = 0
+    state_unknown: bool = False  # a plan made from a listing that does not show the window's state
+    deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
+
+    def count(self, *statuses: Status) -> int:
+        wanted = set(statuses)
+        return sum(1 for r in self.rows if r.status in wanted)

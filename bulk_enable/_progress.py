@@ -1,0 +1,157 @@
+"""What a person sees while a job runs (all on stderr): the progress bar, one log line per event,
+a countdown while an account waits for the quota reset, and what Ctrl-C, SIGTERM and SIGHUP do."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from . import _messages as say
+from ._answer import Answer
+from ._interrupt import Interrupt
+from ._jobs import JobEvents
+from ._model import Counter, Row, Stop
+
+log = logging.getLogger("bulk_enable")
+WAIT_LOG_EVERY = 600.0  # seconds between "still waiting" lines when stderr is not a terminal
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class CliEvents(JobEvents):
+    """Turns a job's events into log lines and a progress bar."""
+
+    def __init__(self, progress: bool) -> None:
+        self.progress = progress
+        self.bar: Any = None
+        self.waits: dict[str, dt.datetime] = {}
+        self._last_wait_line = 0.0
+
+    def started(self, total: int) -> None:
+        if self.progress and self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, file=sys.stderr, unit="counter", dynamic_ncols=True, smoothing=0.1)
+
+    def finished(self, row: Row) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def retrying(self, account: str, subject: str, attempt: int, wait: float, answer: Answer) -> None:
+        log.debug(
+            "retry %s account=%s attempt=%d wait=%.2fs after %s",
+            subject,
+            account,
+            attempt,
+            wait,
+            say.terminal(say.answer_text(answer)),
+        )
+
+    def stopped(self, account: str, stop: Stop) -> None:
+        log.warning(
+            "stop %s account=%s after %s: %s",
+            stop.subject or "-",
+            account,
+            say.plural(stop.requests, "request"),
+            say.terminal(say.stop_reason(stop)),
+        )
+
+    def waiting(self, account: str, until: dt.datetime, stop: Stop) -> None:
+        self.waits[account] = until
+        self._last_wait_line = time.monotonic()
+        log.warning(
+            "account %s: %s; waiting until %s (in %s), then going on",
+            account,
+            say.terminal(say.stop_reason(stop)),
+            say.clock(until),
+            say.until(until),
+        )
+
+    def resumed(self, account: str) -> None:
+        self.waits.pop(account, None)
+        log.warning("account %s: the quota has reset; going on", account)
+
+    def narrowed(self, account: str, limit: int) -> None:
+        log.warning("account=%s: parallel-request quota answered; %d in flight from now on", account, limit)
+
+    def trouble(self, counter: Counter, text: str) -> None:
+        log.error("counter %d: %s (marked failed; the run goes on)", counter.id, say.terminal(text))
+
+    def tick(self) -> None:
+        """Once a second: the countdown on a terminal, a line every 10 minutes otherwise."""
+        if not self.waits:
+            if self.bar is not None:
+                self.bar.set_description_str("")
+            return
+        account, until = min(self.waits.items(), key=lambda item: item[1])
+        text = f"{account}: waiting for the quota reset at {say.clock(until)} (in {say.until(until)})"
+        if self.bar is not None:
+            self.bar.set_description_str(text)
+        elif time.monotonic() - self._last_wait_line >= WAIT_LOG_EVERY:
+            self._last_wait_line = time.monotonic()
+            log.info("still %s", text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@contextlib.contextmanager
+def signals(interrupt: Interrupt) -> Iterator[None]:
+    """First signal: send nothing new, let the requests in flight finish. Second: abandon them."""
+    loop = asyncio.get_running_loop()
+    received = 0
+
+    def on_signal() -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            interrupt.request()
+            print(
+                "\nbulk-enable: interrupted: finishing the requests in flight (again to abandon them)",
+                file=sys.stderr,
+            )
+        elif received == 2:
+            print("bulk-enable: abandoning the requests in flight; writing the report", file=sys.stderr)
+            interrupt.abandon()
+
+    installed = []
+    for signum in SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, on_signal)
+            installed.append(signum)
+    try:
+        yield
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+
+
+@contextlib.asynccontextmanager
+async def showing(events: JobEvents | None) -> Any:
+    """Log lines routed around the progress bar, the countdown ticking, the bar closed at the end."""
+    if not isinstance(events, CliEvents):
+        yield
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            events.tick()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        with logging_redirect_tqdm(loggers=[log]) if events.progress else contextlib.nullcontext():
+            yield
+    finally:
+        ticker.cancel()
+        await asyncio.gather(ticker, return_exceptions=True)
+        events.close()

@@ -1,0 +1,153 @@
+"""The report file people open: CSV (the default) or an Excel workbook, always written atomically.
+
+A render goes to a temporary file created exclusively beside the report (never through a planted
+symlink), is flushed to disk, then renamed over the report: a reader sees the old report or the
+new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+from ._messages import STATUS_LEGEND, status_words
+from ._model import COLUMNS, Row
+
+XLSX_MARKER = "bulk_enable report"  # in the workbook's properties: how a report is told from other files
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_EXCEL_MAX_EXACT = 2**53  # larger IDs are written as text: a spreadsheet number would round them
+_EXCEL_CELL_LIMIT = 32_767
+_WIDTHS = {
+    "counter_id": 12,
+    "label": 40,
+    "account": 14,
+    "status": 30,
+    "attempts": 9,
+    "since": 11,
+    "days": 6,
+    "full_on": 11,
+    "http_status": 11,
+    "error_type": 24,
+    "message": 70,
+    "finished_at": 21,
+    "checked_at": 21,
+}
+_NUMBERS = frozenset({"counter_id", "attempts", "http_status", "days"})
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def is_xlsx(path: Path) -> bool:
+    return path.suffix.lower() == ".xlsx"
+
+
+def render(path: Path, rows: Sequence[Row], columns: Sequence[str], delimiter: str = ",") -> None:
+    """Write `rows` to `path` (xlsx by its suffix, else CSV) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        if is_xlsx(path):
+            os.close(fd)
+            _write_xlsx(tmp, rows, columns)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        else:
+            with os.fdopen(fd, "w", encoding="utf-8-sig", errors="replace", newline="") as f:
+                _write_csv(f, rows, columns, delimiter)
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_csv(f: IO[str], rows: Sequence[Row], columns: Sequence[str], delimiter: str) -> None:
+    writer = csv.writer(f, delimiter=delimiter)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([neutralise("" if (v := row.cell(c)) is None else str(v)) for c in columns])
+
+
+def neutralise(cell: str) -> str:
+    """Make a CSV cell that a spreadsheet would run as a formula plain text (OWASP CSV injection).
+
+    CSV has no way to say "text", so the guard is a visible leading apostrophe; the xlsx report
+    needs none (its cells are typed).
+    """
+    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+
+
+def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
+    import xlsxwriter  # only xlsx reports need it
+    from xlsxwriter.exceptions import FileCreateError
+
+    workbook = xlsxwriter.Workbook(
+        path,
+        {
+            "constant_memory": True,  # rows stream to disk: 100,000 rows in a few MB
+            "strings_to_formulas": False,
+            "strings_to_numbers": False,
+            "strings_to_urls": False,
+        },
+    )
+    workbook.set_properties({"title": "Yandex Metrica counters", "comments": XLSX_MARKER})
+    header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
+    sheet = workbook.add_worksheet("Report")
+    for col, name in enumerate(columns):
+        sheet.set_column(col, col, _WIDTHS.get(name, 14))
+    sheet.freeze_panes(1, 0)
+    sheet.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
+    for col, name in enumerate(columns):
+        sheet.write_string(0, col, name, header)
+    for r, row in enumerate(rows, start=1):
+        for col, name in enumerate(columns):
+            value = row.cell(name)
+            if value is None or value == "":
+                continue
+            if name == "status":
+                sheet.write_string(r, col, status_words(str(value)))
+            elif name in _NUMBERS and isinstance(value, int) and abs(value) < _EXCEL_MAX_EXACT:
+                sheet.write_number(r, col, value)
+            else:
+                sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
+    _legend(workbook, header)
+    try:
+        workbook.close()
+    except FileCreateError as e:  # xlsxwriter wraps the OSError of writing the file
+        raise e.args[0] if e.args and isinstance(e.args[0], OSError) else OSError(str(e)) from None
+
+
+def _legend(workbook: object, header: object) -> None:
+    sheet = workbook.add_worksheet("Statuses")  # type: ignore[attr-defined]
+    sheet.set_column(0, 0, 18)
+    sheet.set_column(1, 2, 70)
+    for col, name in enumerate(("status", "meaning", "значение")):
+        sheet.write_string(0, col, name, header)
+    for r, (code, english, russian) in enumerate(STATUS_LEGEND, start=1):
+        sheet.write_string(r, 0, code)
+        sheet.write_string(r, 1, english)
+        sheet.write_string(r, 2, russian)
+
+
+def looks_like_report(path: Path) -> bool:
+    """True when `path` is (or could only be) a report this tool wrote: safe to write over."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        if is_xlsx(path):
+            with zipfile.ZipFile(path) as z:
+                return XLSX_MARKER.encode() in z.read("docProps/core.xml")
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            first = f.readline().rstrip("\r\n")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return False
+    return any(first == sep.join(columns) for columns in COLUMNS.values() for sep in (",", ";", "\t"))

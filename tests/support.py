@@ -1,0 +1,53 @@
+"""Helpers shared by the tests and the benchmarks: sandboxes, job files, reading reports back."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from bulk_enable import Profile, SandboxThread
+from bulk_enable._render import is_xlsx
+from bulk_enable._report import journal_path, read_journal
+
+
+def sandbox_thread(token: str, known: str, **settings: Any) -> SandboxThread:
+    """A sandbox (not started yet: use it in `with`) that accepts `token` and knows the counters
+    `known` (e.g. "1-3000"), unless `settings` say otherwise."""
+    settings.setdefault("tokens", {token: "agency"})
+    settings.setdefault("counters", known)
+    return SandboxThread(Profile().updated(settings))
+
+
+def write_config(path: Path, ids: range | list[int]) -> Path:
+    """A bare-list YAML job of these IDs."""
+    path.write_text("".join(f"- {i}\n" for i in ids), encoding="utf-8")
+    return path
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    """A report's rows as text cells (CSV of any delimiter, or xlsx), whatever wrote it."""
+    if is_xlsx(path):
+        import openpyxl
+
+        sheet = openpyxl.load_workbook(path, read_only=True)["Report"]
+        rows = [["" if v is None else str(v) for v in row] for row in sheet.iter_rows(values_only=True)]
+        found = [dict(zip(rows[0], r, strict=True)) for r in rows[1:]]
+        for row in found:  # the workbook shows statuses in words, with the code in parentheses
+            row["status"] = row["status"].rsplit("(", 1)[-1].rstrip(")")
+        return found
+    text = path.read_text(encoding="utf-8-sig")
+    delimiter = ";" if text.split("\n", 1)[0].count(";") > 1 else ","
+    return list(csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+def statuses(report: Path) -> dict[int, str]:
+    """counter ID -> status, from a report file."""
+    return {int(r["counter_id"]): r["status"] for r in read_report(report)}
+
+
+def journal_statuses(report: Path) -> dict[int, str]:
+    """counter ID -> status, from a report's journal."""
+    _, rows = read_journal(journal_path(report))
+    return {cid: str(row.status) for cid, row in rows.items()}

@@ -1,0 +1,290 @@
+"""The command line in-process: one-line errors with suggestions, tokens, report paths, --json,
+`report`, the summary's words, and what `sandbox` says about itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bulk_enable._model import RUN_COLUMNS
+
+from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses, write_config
+
+
+def one_line(text: str) -> bool:
+    return text.count("\n") == 1 and "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["rnu", "x.yaml"], "unknown command 'rnu': did you mean 'run'?"),
+        (["stauts", "x.yaml"], "did you mean 'status'?"),
+        (["run", "x.yaml", "--reprot", "r.csv"], "unknown option '--reprot': did you mean '--report'?"),
+        (["run", "x.yaml", "--max-attempt", "3"], "did you mean '--max-attempts'?"),
+        (["run"], "bulk-enable run: CONFIG is missing"),
+        (["run", "x.yaml", "--rps", "inf"], "--rps: must be a number from 0.1 to 1000, got 'inf'"),
+        (["run", "x.yaml", "--rps", "nan"], "--rps: must be a number from 0.1 to 1000, got 'nan'"),
+        (["run", "x.yaml", "--rps", "0"], "--rps: must be a number from 0.1 to 1000, got '0'"),
+        (["run", "x.yaml", "--timeout", "inf"], "--timeout: must be a number from 0.1 to 600"),
+        (["run", "x.yaml", "--backoff", "inf"], "--backoff: must be a number from 0 to 30"),
+        (["run", "x.yaml", "--concurrency", "0"], "--concurrency: must be from 1 to 10, got 0"),
+        (["run", "x.yaml", "--max-attempts", "many"], "--max-attempts: must be a whole number from 1 to 100"),
+        (["run", "x.yaml", "--quota-reset", "25:00"], "--quota-reset: must be a time of day as HH:MM"),
+        (["run", "x.yaml", "--window", "call"], "unknown --window 'call': did you mean 'calls'?"),
+        (["counters", "--ulogin", "bad login"], "is not a Yandex login"),
+    ],
+)
+def test_usage_mistakes_are_one_line_with_a_suggestion(args: list[str], shown: str) -> None:
+    """Typos and bad values: one line naming the option and what it accepts, exit 2, no usage dump."""
+    done = cli(*args)
+    assert done.returncode == 2
+    assert one_line(done.stderr) and shown in done.stderr, done.stderr
+    assert "usage:" not in done.stderr and "_count" not in done.stderr and "invalid" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["-q", "run", "{c}"], ["run", "{c}", "-q"], ["-v", "run", "{c}"], ["run", "-v", "{c}"]]
+)
+def test_verbosity_goes_before_or_after_the_command(
+    tmp_path: Path, sandbox_factory: SandboxFactory, args: list[str]
+) -> None:
+    """-v and -q work on either side of the command; -q keeps stderr free of info lines."""
+    box = sandbox_factory(fault_rate=0.4, faults=["backend_error"], seed=3, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 21))
+    filled = [a.format(c=config) for a in args]
+    done = cli(
+        *filled, "--report", tmp_path / "r.csv", "--api-base", box.url, "--backoff", "0", "--rps", "1000"
+    )
+    assert done.returncode == 0, done.stderr
+    verbose = "-v" in args
+    assert ("retry counter=" in done.stderr) is verbose  # retries that recover show only with -v
+    assert "retries, all recovered" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "setup", "message"),
+    [
+        ({"YANDEX_METRICA_TOKEN": ""}, None, "no token: set YANDEX_METRICA_TOKEN"),
+        ({"YANDEX_METRICA_TOKEN": "two words"}, None, "characters a token never has"),
+        ({"YANDEX_METRICA_TOKEN": "токен-non-ascii"}, None, "characters a token never has"),
+        ({}, "missing", "cannot read the token file"),
+        ({}, "latin1", "is not text (not UTF-8)"),
+        ({}, "empty", "the token file is empty"),
+    ],
+)
+def test_token_mistakes_are_one_line_and_exit_2(
+    tmp_path: Path, env: dict[str, str], setup: str | None, message: str
+) -> None:
+    """Token mistakes: one line, exit 2, nothing sent (no server is even running), token not echoed."""
+    config = write_config(tmp_path / "job.yaml", [1])
+    extra: list[str | Path] = []
+    if setup is not None:
+        token_file = tmp_path / "token"
+        if setup == "latin1":
+            token_file.write_bytes("tok\xe9n".encode("latin-1"))
+        elif setup == "empty":
+            token_file.write_text("  \n")
+        extra = ["--token-file", token_file]
+    done = cli("run", config, "--report", tmp_path / "r.csv", *extra, env=cli_env(**env))
+    assert done.returncode == 2
+    assert one_line(done.stderr) and message in done.stderr, done.stderr
+    assert "two words" not in done.stderr and "токен" not in done.stderr
+
+
+def test_a_token_file_others_can_read_is_warned_about(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """Like ssh: a token file readable by group or others gets a warning with the fix (and still runs)."""
+    box = sandbox_factory()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    config = write_config(tmp_path / "job.yaml", [1])
+    done = run_against(
+        box, config, tmp_path / "r.csv", "--token-file", token_file, env=cli_env(YANDEX_METRICA_TOKEN="")
+    )
+    assert done.returncode == 0
+    assert f"permissions 0644 are too open for a token: `chmod 600 {token_file}`" in done.stderr
+    token_file.chmod(0o600)
+    quiet = run_against(box, config, tmp_path / "r2.csv", "--token-file", token_file)
+    assert "too open" not in quiet.stderr
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ("{tmp}", "is a directory"),
+        ("", "is not a file name"),
+        ("/", "is not a file name"),
+        ("{tmp}/notes.txt", "exists and is not a bulk-enable report"),
+        ("{tmp}/file.txt/r.csv", "is a file, not a folder"),
+    ],
+)
+def test_bad_report_paths_are_refused_before_anything_is_sent(
+    tmp_path: Path, sandbox_factory: SandboxFactory, report: str, message: str
+) -> None:
+    """A directory, an empty path or /, someone else's file, a file as a folder: one line, exit 2, no request
+    sent."""
+    box = sandbox_factory()
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "file.txt").write_text("x")
+    config = write_config(tmp_path / "job.yaml", [1, 2])
+    done = run_against(box, config, Path(report.format(tmp=tmp_path)))
+    assert done.returncode == 2 and one_line(done.stderr) and message in done.stderr, done.stderr
+    assert box.stats()["requests"] == 0
+    assert (tmp_path / "notes.txt").read_text() == "my notes\n"
+
+
+def test_fresh_replaces_a_file_that_is_not_a_report(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """--fresh is the way to write over an unrelated file; a missing parent folder is created."""
+    box = sandbox_factory()
+    (tmp_path / "old.csv").write_text("a,b\n1,2\n")
+    config = write_config(tmp_path / "job.yaml", [1])
+    assert run_against(box, config, tmp_path / "old.csv", "--fresh").returncode == 0
+    assert statuses(tmp_path / "old.csv") == {1: "enabled"}
+    assert run_against(box, config, tmp_path / "new" / "deep" / "r.csv").returncode == 0
+
+
+def test_check_will_not_write_over_a_runs_report(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """`check` (and `status`) pointed at a run's report refuse it instead of clobbering it."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", [1])
+    assert run_against(box, config, tmp_path / "r.csv").returncode == 0
+    for command in ("check", "status"):
+        done = cli(command, config, "--report", tmp_path / "r.csv", "--api-base", box.url)
+        assert done.returncode == 2 and "is the report of a `run`" in done.stderr
+    assert statuses(tmp_path / "r.csv") == {1: "enabled"}
+
+
+@pytest.mark.parametrize("command", ["run", "check", "status"])
+def test_json_is_the_only_thing_on_stdout_and_matches_the_report(
+    tmp_path: Path, sandbox_factory: SandboxFactory, command: str
+) -> None:
+    """--json: exactly one JSON object on stdout with the documented keys; the words go to stderr."""
+    box = sandbox_factory(fixed={3: "access_denied"}, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 6))
+    report = tmp_path / f"{command}.csv"
+    done = cli(command, config, "--report", report, "--api-base", box.url, "--json")
+    summary = json.loads(done.stdout)
+    assert set(summary) == {
+        "command",
+        "config",
+        "counts",
+        "requests",
+        "elapsed_s",
+        "report",
+        "exit_code",
+        "stops",
+        "deferred_until",
+    }
+    assert summary["command"] == command and summary["exit_code"] == done.returncode
+    counted: dict[str, int] = {}
+    for status in statuses(report).values():
+        counted[status] = counted.get(status, 0) + 1
+    assert summary["counts"] == counted and summary["report"] == str(report)
+    assert summary["requests"] == box.stats()["requests"] and summary["stops"] == {}
+    assert "report: " in done.stderr
+
+
+def test_report_renders_again_from_the_journal(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """`bulk-enable report REPORT` rebuilds a deleted report exactly, with no token and no request."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", range(1, 8))
+    report = tmp_path / "r.csv"
+    assert run_against(box, config, report, "--csv-delimiter", ";").returncode == 0
+    original = report.read_bytes()
+    report.unlink()
+    requests = box.stats()["requests"]
+    done = cli("report", report, env=cli_env(YANDEX_METRICA_TOKEN=""))
+    assert done.returncode == 0, done.stderr
+    assert report.read_bytes() == original and box.stats()["requests"] == requests
+    missing = cli("report", tmp_path / "nothing.csv")
+    assert missing.returncode == 2 and one_line(missing.stderr) and "no journal" in missing.stderr
+
+
+def test_xlsx_and_semicolon_reports(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """--report x.xlsx writes a workbook with the same columns; --csv-delimiter ';' a ;-separated CSV."""
+    box = sandbox_factory()
+    config = tmp_path / "job.yaml"
+    config.write_text('counters:\n  - {id: 1, label: "  +Плюс Маркет"}\n  - {id: 2, label: "=SUM(A1)"}\n')
+    assert run_against(box, config, tmp_path / "r.xlsx").returncode == 0
+    rows = read_report(tmp_path / "r.xlsx")
+    assert list(rows[0]) == list(RUN_COLUMNS)
+    assert [r["label"] for r in rows] == ["  +Плюс Маркет", "=SUM(A1)"]
+    assert run_against(box, config, tmp_path / "r.csv", "--csv-delimiter", ";").returncode == 0
+    first = (tmp_path / "r.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert first == ";".join(RUN_COLUMNS)
+
+
+def test_txt_and_csv_job_files_run(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """A .txt of IDs and a .csv (an earlier report, even) run as they are."""
+    box = sandbox_factory()
+    (tmp_path / "ids.txt").write_text("1\n2\n\n# a comment\n3\n")
+    assert run_against(box, tmp_path / "ids.txt", tmp_path / "a.csv").returncode == 0
+    assert statuses(tmp_path / "a.csv") == {1: "enabled", 2: "enabled", 3: "enabled"}
+    assert run_against(box, tmp_path / "a.csv", tmp_path / "b.csv").returncode == 0
+    assert statuses(tmp_path / "b.csv") == {1: "enabled", 2: "enabled", 3: "enabled"}
+
+
+@pytest.mark.parametrize(
+    ("n_failed", "listed"),
+    [(1, True), (10, True), (11, False)],
+)
+def test_the_summary_names_failed_ids_when_few(
+    tmp_path: Path, sandbox_factory: SandboxFactory, n_failed: int, listed: bool
+) -> None:
+    """Up to 10 failed counters are named in the summary; plurals are right."""
+    box = sandbox_factory(fixed=dict.fromkeys(range(1, n_failed + 1), "counter_in_connect"))
+    config = write_config(tmp_path / "job.yaml", range(1, n_failed + 2))
+    done = run_against(box, config, tmp_path / "r.csv")
+    failed_line = next(line for line in done.stdout.splitlines() if line.startswith("failed:"))
+    assert ("(1," in failed_line or "(1)" in failed_line) is listed
+    assert f"{n_failed + 1} counters" in done.stdout.splitlines()[0]
+    assert not re.search(r"\b1 (counters|requests)", done.stdout)
+
+
+def test_a_plan_with_only_unreachable_counters_points_at_ulogin(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """--preflight where the only problems are plan statuses: no talk of failed rows that do not exist."""
+    box = sandbox_factory(counters="1-5")
+    config = write_config(tmp_path / "job.yaml", [1, 2, 99])
+    done = run_against(box, config, tmp_path / "r.csv", "--preflight")
+    assert done.returncode == 1
+    assert "failed rows" not in done.stdout and "`ulogin:`" in done.stdout
+
+
+def test_sandbox_help_names_its_token() -> None:
+    """`sandbox --help` says which token it accepts."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bulk_enable", "sandbox", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert "sandbox-token" in proc.stdout
+
+
+def test_sandbox_on_a_busy_port_is_one_line(sandbox_factory: SandboxFactory) -> None:
+    """`bulk-enable sandbox --port N` with N taken: one line, exit 2, no traceback."""
+    box = sandbox_factory()
+    port = box.url.rsplit(":", 1)[1]
+    done = cli("sandbox", "--port", port)
+    assert done.returncode == 2 and one_line(done.stderr) and "cannot listen" in done.stderr
+
+
+def test_help_does_not_load_the_http_stack() -> None:
+    """`bulk-enable --help` imports neither aiohttp nor yaml nor tqdm (it must answer at once)."""
+    code = (
+        "import sys\nfrom bulk_enable._cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('aiohttp', 'yaml', 'tqdm', 'tenacity') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=os.environ
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,111 @@
+"""`bulk-enable status`: each counter's real window state from the join-threshold reads, in-process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from bulk_enable import Counter, Status
+from bulk_enable._jobs import state_row
+from bulk_enable._model import STATUS_COLUMNS
+
+from .conftest import SandboxFactory, cli, read_report, write_config
+
+TODAY = dt.date(2026, 11, 29)
+C = Counter(1, "", "default")
+
+
+@pytest.mark.parametrize(
+    ("days_ago", "status", "full_on"),
+    [
+        (40, Status.FULL, ""),
+        (21, Status.FULL, ""),
+        (20, Status.GROWING, "2026-11-30"),
+        (5, Status.GROWING, "2026-12-15"),
+        (2, Status.GROWING, "2026-12-18"),
+        (1, Status.SHORT, ""),
+        (0, Status.SHORT, ""),
+        (-3, Status.SHORT, ""),
+    ],
+)
+def test_state_from_the_window_start(days_ago: int, status: Status, full_on: str) -> None:
+    """21+ days: full; 2 to 20: growing, full on since + 21; 1 or less: short."""
+    since = TODAY - dt.timedelta(days=days_ago)
+    row = state_row(C, since, TODAY)
+    assert (row.status, row.days, row.full_on, row.since) == (status, days_ago, full_on, since.isoformat())
+
+
+def test_a_short_window_says_enabling_again_is_harmless() -> None:
+    """The message for `short` names both causes and that a repeat does no harm."""
+    row = state_row(C, TODAY - dt.timedelta(days=1), TODAY)
+    assert "not extended" in row.message and "last day" in row.message and "harmless" in row.message
+
+
+@pytest.mark.parametrize("threshold_format", ["date", "datetime"])
+def test_status_reads_full_growing_and_short(
+    tmp_path: Path, sandbox_factory: SandboxFactory, threshold_format: str
+) -> None:
+    """Counters enabled 30, 5 and 0 days ago (and one never) read full, growing and short, whichever
+    shape the date comes in; one read each, never a write; the exact columns."""
+    box = sandbox_factory(
+        counters="1-10", enabled_days_ago={1: 30, 2: 5, 3: 0}, threshold_format=threshold_format, ip_rps=0
+    )
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3, 4])
+    report = tmp_path / "s.csv"
+    done = cli("status", config, "--report", report, "--api-base", box.url, "--json")
+    assert done.returncode == 0, done.stderr
+    stats = box.stats()
+    assert stats["write_requests"] == 0 and stats["state_reads"] == {"1": 1, "2": 1, "3": 1, "4": 1}
+    assert report.read_text(encoding="utf-8-sig").splitlines()[0] == ",".join(STATUS_COLUMNS)
+    rows = {r["counter_id"]: r for r in read_report(report)}
+    today = dt.datetime.now(dt.UTC).date()
+    assert [rows[k]["status"] for k in "1234"] == ["full", "growing", "short", "short"]
+    assert rows["2"]["days"] == "5" and rows["2"]["full_on"] == (today + dt.timedelta(days=16)).isoformat()
+    assert rows["1"]["days"] == "21" and rows["1"]["checked_at"]
+    summary = json.loads(done.stdout)
+    assert summary["counts"] == {"full": 1, "growing": 1, "short": 2} and summary["command"] == "status"
+    assert f"the last reaches 21 days on {rows['2']['full_on']}" in done.stderr
+
+
+def test_status_fails_a_counter_on_an_unexpected_answer_and_goes_on(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A counter not visible fails with the API's error; the others are read; exit 1."""
+    box = sandbox_factory(counters="1-10", fixed={2: "not_found"}, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    done = cli("status", config, "--report", tmp_path / "s.csv", "--api-base", box.url)
+    assert done.returncode == 1
+    rows = read_report(tmp_path / "s.csv")
+    assert [r["status"] for r in rows] == ["short", "failed", "short"]
+    assert rows[1]["error_type"] == "not_found"
+
+
+def test_status_stops_on_a_budget_and_defers_the_rest(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """--max-requests holds for status too: the rest are deferred, exit 3."""
+    box = sandbox_factory(counters="1-50", ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 51))
+    done = cli(
+        "status", config, "--report", tmp_path / "s.xlsx", "--api-base", box.url, "--max-requests", "7"
+    )
+    assert done.returncode == 3
+    got = [r["status"] for r in read_report(tmp_path / "s.xlsx")]
+    assert got.count("short") == 7 and got.count("deferred") == 43
+    assert box.stats()["requests"] == 7
+
+
+def test_default_status_report_name(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --report: reports/<config>.status.csv, so it never overwrites the run's report."""
+    box = sandbox_factory(counters="1-10", ip_rps=0)
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path / "job.yaml", [1])
+    assert cli("status", config, "--api-base", box.url).returncode == 0
+    assert (tmp_path / "reports" / "job.status.csv").exists()
+    assert not (tmp_path / "reports" / "job.csv").exists()
+    assert Status.SHORT.value == read_report(tmp_path / "reports" / "job.status.csv")[0]["status"]
