@@ -202,7 +202,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     from ._config import load_config
     from ._jobs import Settings
     from ._metrica import check_api_base
-    from ._report import check_target, default_report_path, journal_path, read_journal
+    from ._report import check_target, default_report_path, journal_header, journal_path
 
     api_base = check_api_base(args.api_base)
     config = load_config(args.config)
@@ -212,7 +212,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     check_target(report, command, fresh)
     _warn_about(args, config)
     if command is Command.RUN and not fresh:
-        header, _ = read_journal(journal_path(report))
+        header = journal_header(journal_path(report))
         if header is not None and header.command is Command.RUN and header.job != job:
             from ._messages import job_words
 
@@ -802,7 +802,7 @@ def _pace_options(p: argparse.ArgumentParser, until: bool) -> None:
     )
     p.add_argument(
         "--rps",
-        type=_number(0.1, 1000),
+        type=_number(0.1, 10000),
         default=DEFAULTS.rps,
         metavar="R",
         help=f"requests a second for the whole run (default {DEFAULT_RPS:g}; "

@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,9 +202,10 @@ def _rerun_order(todo: list[Counter], report: ReportFile) -> list[Counter]:
     return [c for c in todo if c.id not in again] + failed_before
 
 
-async def _gather(works: object) -> None:
+async def _gather(works: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run the accounts side by side; the first error cancels the rest (and is raised)."""
     async with asyncio.TaskGroup() as group:
-        for work in works:  # type: ignore[attr-defined]
+        for work in works:
             group.create_task(work)
 
 

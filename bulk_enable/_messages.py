@@ -85,11 +85,8 @@ def status_words(code: str) -> str:
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
-    return (
-        f"{n:,} {word if n == 1 else (many or word + 's')}".replace(",", " ")
-        if n >= 10_000
-        else (f"{n} {word if n == 1 else (many or word + 's')}")
-    )
+    """`1 counter`, `2 counters`, `12,000 counters`."""
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
 
 
 def terminal(text: str) -> str:

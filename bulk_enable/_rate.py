@@ -21,6 +21,7 @@ from ._interrupt import Interrupt
 BETA = 0.7  # the rate after a quota answer, as a share of the rate that drew it
 CUBIC_C = 0.4  # CUBIC's scaling constant: how fast the rate grows back (requests/s per s^3)
 MIN_RATE = 0.5  # requests a second; below this a quota answer only pauses
+TIMER_GRAIN = 0.001  # a slot less than this ahead is taken now: a timer cannot wait that little
 _SETTLED_OVER = 5  # quota answers averaged for "the rate it settled at"
 
 
@@ -81,7 +82,7 @@ class RateGate:
                 interval = 1 / rate
                 slot = max(self._next_slot, now - interval / 4)
                 self._next_slot = slot + interval
-                if slot > now:
+                if slot - now > TIMER_GRAIN:
                     await interrupt.sleep(slot - now)
             if self._paused_until <= loop.time():
                 self._note_sent(loop.time())

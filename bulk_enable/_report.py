@@ -94,8 +94,7 @@ def check_target(path: Path, command: Command, fresh: bool = False) -> None:
     folder = next((p for p in path.parents if p.exists()), None)  # the nearest that exists, made or not
     if folder is not None and not folder.is_dir():
         raise ReportError(f"--report {path}: {folder} is a file, not a folder")
-    journal = journal_path(path)
-    header, _ = read_journal(journal)
+    header = journal_header(journal_path(path))
     if header is not None and command is not Command.RUN and header.command is Command.RUN:
         raise ReportError(
             f"{path} is the report of a `run` (it has a journal): give `{command.value}` its own "
@@ -108,6 +107,17 @@ def check_target(path: Path, command: Command, fresh: bool = False) -> None:
             f"{path} exists and is not a bulk-enable report: give --report another name, or pass "
             "--fresh to replace it"
         )
+
+
+def journal_header(path: Path) -> Header | None:
+    """Only the journal's first line: which job it belongs to (None: no readable journal)."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return _header(f.readline())
+    except OSError:
+        return None
 
 
 def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:
