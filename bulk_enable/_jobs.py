@@ -12,10 +12,12 @@ import contextlib
 import datetime as dt
 import functools
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from aiohttp import ClientSession
 
 from . import _messages as say
 from ._answer import Verdict
@@ -74,9 +76,9 @@ class _Run:
         self.state_unknown = False  # a plan was made without seeing the window's state
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
 
-    def client(self, session: object, account: Account) -> MetricaClient:
+    def client(self, session: ClientSession, account: Account) -> MetricaClient:
         s = self.settings
-        return MetricaClient(session, s.api_base, s.tokens[account.name], account.ulogin, self.scrubber)  # type: ignore[arg-type]
+        return MetricaClient(session, s.api_base, s.tokens[account.name], account.ulogin, self.scrubber)
 
     def record(self, row: Row) -> None:
         self.recorded.add(row.counter_id)
@@ -103,6 +105,24 @@ class _Run:
             self.record(row)
 
         await self.scheduler.for_each(lane, counters, work)
+
+    async def drive(self, work: Callable[[ClientSession, Account], Coroutine[Any, Any, None]]) -> list[Row]:
+        """`work(session, account)` for every account side by side, on one session, the report kept
+        current; whatever happens, the rest is deferred and the report written. The config's rows."""
+        settings, counters = self.settings, self.settings.config.counters
+        try:
+            async with (
+                _rendering(self.report),
+                open_session(settings.policy.timeout, _connections(settings)) as session,
+            ):
+                accounts = (work(session, account) for account in settings.config.accounts)
+                await _abandonable(settings.interrupt, _gather(accounts))
+        finally:
+            _defer_the_rest(self, counters)
+            self.report.finish()
+        if self.failure is not None:
+            raise self.failure
+        return [self.report.rows[c.id] for c in counters]
 
     def summary(self, command: Command, rows: list[Row], started: float) -> Summary:
         scheduler = self.scheduler
@@ -141,7 +161,7 @@ async def _abandonable(interrupt: Interrupt, work: Awaitable[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _rendering(report: ReportFile):  # type: ignore[no-untyped-def]
+async def _rendering(report: ReportFile) -> AsyncIterator[None]:
     """Keep the report on disk current while the block runs."""
     task = asyncio.create_task(report.keep_current())
     try:
@@ -169,21 +189,9 @@ async def run_job(settings: Settings) -> Summary:
         }
         skipped = len(config.counters) - sum(len(t) for t in todo.values())
         settings.events.started(sum(len(t) for t in todo.values()))
-        try:
-            async with (
-                _rendering(report),
-                open_session(settings.policy.timeout, _connections(settings)) as session,
-            ):
-                await _abandonable(
-                    settings.interrupt,
-                    _gather(_run_account(run, session, a, todo[a.name]) for a in config.accounts),
-                )
-        finally:
-            _defer_the_rest(run, config.counters)
-            report.finish()
-        rows = [report.rows[c.id] for c in config.counters]
-        if run.failure is not None:
-            raise run.failure
+        rows = await run.drive(
+            lambda session, account: _run_account(run, session, account, todo[account.name])
+        )
         summary = run.summary(Command.RUN, rows, started)
         summary.skipped, summary.elsewhere = skipped, report.elsewhere
         summary.state_unknown = run.state_unknown
@@ -209,7 +217,7 @@ async def _gather(works: Iterable[Coroutine[Any, Any, None]]) -> None:
             group.create_task(work)
 
 
-async def _run_account(run: _Run, session: object, account: Account, todo: list[Counter]) -> None:
+async def _run_account(run: _Run, session: ClientSession, account: Account, todo: list[Counter]) -> None:
     settings, job, scheduler = run.settings, run.settings.job, run.scheduler
     lane = scheduler.lane(account.name)
     lane.written = any(
@@ -316,7 +324,7 @@ async def check_job(settings: Settings) -> Summary:
         rows: dict[int, Row] = {}
         unknown = False
 
-        async def plan_account(session: object, account: Account) -> None:
+        async def plan_account(session: ClientSession, account: Account) -> None:
             nonlocal unknown
             lane = run.scheduler.lane(account.name)
             listing: Listing = await read_listing(run.scheduler, lane, run.client(session, account))
@@ -363,7 +371,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
         report.begin(config.counters, pending_row(say.PENDING))
         settings.events.started(len(config.counters))
 
-        async def read_account(session: object, account: Account) -> None:
+        async def read_account(session: ClientSession, account: Account) -> None:
             lane = run.scheduler.lane(account.name)
             client = run.client(session, account)
 
@@ -376,20 +384,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
 
             await run.each(lane, account.counters, read)
 
-        try:
-            async with (
-                _rendering(report),
-                open_session(settings.policy.timeout, _connections(settings)) as session,
-            ):
-                await _abandonable(
-                    settings.interrupt, _gather(read_account(session, a) for a in config.accounts)
-                )
-        finally:
-            _defer_the_rest(run, config.counters)
-            report.finish()
-        rows = [report.rows[c.id] for c in config.counters]
-        if run.failure is not None:
-            raise run.failure
+        rows = await run.drive(read_account)
     return run.summary(Command.STATUS, rows, started)
 
 
