@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from ._model import Command, ExitCode, Job, Window
+from ._model import Command, ExitCode, Job, Status, Window
 from ._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT, Policy
 
 if TYPE_CHECKING:
@@ -32,6 +32,7 @@ T = TypeVar("T")
 DEFAULTS = Policy()
 TOKEN_ENV = "YANDEX_METRICA_TOKEN"
 DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
+REPORT_SUFFIXES = (".csv", ".tsv", ".xlsx")
 
 
 class UsageError(Exception):
@@ -74,8 +75,9 @@ class _Stopped(Exception):
     """The job could not start its work (the listing failed); one line, exit 3."""
 
 
-def _say(line: str) -> None:
-    print(f"bulk-enable: {line}", file=sys.stderr)
+def _say(text: str) -> None:
+    for line in text.splitlines() or [""]:
+        print(f"bulk-enable: {line}", file=sys.stderr)
 
 
 def _quiet_stdout() -> None:
@@ -110,7 +112,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_counters(args: argparse.Namespace) -> int:
     from ._interrupt import Interrupt
     from ._jobs import counters_yaml, list_counters
-    from ._messages import AGAIN, fix_for, stop_reason, terminal
+    from ._messages import AGAIN, fix_for, plural, stop_reason, terminal
     from ._metrica import check_api_base
 
     api_base = check_api_base(args.api_base)
@@ -125,7 +127,7 @@ def cmd_counters(args: argparse.Namespace) -> int:
     text, n = counters_yaml(found, args.permission, args.ulogin)
     sys.stdout.write(text)
     sys.stdout.flush()
-    log.info("%d counters listed", n)
+    log.info("%s listed", plural(n, "counter"))
     return ExitCode.OK
 
 
@@ -189,6 +191,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     _finish(args, summary, config_path)
     print(sandbox_line)
+    if summary.count(Status.FAILED) and args.config is None:
+        print("(the demo's failures are staged: its agency cannot change 5 of the counters, so it exits 1)")
     from ._messages import exit_code
 
     return exit_code(summary)
@@ -201,15 +205,23 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     """Validate everything before anything is sent."""
     from ._config import load_config
     from ._jobs import Settings
-    from ._metrica import check_api_base
+    from ._metrica import check_api_base, mistyped_host
     from ._report import check_target, default_report_path, journal_header, journal_path
 
     api_base = check_api_base(args.api_base)
+    near = mistyped_host(api_base)
+    if near:
+        log.warning("--api-base %s: did you mean https://%s? (going on as given)", api_base, near)
     config = load_config(args.config)
     job = Job(Window(args.window), not args.disable)
     report: Path = args.report or default_report_path(args.config, job, command)
     fresh = args.fresh
     check_target(report, command, fresh)
+    if report.suffix.lower() not in REPORT_SUFFIXES:
+        raise UsageError(
+            f"--report {report}: give the report a .csv or .xlsx name (Excel opens both; .xlsx keeps "
+            "Cyrillic and long numbers as they are)"
+        )
     _warn_about(args, config)
     if command is Command.RUN and not fresh:
         header = journal_header(journal_path(report))
@@ -287,20 +299,23 @@ def _warn_about(args: argparse.Namespace, config: Config) -> None:
                 first,
             )
         else:
+            where = ", under the first account that lists it" if len(config.accounts) > 1 else ""
             log.warning(
-                "%s: %s of counters listed before (e.g. %d on lines %d and %d): each counter runs once, "
-                "under the first account that lists it",
+                "%s: %s of counters listed before (e.g. %d on lines %d and %d): each counter runs once%s",
                 config.path,
                 plural(dup.count, "repeat"),
                 cid,
                 first,
                 line,
+                where,
             )
 
 
 def _tokens(config: Config, token_file: Path | None) -> dict[str, str]:
-    """Each account's token, from its environment variable (or the default token); never from YAML."""
+    """Each account's token, from its environment variable (or the default token); never from YAML.
+    Every account's problem is named at once."""
     tokens: dict[str, str] = {}
+    problems: list[str] = []
     for account in config.accounts:
         if account.token_env is None:
             tokens[account.name] = _default_token(token_file)
@@ -311,17 +326,21 @@ def _tokens(config: Config, token_file: Path | None) -> dict[str, str]:
                 "comes from its token_env"
             )
         token = os.environ.get(account.token_env, "").strip()
-        if not token:
-            if _looks_like_token(account.token_env):
-                raise UsageError(
-                    f"{config.path}: account `{account.name}`: its token_env looks like a token itself: put "
-                    "the token in an environment variable and give that variable's NAME as token_env"
-                )
-            raise UsageError(
-                f"{config.path}: account `{account.name}`: environment variable {account.token_env} "
-                "(its token_env) is not set"
+        where = f"{config.path}: account `{account.name}`"
+        if token:
+            try:
+                tokens[account.name] = _checked_token(token, f"${account.token_env}")
+            except UsageError as e:
+                problems.append(f"{where}: {e}")
+        elif _looks_like_token(account.token_env):
+            problems.append(
+                f"{where}: its token_env looks like a token itself: put the token in an environment "
+                "variable and give that variable's NAME as token_env"
             )
-        tokens[account.name] = _checked_token(token, f"${account.token_env}")
+        else:
+            problems.append(f"{where}: environment variable {account.token_env} (its token_env) is not set")
+    if problems:
+        raise UsageError("\n".join(problems))
     return tokens
 
 
@@ -360,6 +379,8 @@ def _default_token(token_file: Path | None) -> str:
 
 
 def _checked_token(token: str, source: str) -> str:
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        raise UsageError(f"the token in {source} is in quotes: remove them (the quotes are not part of it)")
     if not all(33 <= ord(ch) <= 126 for ch in token):
         raise UsageError(
             f"the token in {source} has characters a token never has (spaces, control or non-ASCII "
@@ -442,8 +463,9 @@ def _finish(args: argparse.Namespace, summary: Summary, config: Path) -> None:
 
     lines = summary_lines(summary, config, args.max_requests)
     if args.json:
-        for line in lines:
-            print(line, file=sys.stderr)
+        if not args.quiet:  # -q --json: only the JSON (for schedulers that log both streams)
+            for line in lines:
+                print(line, file=sys.stderr)
         print(json.dumps(json_summary(summary, config), ensure_ascii=False))
     else:
         for line in lines:
@@ -499,6 +521,7 @@ def _did_you_mean(word: str, known: list[str]) -> str:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = _build_parser()
+    _refuse_options_before_the_command(parser, argv)
     args, extras = parser.parse_known_args(argv)
     if extras:
         sub = _subparsers(parser).get(args.command, parser)
@@ -508,6 +531,25 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         what = "option" if unknown.startswith("-") else "argument"
         raise _ArgError(f"{sub.prog}: unknown {what} {unknown!r}{hint} (see {sub.prog} --help)")
     return args
+
+
+def _refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """`bulk-enable --report x.csv run a.yaml`: say where the option goes, not "unknown command x.csv"."""
+    commands = _subparsers(parser)
+    top = {o for action in parser._actions for o in action.option_strings}
+    for arg in argv:
+        if arg in commands:
+            return
+        name = arg.split("=", 1)[0]
+        if not name.startswith("--") or name in top:
+            continue
+        takers = [c for c, sub in commands.items() if any(name in a.option_strings for a in sub._actions)]
+        if takers:
+            example = (
+                f"bulk-enable {takers[0]} {'CONFIG ' if takers[0] in ('run', 'check', 'status') else ''}"
+            )
+            raise _ArgError(f"bulk-enable: {name} goes after the command, e.g. {example}{name} ...")
+        return
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -536,7 +578,7 @@ def _build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Enable Yandex Metrica's extended call tracking window on many counters, within the "
         "API quotas. Reruns finish what is left.",
-        epilog="Start with: bulk-enable demo   (no account needed). Details: README.md.",
+        epilog="Start with: bulk-enable demo   (no account needed). Each command's --help lists its options.",
     )
     parser.add_argument("--version", action=_Version)
     _verbosity(parser, top=True)
@@ -645,7 +687,12 @@ def _sandbox_parser(sub: Any) -> None:
     p.add_argument(
         "--port", type=_count(0, 65535), default=0, help="0: a free port (printed first on stdout)"
     )
-    p.add_argument("--profile", type=Path, metavar="YAML", help="settings file (see README: The sandbox)")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        metavar="YAML",
+        help="a YAML file of sandbox settings (the options' names, with _)",
+    )
     p.add_argument(
         "--token",
         action="append",
@@ -747,7 +794,10 @@ def _job_options(p: argparse.ArgumentParser, command: Command) -> None:
     if command is not Command.STATUS:
         p.add_argument("--disable", action="store_true", help="switch the window off (DELETE)")
     p.add_argument(
-        "--json", action="store_true", help="print one JSON object on stdout at the end (keys: README)"
+        "--json",
+        action="store_true",
+        help="one JSON object on stdout at the end: command, config, counts, requests, elapsed_s, report, "
+        "exit_code, stops, deferred_until",
     )
     _api_options(p)
 
@@ -873,7 +923,7 @@ def _time_of_day(text: str) -> Any:
     import datetime as dt
 
     try:
-        return dt.time.fromisoformat(text)
+        return dt.time.fromisoformat(text if len(text.split(":", 1)[0]) == 2 else "0" + text)  # 3:00 too
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"must be a time of day as HH:MM or HH:MM:SS (UTC), got {text!r}"

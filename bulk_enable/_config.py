@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ._model import Counter
+
+log = logging.getLogger("bulk_enable")
 
 DEFAULT_TOKEN_ENV = "YANDEX_METRICA_TOKEN"
 DEFAULT_ACCOUNT = "default"
@@ -33,7 +36,12 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ID_COLUMNS = ("counter_id", "id", "counter", "counterid", "tag_id", "счетчик", "счётчик")
-_LABEL_COLUMNS = ("label", "name", "site")
+# Header cells are compared folded (lower case, ё as е, no spaces, _ or -), so `Номер счётчика` matches.
+_ID_HEADERS = frozenset(
+    {"counterid", "id", "counter", "tagid", "tag", "счетчик", "номерсчетчика", "idсчетчика", "idтега", "тег"}
+)
+_LABEL_HEADERS = ("label", "name", "site", "подпись", "название", "имя", "клиент", "сайт", "описание")
+_THOUSANDS = re.compile(r"[0-9]{1,3}(?:[\s\u00a0\u202f\u2009][0-9]{3})+")
 _CSV_HEADER = re.compile(r"\s*['\"]?(?:" + "|".join(_ID_COLUMNS) + r")['\"]?\s*(?:[,;\t]|$)", re.IGNORECASE)
 
 
@@ -83,19 +91,32 @@ class Config:
 
 def load_config(path: Path) -> Config:
     """Read and validate the job file at `path` (its extension says the format)."""
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xls", ".ods"):
+        raise ConfigError(
+            [
+                f"{path}: a spreadsheet is not read directly: in Excel use File > Save As > "
+                '"CSV UTF-8 (разделители - запятые)" and give the .csv'
+            ]
+        )
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        raw = path.read_bytes()
+        # Excel's "Unicode text" is UTF-16 with a BOM; everything else should be UTF-8.
+        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        if suffix not in (".csv", ".txt"):
+            raise ConfigError(
+                [f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8"]
+            ) from None
+        # Excel's plain "CSV (разделители - запятые)" is Windows-1251 in a Russian locale.
+        text = raw.decode("cp1251", "replace")
+        log.warning("%s is not UTF-8: read as Windows-1251 (Excel's plain CSV); labels may need a look", path)
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except IsADirectoryError:
         raise ConfigError([f"{path}: is a directory, not a file of counter IDs"]) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(
-            [f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8"]
-        ) from None
     except OSError as e:
         raise ConfigError([f"{path}: cannot read ({e.strerror})"]) from None
-    suffix = path.suffix.lower()
     if suffix == ".txt":
         return parse_lines(text, path)
     if suffix == ".csv":
@@ -175,8 +196,11 @@ def parse_csv(text: str, path: Path) -> Config:
     if not rows:
         raise ConfigError([f"{path}: the file is empty: expected a counter_id column"])
     header = [h.strip().strip("'").lower() for h in rows[0][1]]
-    id_col = next((header.index(n) for n in _ID_COLUMNS if n in header), None)
-    label_col = next((header.index(n) for n in _LABEL_COLUMNS if n in header), None)
+    folded = [re.sub(r"[\s_\-]", "", h).replace("ё", "е") for h in header]
+    id_col = next((i for i, h in enumerate(folded) if h in _ID_HEADERS), None)
+    label_col = next((folded.index(n) for n in _LABEL_HEADERS if n in folded), None)
+    if id_col is not None and label_col is None and len(header) == 2:
+        label_col = 1 - id_col  # the other column of two is the label, whatever its name
     start = 1
     if id_col is None:
         if len(header) > 1:
@@ -229,9 +253,16 @@ def _id_from_text(value: str, line: int, ids: _Ids, shown: str = "") -> int | No
         if number == 0:
             ids.problem(line, what)
         elif value.startswith("0"):
-            ids.problem(
-                line, f"{what}: drop the leading zero, write {number} (YAML reads 0{number} as octal)"
+            octal = (
+                " (YAML reads a number with a leading zero as octal)"
+                if ids.path.suffix.lower()
+                not in (
+                    ".txt",
+                    ".csv",
+                )
+                else ""
             )
+            ids.problem(line, f"{what}: drop the leading zero, write {number}{octal}")
         elif len(value) > len(str(MAX_ID)):
             ids.problem(
                 line,
@@ -246,6 +277,9 @@ def _id_from_text(value: str, line: int, ids: _Ids, shown: str = "") -> int | No
     inner = value[1:-1].strip()
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"" and _DIGITS.fullmatch(inner):
         ids.problem(line, f"{what}: remove the quotes, write {inner}")
+    elif _THOUSANDS.fullmatch(value.strip()):
+        joined = re.sub(r"\D", "", value)
+        ids.problem(line, f"{what}: a number with thousands separators? write {joined} (no spaces)")
     elif _MANY_IDS.fullmatch(value):
         ids.problem(line, f"{what}: that is several IDs on one line; put each on its own line")
     else:

@@ -14,6 +14,7 @@ import yaml
 from ._config import Config
 from ._interrupt import Interrupt
 from ._jobs import JobEvents, Settings, run_job
+from ._messages import plural
 from ._model import Job, Summary
 from ._policy import Policy
 from ._sandbox import Profile, serve
@@ -54,8 +55,9 @@ async def run_demo(
         stats = sandbox.stats.as_json()
     faults = sum(stats["faults"].values())
     line = (
-        f"sandbox {url}: {stats['requests']} requests, {faults} transient faults injected, "
+        f"sandbox {url}: {plural(stats['requests'], 'request')}, "
+        f"{plural(faults, 'transient fault')} injected, "
         f"peak {max(stats['peak_in_flight'].values(), default=0)} in flight, "
-        f"{stats['repeated_writes']} repeated writes"
+        f"{plural(stats['repeated_writes'], 'repeated write')}"
     )
     return summary, line

@@ -269,7 +269,7 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
             attempts=outcome.attempts,
             http_status=last.http_status if last else None,
             error_type=last.error_type if last else "",
-            message=say.deferred_message(outcome.stop, policy.max_requests),
+            message=say.deferred_message(outcome.stop, policy.max_requests, outcome.attempts),
         )
     answer = outcome.answer
     common: dict[str, object] = {
@@ -442,7 +442,7 @@ def counters_yaml(
         label = " — ".join(part for part in (info.name, info.site) if part)
         items.append({"id": info.id, "label": label} if label else {"id": info.id})
     now = dt.datetime.now(dt.UTC)
-    header = f"# {len(items)} counters visible to this token, listed {now:%Y-%m-%d %H:%M} UTC\n"
+    header = f"# {say.plural(len(items), 'counter')} visible to this token, listed {now:%Y-%m-%d %H:%M} UTC\n"
     body: dict[str, object] = {"ulogin": ulogin} if ulogin else {}
     body["counters"] = items
     return header + yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=200), len(items)

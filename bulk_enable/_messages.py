@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 from ._answer import Answer
-from ._model import FAILED_STATUSES, Command, ExitCode, Job, Status, Stop, StopCause, Summary
+from ._model import FAILED_STATUSES, Command, ExitCode, Job, Row, Status, Stop, StopCause, Summary
 from ._untrusted import PLAIN, TERMINAL_LIMIT
 
 FULL_DAYS = 21  # the extended window's full length
@@ -68,7 +68,7 @@ STATUS_LEGEND: tuple[tuple[str, str, str], ...] = (
     (
         "growing",
         "The window grows one day a day; full_on says when it reaches 21 days.",
-        "Окно растёт на день в день; full_on — когда достигнет 21 дня.",
+        "Окно растёт на один день каждый день; full_on — когда оно достигнет 21 дня.",
     ),
     (
         "short",
@@ -84,9 +84,14 @@ def status_words(code: str) -> str:
     return f"{russian} ({code})" if russian != code else english
 
 
+def number(n: int) -> str:
+    """`1003`, `12 000`: digits grouped by a space from 10,000 on (read alike in English and Russian)."""
+    return f"{n:,}".replace(",", " ") if n >= 10_000 else str(n)
+
+
 def plural(n: int, word: str, many: str | None = None) -> str:
-    """`1 counter`, `2 counters`, `12,000 counters`."""
-    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+    """`1 counter`, `2 counters`, `12 000 counters`."""
+    return f"{number(n)} {word if n == 1 else (many or word + 's')}"
 
 
 def terminal(text: str) -> str:
@@ -139,10 +144,14 @@ def stop_reason(stop: Stop, max_requests: int | None = None) -> str:
     return stop.cause.value  # pragma: no cover
 
 
-def deferred_message(stop: Stop | None, max_requests: int | None = None) -> str:
+def deferred_message(stop: Stop | None, max_requests: int | None = None, attempts: int = 0) -> str:
+    """Why a counter is not done: the account's stop, or an interruption (after some tries, maybe)."""
     if stop is None:
+        if attempts:
+            tried = plural(attempts, "try", "tries")
+            return f"interrupted after {tried} that did not go through: run the same command again"
         return INTERRUPTED
-    return f"not sent: {stop_reason(stop, max_requests)}"
+    return f"not done: {stop_reason(stop, max_requests)}"
 
 
 def gave_up_message(attempts: int, answer: Answer) -> str:
@@ -157,8 +166,11 @@ def counter_quota_message(answer: Answer, reset: dt.datetime) -> str:
     return f"this counter's daily quota is spent ({answer_text(answer)}): run again after {clock(reset)}"
 
 
-def clock(when: dt.datetime) -> str:
-    return when.strftime("%H:%M UTC") if when.second == 0 else when.strftime("%H:%M:%S UTC")
+def clock(when: dt.datetime, now: dt.datetime | None = None) -> str:
+    """`00:00 UTC`, with the date when it is not today's."""
+    now = now or dt.datetime.now(dt.UTC)
+    text = when.strftime("%H:%M UTC") if when.second == 0 else when.strftime("%H:%M:%S UTC")
+    return text if when.date() == now.date() else f"{when:%Y-%m-%d} {text}"
 
 
 def until(when: dt.datetime, now: dt.datetime | None = None) -> str:
@@ -196,7 +208,7 @@ def plan_would(job: Job, state_shown: bool) -> str:
         return f"the run will {verb} the {job.window.value} window"
     return (
         f"the listing does not show the window's state: the run will {verb} it (a repeat is very likely "
-        "harmless); `bulk-enable status` reads the real state"
+        "harmless); `bulk-enable status`, with the same config and options, reads the real state"
     )
 
 
@@ -268,8 +280,8 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
         out.append(f"the report also keeps {plural(summary.elsewhere, 'counter')} from other configs")
     if summary.state_unknown:
         out.append(
-            "the listing does not show whether the window is on, so editable counters are planned "
-            f"`{'would_enable'}`; `bulk-enable status {config}` reads each counter's real state"
+            "the listing does not show whether the window is on: editable counters are planned "
+            "`would_enable`; `bulk-enable status` (same config and options) reads the real state"
         )
     if summary.command is Command.STATUS:
         out.extend(_status_lines(summary))
@@ -297,7 +309,9 @@ AGAIN = "run the same command again"
 def fix_for(cause: StopCause, config: Path | str = "CONFIG") -> str:
     """What the user does about a stop that waiting cannot fix, as the rest of a `next:` line."""
     return {
-        StopCause.REFUSED: f'get a new token (README: "Getting a token"), then {AGAIN}',
+        StopCause.REFUSED: (
+            f"get a new OAuth token with metrika:read and metrika:write at oauth.yandex.ru, then {AGAIN}"
+        ),
         StopCause.CANNOT_WRITE: (
             f"`bulk-enable check {config}` shows which counters the token can edit; if it can edit "
             f"them, get a token with metrika:write, then {AGAIN}"
@@ -329,11 +343,9 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         return steps
     if summary.count(Status.DEFERRED):
         return [f"next: {again} to finish the rest"]
-    if summary.command is not Command.CHECK and summary.count(Status.FAILED):
-        return [
-            f"next: see `error_type` and `message` of the failed rows in {summary.report}; "
-            f"{again} to retry them"
-        ]
+    failed = [r for r in summary.rows if r.status is Status.FAILED]
+    if summary.command is not Command.CHECK and failed:
+        return [_after_failures(failed, summary.report)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
         return [
             "next: read_only and not_found counters cannot be changed with this token; "
@@ -341,11 +353,29 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
         return [
-            "next: `short` right after `run` is normal (the window grows from the next day): check again in "
-            "a few days; still `short` a day after `run`: put those IDs in a .txt and `bulk-enable run` it "
-            "(README: status)"
+            "next: `short` on the day of `run` is normal: check again in a few days; `short` days later: "
+            "put those IDs in a .txt and `bulk-enable run` it"
         ]
     return []
+
+
+# Answers a rerun cannot change: the counter, the rights or the config must change first.
+_NEEDS_A_FIX = frozenset({"access_denied", "not_found", "counter_in_connect", "invalid_parameter"})
+
+
+def _after_failures(failed: list[Row], report: Path) -> str:
+    kinds = sorted({r.error_type for r in failed})
+    fixed = [k for k in kinds if k in _NEEDS_A_FIX]
+    retried = [k for k in kinds if k not in _NEEDS_A_FIX]
+    parts = []
+    if fixed:
+        names = " and ".join([", ".join(fixed[:-1]), fixed[-1]] if len(fixed) > 1 else fixed)
+        parts.append(
+            f"{names} fail again until fixed (edit rights, the ID, or `ulogin:` for a client's counter)"
+        )
+    if retried:
+        parts.append(f"{AGAIN} to retry the {'others' if fixed else 'failed ones'}")
+    return f"next: {'; '.join(parts)}; details in the `message` column of {report}"
 
 
 def json_summary(summary: Summary, config: Path) -> dict[str, object]:

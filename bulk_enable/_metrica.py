@@ -103,6 +103,17 @@ def check_api_base(url: str) -> str:
     return root
 
 
+def mistyped_host(api_base: str) -> str | None:
+    """The Metrica host `api_base` most likely meant, when its host is a near miss of one."""
+    import difflib
+
+    host = urlsplit(api_base).hostname or ""
+    if host in KNOWN_HOSTS or _is_loopback(host):
+        return None
+    close = difflib.get_close_matches(host, KNOWN_HOSTS, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

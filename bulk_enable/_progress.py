@@ -114,8 +114,10 @@ def signals(interrupt: Interrupt) -> Iterator[None]:
         received += 1
         if received == 1:
             interrupt.request()
+            fresh_line = "\n" if sys.stderr.isatty() else ""  # off the progress bar's line
             print(
-                "\nbulk-enable: interrupted: finishing the requests in flight (again to abandon them)",
+                f"{fresh_line}bulk-enable: interrupted: finishing the requests in flight "
+                "(again to abandon them)",
                 file=sys.stderr,
             )
         elif received == 2:

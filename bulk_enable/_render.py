@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
+import functools
 import os
 import tempfile
 import zipfile
@@ -39,6 +41,8 @@ _WIDTHS = {
     "checked_at": 21,
 }
 _NUMBERS = frozenset({"counter_id", "attempts", "http_status", "days"})
+_DAYS = frozenset({"since", "full_on"})
+_DATES = _DAYS | {"finished_at", "checked_at"}  # UTC, written as the spreadsheet's own dates
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -101,6 +105,8 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
     )
     workbook.set_properties({"title": "Yandex Metrica counters", "comments": XLSX_MARKER})
     header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
+    day = workbook.add_format({"num_format": "yyyy-mm-dd"})
+    moment = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
     sheet = workbook.add_worksheet("Report")
     for col, name in enumerate(columns):
         sheet.set_column(col, col, _WIDTHS.get(name, 14))
@@ -117,6 +123,8 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
                 sheet.write_string(r, col, status_words(str(value)))
             elif name in _NUMBERS and isinstance(value, int) and abs(value) < _EXCEL_MAX_EXACT:
                 sheet.write_number(r, col, value)
+            elif name in _DATES and (when := _when(str(value))) is not None:
+                sheet.write_datetime(r, col, when, day if name in _DAYS else moment)
             else:
                 sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
     _legend(workbook, header)
@@ -124,6 +132,15 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
         workbook.close()
     except FileCreateError as e:  # xlsxwriter wraps the OSError of writing the file
         raise e.args[0] if e.args and isinstance(e.args[0], OSError) else OSError(str(e)) from None
+
+
+@functools.lru_cache(maxsize=4096)
+def _when(text: str) -> dt.datetime | None:
+    """A report's date (`2026-11-29`) or UTC time (`2026-11-29T09:00:00Z`) as a naive datetime."""
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        return None
 
 
 def _legend(workbook: object, header: object) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._model import COLUMNS, ROW_FIELDS, Command, Counter, Job, Row, Status, Window
+from ._model import COLUMNS, ROW_FIELDS, Command, Counter, Job, Row, Status, Window, now_iso
 from ._render import looks_like_report, render
 
 JOURNAL_VERSION = 2
@@ -218,9 +218,16 @@ class ReportFile:
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = _holder(self._lock_fd)
             os.close(self._lock_fd)
             self._lock_fd = -1
-            raise ReportError(f"{self.path}: another bulk-enable job is using this report") from None
+            raise ReportError(
+                f"{self.path}: another bulk-enable job{holder} is using this report: let it finish, or "
+                "give this one another --report"
+            ) from None
+        # Who holds it, for the message a second job gets (the lock itself is the flock, not this text).
+        os.ftruncate(self._lock_fd, 0)
+        os.pwrite(self._lock_fd, f"{os.getpid()} {self.header.command.value} {now_iso()}\n".encode(), 0)
         if self.journaled and not self.fresh:
             self.previous = self._read_previous()
         return self
@@ -367,6 +374,15 @@ def render_again(path: Path) -> list[Row]:
         report.rows = {r.counter_id: r for r in rows}
         report.render()
     return rows
+
+
+def _holder(fd: int) -> str:
+    """` (pid 123, `run` since 2026-11-29T09:00:00Z)` from a lock file, or nothing if it does not say."""
+    try:
+        pid, command, since = os.pread(fd, 200, 0).decode("ascii").split()
+    except (OSError, UnicodeDecodeError, ValueError):
+        return ""
+    return f" (pid {int(pid)}, `{command}` since {since})" if pid.isdigit() and command.isalpha() else ""
 
 
 def _why(e: OSError) -> str:

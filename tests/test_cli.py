@@ -123,7 +123,8 @@ def test_a_token_file_others_can_read_is_warned_about(
         ("{tmp}", "is a directory"),
         ("", "is not a file name"),
         ("/", "is not a file name"),
-        ("{tmp}/notes.txt", "exists and is not a bulk-enable report"),
+        ("{tmp}/notes.csv", "exists and is not a bulk-enable report"),
+        ("{tmp}/r.xls", "give the report a .csv or .xlsx name"),
         ("{tmp}/file.txt/r.csv", "is a file, not a folder"),
     ],
 )
@@ -133,13 +134,13 @@ def test_bad_report_paths_are_refused_before_anything_is_sent(
     """A directory, an empty path or /, someone else's file, a file as a folder: one line, exit 2, no request
     sent."""
     box = sandbox_factory()
-    (tmp_path / "notes.txt").write_text("my notes\n")
+    (tmp_path / "notes.csv").write_text("my notes\n")
     (tmp_path / "file.txt").write_text("x")
     config = write_config(tmp_path / "job.yaml", [1, 2])
     done = run_against(box, config, Path(report.format(tmp=tmp_path)))
     assert done.returncode == 2 and one_line(done.stderr) and message in done.stderr, done.stderr
     assert box.stats()["requests"] == 0
-    assert (tmp_path / "notes.txt").read_text() == "my notes\n"
+    assert (tmp_path / "notes.csv").read_text() == "my notes\n"
 
 
 def test_fresh_replaces_a_file_that_is_not_a_report(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:

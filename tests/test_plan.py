@@ -231,4 +231,4 @@ def test_check_with_a_dead_token_defers_and_exits_3(
     assert done.returncode == 3
     assert set(statuses(tmp_path / "p.csv").values()) == {"deferred"}
     assert box.stats()["requests"] == 1
-    assert "the token was refused" in done.stdout and "next: get a new token" in done.stdout
+    assert "the token was refused" in done.stdout and "next: get a new OAuth token" in done.stdout

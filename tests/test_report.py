@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import csv
 import dataclasses
+import datetime as dt
 import errno
 import functools
 import io
@@ -236,13 +237,15 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref == f"A1:{chr(ord('A') + len(columns) - 1)}{len(counters) + 1}"
     numbers = {"counter_id", "attempts", "http_status", "days"}
+    dates = {"since", "full_on", "finished_at", "checked_at"}  # the spreadsheet's own dates, UTC
     for cells in sheet.iter_rows(min_row=2):
         for name, cell in zip(columns, cells, strict=True):
             assert cell.data_type != "f"
             if cell.value is None:
                 continue
             big_id = name == "counter_id" and cell.value == str(2**53 + 1)
-            assert isinstance(cell.value, int if name in numbers and not big_id else str), (name, cell.value)
+            kind = int if name in numbers and not big_id else dt.datetime if name in dates else str
+            assert isinstance(cell.value, kind), (name, cell.value)
             assert not str(cell.value).startswith("'")
     by_id = {r[0]: dict(zip(columns, r, strict=True)) for r in values[1:]}
     assert list(by_id) == [101, 7, 55, 3, str(2**53 + 1), 2**53 - 1]
@@ -252,7 +255,7 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     assert re.fullmatch(rf"[а-яё][^()]+ \({done}\)", str(by_id[101]["status"]))
     assert str(by_id[7]["status"]) == "ещё не сделано: запустите снова (deferred)"
     if command is STATUS:
-        assert by_id[55]["days"] == 9 and by_id[55]["since"] == "2025-02-20"
+        assert by_id[55]["days"] == 9 and by_id[55]["since"] == dt.datetime(2025, 2, 20)
     else:
         assert "(enabled)" in str(by_id[str(2**53 + 1)]["status"])
     legend = workbook["Statuses"]
