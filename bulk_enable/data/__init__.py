@@ -1,0 +1,1 @@
+"""The demo's job file and sandbox profile, shipped with the package."""
