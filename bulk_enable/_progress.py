@@ -90,7 +90,7 @@ class CliEvents(JobEvents):
                 self.bar.set_description_str("")
             return
         account, until = min(self.waits.items(), key=lambda item: item[1])
-        text = f"{account}: waiting for the quota reset at {say.clock(until)} (in {say.until(until)})"
+        text = f"{account}: waiting for the daily quota until {say.clock(until)} (in {say.until(until)})"
         if self.bar is not None:
             self.bar.set_description_str(text)
         elif time.monotonic() - self._last_wait_line >= WAIT_LOG_EVERY:
