@@ -8,13 +8,16 @@ exit 2, with a suggestion where one helps.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import logging
 import math
 import os
 import re
+import signal
+import stat
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
@@ -33,6 +36,8 @@ DEFAULTS = Policy()
 TOKEN_ENV = "YANDEX_METRICA_TOKEN"
 DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
 REPORT_SUFFIXES = (".csv", ".tsv", ".xlsx")
+TOKEN_LIMIT = 512  # characters; Yandex OAuth tokens are about 40 to 60
+TOKEN_FILE_LIMIT = 4096  # bytes read from --token-file
 
 
 class UsageError(Exception):
@@ -41,16 +46,25 @@ class UsageError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `bulk-enable` and `python -m bulk_enable`."""
-    try:
-        args = _parse(sys.argv[1:] if argv is None else argv)
-    except _ArgError as e:
-        print(e, file=sys.stderr)
-        return ExitCode.USAGE
-    _setup_logging(args.verbose, args.quiet)
-    handler: Callable[[argparse.Namespace], int] = args.handler
+    with _interrupt_from_the_start():
+        try:
+            args = _parse(sys.argv[1:] if argv is None else argv)
+        except _ArgError as e:
+            print(e, file=sys.stderr)
+            return ExitCode.USAGE
+        except KeyboardInterrupt:
+            _say("interrupted")
+            return ExitCode.INTERRUPTED
+        _setup_logging(args.verbose, args.quiet)
+        return _handle(args)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """Run the command; every mistake the user can make becomes one line and its exit code."""
     from ._config import ConfigError
     from ._report import ReportError
 
+    handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except ConfigError as e:
@@ -69,6 +83,25 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         _quiet_stdout()  # `bulk-enable counters | head -1`: a closed stdout ends quietly
         return ExitCode.OK
+
+
+@contextlib.contextmanager
+def _interrupt_from_the_start() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the process like Ctrl-C (exit 130, one line) from the very start; once a
+    job runs, its own handlers take over (send nothing new, finish what is in flight)."""
+
+    def interrupted(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    before = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError, OSError):  # not the main thread: leave it as it is
+            before[signum] = signal.signal(signum, interrupted)
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
 
 
 class _Stopped(Exception):
@@ -340,7 +373,8 @@ def _tokens(config: Config, token_file: Path | None) -> dict[str, str]:
         else:
             problems.append(f"{where}: environment variable {account.token_env} (its token_env) is not set")
     if problems:
-        raise UsageError("\n".join(problems))
+        more = [f"... and {len(problems) - 10} more accounts like these"] if len(problems) > 10 else []
+        raise UsageError("\n".join(problems[:10] + more))
     return tokens
 
 
@@ -356,10 +390,18 @@ def _default_token(token_file: Path | None) -> str:
             raise UsageError(f"no token: set {TOKEN_ENV} or pass --token-file PATH")
         return _checked_token(token, f"${TOKEN_ENV}")
     try:
-        raw = token_file.read_bytes()
         mode = token_file.stat().st_mode
+        if not stat.S_ISREG(mode):  # /dev/zero, a FIFO, a directory: never read without end
+            raise UsageError(f"{token_file}: the token file is not a regular file")
+        with open(token_file, "rb") as f:
+            raw = f.read(TOKEN_FILE_LIMIT + 1)
     except OSError as e:
         raise UsageError(f"{token_file}: cannot read the token file ({e.strerror})") from None
+    if len(raw) > TOKEN_FILE_LIMIT:
+        raise UsageError(
+            f"{token_file}: too long for a token file (over {TOKEN_FILE_LIMIT} bytes): save only the token "
+            "in it"
+        )
     try:
         token = raw.decode("utf-8-sig").strip()
     except UnicodeDecodeError:
@@ -379,6 +421,10 @@ def _default_token(token_file: Path | None) -> str:
 
 
 def _checked_token(token: str, source: str) -> str:
+    if len(token) > TOKEN_LIMIT:
+        raise UsageError(
+            f"the token in {source} is {len(token)} characters long, longer than any OAuth token"
+        )
     if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
         raise UsageError(f"the token in {source} is in quotes: remove them (the quotes are not part of it)")
     if not all(33 <= ord(ch) <= 126 for ch in token):

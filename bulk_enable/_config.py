@@ -299,12 +299,12 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError([f"{path}: line 1: this looks like CSV: give the file a .csv extension"])
     try:
         try:
-            root, shared = _compose(text)
+            root = _compose(text)
         except yaml.MarkedYAMLError as e:
             if "Unicode character escape" not in str(e.problem):
                 raise
             # libyaml refuses an escaped lone surrogate ("\\ud800"); PyYAML reads it (U+FFFD in a label).
-            root, shared = _compose(text, yaml.SafeLoader)
+            root = _compose(text, yaml.SafeLoader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}: " if mark else ""
@@ -323,7 +323,7 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError([f"{path}: not valid YAML ({' '.join(str(e).split())})"]) from None
     except _Problem as e:
         raise ConfigError([f"{path}: line {e.line + 1}: {e.what}"]) from None
-    return _Parser(path, shared).config(root)
+    return _Parser(path).config(root)
 
 
 def _tab_at(text: str, line: int, column: int, problem: str) -> bool:
@@ -361,16 +361,15 @@ class _Map(_Node):
     value: list[tuple[_Node, _Node]]
 
 
-def _compose(text: str, loader: Any = None) -> tuple[_Node | None, set[int]]:
+def _compose(text: str, loader: Any = None) -> _Node | None:
     """Compose the first YAML document of `text` into light nodes; a second document is an error.
 
-    Also returns the ids of lists and mappings that an alias repeats (they are read more than once).
+    An alias may repeat a scalar (an ID), never a list or a mapping: that is how YAML bombs grow.
     """
     import yaml
 
     if loader is None:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 100k IDs in ~1 s
-    shared: set[int] = set()
     resolver = yaml.resolver.Resolver()
     anchors: dict[str, _Node] = {}
     stack: list[_Node] = []
@@ -428,16 +427,18 @@ def _compose(text: str, loader: Any = None) -> tuple[_Node | None, set[int]]:
             if event.anchor not in anchors:
                 raise _Problem(_line(event), f"not valid YAML (undefined alias {event.anchor!r})")
             target = anchors[event.anchor]
-            if isinstance(target, _Scalar):  # on its own line: a repeated ID is reported where it repeats
-                target = _Scalar(target.tag, target.value, _line(event), target.quoted)
-            else:
-                shared.add(id(target))
-            attach(target, None)
+            if not isinstance(target, _Scalar):  # a list reused a thousand times is a YAML bomb
+                raise _Problem(
+                    _line(event),
+                    f"the alias *{event.anchor} repeats a whole list or mapping: write its counters out once",
+                )
+            # on its own line: a repeated ID is reported where it repeats
+            attach(_Scalar(target.tag, target.value, _line(event), target.quoted), None)
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
                 raise _Problem(_line(event), "not valid YAML (expected a single document, found another)")
-    return root, shared
+    return root
 
 
 def _line(event: Any) -> int:
@@ -457,10 +458,9 @@ class _Stop(Exception):
 
 
 class _Parser:
-    def __init__(self, path: Path, shared: set[int] | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.ids = _Ids(path)
-        self.shared = shared or set()  # ids of lists an alias repeats: read, never consumed
 
     def fail(self, node: _Node | None, what: str) -> None:
         self.ids.problem(node.line + 1 if node is not None else None, what)
@@ -578,9 +578,7 @@ class _Parser:
         if not node.value:
             raise self.fatal(node, f"no counters listed for account `{account}`")
         counters: list[Counter] = []
-        items = node.value[::-1]
-        if id(node) not in self.shared:
-            node.value = []  # consumed as read: nodes and counters never peak together
+        items, node.value = node.value[::-1], []  # consumed as read: nodes and counters never peak together
         while items:
             counter = self.counter(items.pop(), account)
             if counter is not None:

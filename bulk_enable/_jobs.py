@@ -87,7 +87,7 @@ class _Run:
         except ReportError as e:  # the journal cannot be written (a full disk): stop sending, say why
             if self.failure is None:
                 self.failure = e
-                self.settings.interrupt.request()
+                self.settings.interrupt.request()  # send nothing more: it could not be recorded
         self.settings.events.finished(row)
 
     async def each(
@@ -119,9 +119,10 @@ class _Run:
                 await _abandonable(settings.interrupt, _gather(accounts))
         finally:
             _defer_the_rest(self, counters)
-            self.report.finish()
-        if self.failure is not None:
-            raise self.failure
+            try:
+                self.report.finish()
+            except ReportError as e:  # the journal keeps what it has: a rerun goes on from it
+                self.failure = self.failure or e
         return [self.report.rows[c.id] for c in counters]
 
     def summary(self, command: Command, rows: list[Row], started: float) -> Summary:
@@ -136,7 +137,8 @@ class _Run:
             elapsed=time.monotonic() - started,
             requests=scheduler.requests,
             stops=stops,
-            interrupted=self.settings.interrupt.requested,
+            interrupted=self.settings.interrupt.requested and self.failure is None,
+            report_error=str(self.failure) if self.failure is not None else "",
             retries=scheduler.retries,
             gave_up=scheduler.gave_up,
             rate=scheduler.gate.settled,
@@ -225,7 +227,7 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
     )
     client = run.client(session, account)
     if settings.preflight and todo:
-        listing = await read_listing(scheduler, lane, client)
+        listing = await read_listing(scheduler, lane, client, {c.id for c in todo})
         if listing.stop is not None or listing.interrupted:
             return
         plan = plan_rows(todo, listing, job, account.ulogin)
@@ -326,8 +328,11 @@ async def check_job(settings: Settings) -> Summary:
 
         async def plan_account(session: ClientSession, account: Account) -> None:
             nonlocal unknown
+            if not account.counters:  # all its IDs are listed under an earlier account
+                return
             lane = run.scheduler.lane(account.name)
-            listing: Listing = await read_listing(run.scheduler, lane, run.client(session, account))
+            wanted = {c.id for c in account.counters}
+            listing: Listing = await read_listing(run.scheduler, lane, run.client(session, account), wanted)
             if listing.stop is not None or listing.interrupted:
                 stop = listing.stop
                 error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
@@ -379,6 +384,15 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
                 send = functools.partial(client.read_window_since, counter.id, window)
                 outcome = await run.scheduler.call(lane, f"counter={counter.id}", send)
                 if isinstance(outcome, Sent) and outcome.answer.verdict is Verdict.DONE and outcome.value:
+                    if outcome.value > day + dt.timedelta(days=1):  # a day's slack for time zones
+                        return Row.of(
+                            counter,
+                            Status.FAILED,
+                            attempts=outcome.attempts,
+                            http_status=outcome.answer.http_status,
+                            error_type="unexpected_answer",
+                            message=f"the API says the window starts on {outcome.value}, in the future",
+                        )
                     return state_row(counter, outcome.value, day, outcome.attempts)
                 return _run_row(run, counter, outcome)
 

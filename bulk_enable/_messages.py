@@ -141,6 +141,11 @@ def stop_reason(stop: Stop, max_requests: int | None = None) -> str:
             return f"this does not look like the Metrica API ({what})"
         case StopCause.LISTING:
             return f"the counter list could not be read ({what})"
+        case StopCause.THROTTLED:
+            return (
+                f"Metrica refused this address's every request for a long while ({what}): another tool may "
+                "be using all of its 30 requests a second"
+            )
     return stop.cause.value  # pragma: no cover
 
 
@@ -233,7 +238,7 @@ def exit_code(summary: Summary) -> ExitCode:
     """0 all done; 1 some failed; 3 stopped early with some deferred (3 wins over 1); 130 interrupted."""
     if summary.interrupted:
         return ExitCode.INTERRUPTED
-    if summary.count(Status.DEFERRED) or summary.stops:
+    if summary.count(Status.DEFERRED) or summary.stops or summary.report_error:
         return ExitCode.STOPPED
     failing = FAILED_STATUSES if summary.command is not Command.CHECK else frozenset()
     if summary.count(*failing, Status.FAILED):
@@ -264,7 +269,7 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
     if summary.retries:
         retries = plural(summary.retries, "retry", "retries")
         if summary.gave_up:
-            out.append(f"{retries}; gave up on {plural(summary.gave_up, 'request')} after --max-attempts")
+            out.append(f"{retries}; {number(summary.gave_up)} of the retried requests did not go through")
         else:
             out.append(f"{retries}, all recovered")
     if summary.address_quota_answers:
@@ -290,6 +295,8 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
             f"account {account} stopped after {plural(stop.requests, 'request')}: "
             f"{terminal(stop_reason(stop, max_requests))}"
         )
+    if summary.report_error:
+        out.append(f"stopped: {terminal(summary.report_error)}")
     out.append(f"report: {summary.report}")
     out.extend(_next_steps(summary, config, max_requests))
     return out
@@ -321,6 +328,7 @@ def fix_for(cause: StopCause, config: Path | str = "CONFIG") -> str:
         ),
         StopCause.UNREACHABLE: f"check --api-base and the network, then {AGAIN}",
         StopCause.LISTING: f"{AGAIN}; if the listing keeps failing, check the token",
+        StopCause.THROTTLED: f"let the other tool on this address finish (or run from another), then {AGAIN}",
     }.get(cause, AGAIN)
 
 
@@ -328,6 +336,11 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     again = AGAIN
     if summary.interrupted:
         return [f"next: interrupted; {again} to finish the rest"]
+    if summary.report_error:
+        return [
+            f"next: free some disk space (or fix the report's folder), then {again}: the journal keeps "
+            "what was done"
+        ]
     causes = {stop.cause for stop in summary.stops.values()}
     waitable = {StopCause.DAILY_QUOTA, StopCause.BUDGET}
     steps = [f"next: {fix_for(cause, config)}" for cause in StopCause if cause in causes - waitable]
@@ -389,6 +402,7 @@ def json_summary(summary: Summary, config: Path) -> dict[str, object]:
         "report": str(summary.report),
         "exit_code": int(exit_code(summary)),
         "stops": {account: stop.cause.value for account, stop in summary.stops.items()},
+        "report_error": summary.report_error or None,
         "deferred_until": summary.deferred_until.isoformat().replace("+00:00", "Z")
         if summary.deferred_until
         else None,

@@ -40,6 +40,8 @@ LIST_PAGE_SIZE = 10_000  # asked for; the API may return fewer (1,000 by default
 WRITE_ANSWER_LIMIT = 64 * 1024  # a write or state answer is a few bytes; an error page a few KB
 LISTING_ANSWER_LIMIT = 32 * 1024 * 1024  # 10,000 counters with every field: a few MB
 RETRY_AFTER_LIMIT = 24 * 3600.0  # seconds; the scheduler caps it much lower
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
+MAX_COUNTER_ID = 2**63 - 1  # what a config accepts: a listed ID beyond it could not be run
 
 # error_type -> verdict, from docs/metrica-api.md
 _BY_ERROR_TYPE = {
@@ -226,7 +228,7 @@ class MetricaClient:
         if not isinstance(item, dict):
             return None
         cid = item.get("id")
-        if not isinstance(cid, int) or isinstance(cid, bool) or cid <= 0:
+        if not isinstance(cid, int) or isinstance(cid, bool) or not 0 < cid <= MAX_COUNTER_ID:
             return None
         clean = self._scrubber.clean
         site2 = item.get("site2")
@@ -345,13 +347,12 @@ def _json_or_none(raw: bytes) -> Any:
 def _date_of(body: Any) -> dt.date | None:
     """`{"date": "YYYY-MM-DD"}` or `{"date": <ISO date-time>}`; anything else is None."""
     value = body.get("date") if isinstance(body, dict) else None
-    if not isinstance(value, str) or len(value) > 40:
-        return None
+    if not isinstance(value, str) or len(value) > 40 or not _ISO_DATE.match(value):
+        return None  # not 20250101 or 2025-W01-1, which Python would also read
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
+        if len(value) == 10:
+            return dt.date.fromisoformat(value)
+        # The date as the API writes it (the counter's own time zone), not converted to UTC.
         return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).date()
     except ValueError:
         return None

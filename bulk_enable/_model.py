@@ -182,6 +182,7 @@ class StopCause(enum.Enum):
     UNREACHABLE = "unreachable"  # nothing answers at all
     NOT_THE_API = "not_the_api"  # the answers do not come from the Metrica API
     LISTING = "listing"  # the account's counters could not be listed (a plan needs them)
+    THROTTLED = "throttled"  # the per-address quota kept refusing every request: the address is used up
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +214,11 @@ class Summary:
     stops: dict[str, Stop] = field(default_factory=dict)  # account -> why it stopped
     interrupted: bool = False
     retries: int = 0  # transient answers that were asked again
-    gave_up: int = 0  # calls still failing transiently when their attempts ran out
+    gave_up: int = 0  # calls retried that did not end done (still failing, deferred, or stopped)
     rate: float | None = None  # the per-address rate the run settled at, when it had to lower it
     address_quota_answers: int = 0
     state_unknown: bool = False  # a plan made from a listing that does not show the window's state
+    report_error: str = ""  # the report or its journal could not be written (a full disk): the run stopped
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
 
     def count(self, *statuses: Status) -> int:

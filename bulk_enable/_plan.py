@@ -10,22 +10,22 @@ Whether the window is already on shows only where the listing carries `offline_o
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from . import _messages as say
-from ._answer import Verdict
+from ._answer import Answer, Verdict
 from ._metrica import CounterInfo, MetricaClient
 from ._model import Counter, Job, Row, Status, Stop, StopCause
 from ._scheduler import Lane, NotSent, Scheduler
 
 EDITABLE = frozenset({"own", "edit"})
-MAX_PAGES = 10_000  # a server that never ends its listing does not keep a run busy forever
+MAX_LISTED = 300_000  # counters a listing may hold before the tool stops reading it (agencies have far fewer)
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """Every counter one account can see, by ID, or why the listing is incomplete."""
+    """The counters one account can see (those asked about, or all), by ID, or why it is incomplete."""
 
     counters: dict[int, CounterInfo]
     requests: int
@@ -33,28 +33,48 @@ class Listing:
     interrupted: bool = False
 
 
-async def read_listing(scheduler: Scheduler, lane: Lane, client: MetricaClient) -> Listing:
-    """Read all pages of the account's counters, with the run's quotas and retries."""
-    seen: dict[int, CounterInfo] = {}
+async def read_listing(
+    scheduler: Scheduler, lane: Lane, client: MetricaClient, wanted: Collection[int] | None = None
+) -> Listing:
+    """Read the account's counters page by page, with the run's quotas and retries.
+
+    With `wanted`, only those counters are kept, and reading stops once all of them are found. A page
+    that brings nothing new (a server repeating itself), an empty page, or the offset passing `rows`
+    ends the listing; one that runs past MAX_LISTED counters stops it, as a failure.
+    """
+    kept: dict[int, CounterInfo] = {}
+    received: set[int] = set()
+    missing = set(wanted) if wanted is not None else None
     offset, requests = 1, 0
-    for _ in range(MAX_PAGES):
-        outcome = await scheduler.call(
-            lane, f"listing offset={offset}", functools.partial(client.list_page, offset)
-        )
+    while True:
+        send = functools.partial(client.list_page, offset)
+        outcome = await scheduler.call(lane, f"listing offset={offset}", send)
         requests += outcome.attempts
         if isinstance(outcome, NotSent):
-            return Listing(seen, requests, outcome.stop, interrupted=outcome.stop is None)
+            return Listing(kept, requests, outcome.stop, interrupted=outcome.stop is None)
         if outcome.answer.verdict is not Verdict.DONE:
             nothing = outcome.answer.http_status is None  # no answer at all: the address or the network
             cause = StopCause.UNREACHABLE if nothing else StopCause.LISTING
-            return Listing(seen, requests, scheduler.stop(lane, cause, outcome.answer, "listing"))
+            return Listing(kept, requests, scheduler.stop(lane, cause, outcome.answer, "listing"))
         page = outcome.value
-        before = len(seen)
-        seen.update((c.id, c) for c in page.counters)
+        new = [c for c in page.counters if c.id not in received]  # the first of a repeated ID stands
+        received.update(c.id for c in new)
+        for c in new:
+            if missing is None or c.id in missing:
+                kept[c.id] = c
+                if missing is not None:
+                    missing.discard(c.id)
         offset += len(page.counters)
-        if len(seen) == before or (page.rows is not None and offset > page.rows):
-            break  # an empty page, the end, or a server repeating itself
-    return Listing(seen, requests)
+        if not new or missing == set() or (page.rows is not None and offset > page.rows):
+            return Listing(kept, requests)
+        if len(received) > MAX_LISTED:
+            endless = Answer(
+                Verdict.FAILED,
+                outcome.answer.http_status,
+                "listing_too_long",
+                f"the listing went past {MAX_LISTED:,} counters without ending",
+            )
+            return Listing(kept, requests, scheduler.stop(lane, StopCause.LISTING, endless, "listing"))
 
 
 def plan_rows(

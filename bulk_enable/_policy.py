@@ -39,6 +39,9 @@ class Policy:
     unreachable_after: int = 2  # counters' worth of transport failures in a row before an account stops
     foreign_after: int = 3  # first answers of an account that are not the API's before it stops
     quota_answers_cap: int = 60  # quota answers for one counter before it is deferred, not retried
+    address_refusals_cap: int = (
+        60  # per-address quota answers in a row, nothing else between, before the run stops
+    )
 
     @property
     def workers(self) -> int:

@@ -164,7 +164,8 @@ class Scheduler:
         self.gate = RateGate(policy.rps, self.interrupt)
         self.lanes: dict[str, Lane] = {}
         self.retries = 0  # transient answers asked again
-        self.gave_up = 0  # calls still failing transiently when their attempts ran out
+        self.gave_up = 0  # calls that were retried and still did not end done
+        self.address_refusals = 0  # per-address quota answers in a row, across the run
         self._clock = clock
 
     def lane(self, name: str) -> Lane:
@@ -214,8 +215,10 @@ class Scheduler:
             self.gave_up += 1
             return Sent(last[0], last[1], tally.requests, gave_up=True)
         except _NotSent as e:
+            self.gave_up += tally.requests > 0
             return NotSent(e.reason, tally.requests, last[0] if last else None, lane.stop)
         assert last is not None
+        self.gave_up += tally.requests > 1 and last[0].verdict is not Verdict.DONE
         return Sent(last[0], last[1], tally.requests)
 
     async def for_each(self, lane: Lane, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
@@ -311,7 +314,11 @@ class Scheduler:
                     self.stop(lane, StopCause.NOT_THE_API, answer, subject)
             return
         lane.api_seen = True
-        if verdict is Verdict.SLOW_ADDRESS:
+        self.address_refusals = self.address_refusals + 1 if verdict is Verdict.SLOW_ADDRESS else 0
+        if self.address_refusals >= self.policy.address_refusals_cap:
+            for each in self.lanes.values():  # the address, not a login, is used up: every account stops
+                self.stop(each, StopCause.THROTTLED, answer, subject)
+        elif verdict is Verdict.SLOW_ADDRESS:
             self.gate.throttled(self._pause(answer, self.policy.slow_down))
         elif verdict is Verdict.SLOW_LOGIN:
             # More in flight than the login may have (--concurrency above 3, or another tool on

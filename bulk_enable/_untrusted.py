@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 REPORT_LIMIT = 500  # characters of one untrusted text in a report or the journal
 TERMINAL_LIMIT = 160  # on the terminal, where a line should stay a line
@@ -55,7 +56,7 @@ class Scrubber:
         # so `cut` remembers to end the text with the ellipsis all the same.
         cut = len(text) > limit * 4 + 64
         text = text[: limit * 4 + 64]
-        text = _SURROGATE.sub("\ufffd", text)
+        text = _SURROGATE.sub("\ufffd", _decoded(text))
         text = self.scrub(text)
         escaped = _UNSAFE.sub(_escape, text)
         if escaped != text:
@@ -86,6 +87,19 @@ class Scrubber:
             elif i == 0 or not marked[i - 1]:
                 out.append(MASK)
         return "".join(out)
+
+
+_ENCODED = re.compile(r"%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}")
+_ESCAPE = re.compile(r"\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})")
+
+
+def _decoded(text: str) -> str:
+    """Undo percent-encoding and \\u/\\x escapes (a few rounds), so an encoded token is seen, and scrubbed."""
+    for _ in range(3):
+        if not _ENCODED.search(text):
+            break
+        text = _ESCAPE.sub(lambda m: chr(int(m.group(1) or m.group(2), 16)), unquote(text))
+    return text
 
 
 def _as_text(value: object) -> str:

@@ -183,6 +183,7 @@ def test_json_is_the_only_thing_on_stdout_and_matches_the_report(
         "report",
         "exit_code",
         "stops",
+        "report_error",
         "deferred_until",
     }
     assert summary["command"] == command and summary["exit_code"] == done.returncode
@@ -289,3 +290,78 @@ def test_help_does_not_load_the_http_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=os.environ
     )
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo", "huge", "long token"])
+def test_a_token_file_is_read_with_bounds(tmp_path: Path, kind: str) -> None:
+    """/dev/zero, a FIFO or a huge file as --token-file: one line, exit 2, at once (never read to the end)."""
+    if kind == "device":
+        token_file = Path("/dev/zero")
+    elif kind == "fifo":
+        token_file = tmp_path / "fifo"
+        os.mkfifo(token_file)
+    else:
+        token_file = tmp_path / "token"
+        token_file.write_text("x" * (5_000_000 if kind == "huge" else 600) + "\n")
+        token_file.chmod(0o600)
+    config = write_config(tmp_path / "job.yaml", [1])
+    done = cli("run", config, "--report", tmp_path / "r.csv", "--token-file", token_file)
+    assert done.returncode == 2 and one_line(done.stderr), done.stderr
+    expected = {
+        "device": "not a regular file",
+        "fifo": "not a regular file",
+        "huge": "too long for a token file",
+    }
+    assert expected.get(kind, "longer than any OAuth token") in done.stderr
+
+
+def test_token_problems_of_many_accounts_are_capped_at_ten(tmp_path: Path) -> None:
+    """Fifteen accounts without their token: ten lines and one "... and 5 more", exit 2."""
+    config = tmp_path / "a.yaml"
+    accounts = "".join(f"  - {{name: a{i}, token_env: T{i}, counters: [{i + 1}]}}\n" for i in range(15))
+    config.write_text("accounts:\n" + accounts, encoding="utf-8")
+    done = cli("run", config, "--report", tmp_path / "r.csv")
+    lines = done.stderr.splitlines()
+    assert (
+        done.returncode == 2 and len(lines) == 11 and lines[-1].endswith("... and 5 more accounts like these")
+    )
+
+
+def test_a_report_that_cannot_be_written_stops_the_run_with_a_summary(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal cannot be written mid-run (a full disk): the run stops sending, exits 3 (not 2: requests
+    were sent), and still says what it did and what to do."""
+    from bulk_enable import _report
+
+    real = _report.ReportFile.record
+    seen = []
+
+    def full_disk(self: _report.ReportFile, row: object) -> None:
+        seen.append(row)
+        if len(seen) > 5:
+            raise _report.ReportError(f"{self.journal}: cannot write the journal (No space left on device)")
+        real(self, row)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_report.ReportFile, "record", full_disk)
+    box = sandbox_factory(latency=0.01)
+    config = write_config(tmp_path / "job.yaml", range(1, 201))
+    done = run_against(box, config, tmp_path / "r.csv", "--json")
+    assert done.returncode == 3, done.stderr
+    summary = json.loads(done.stdout)
+    assert "No space left" in summary["report_error"] and summary["exit_code"] == 3
+    assert box.stats()["write_requests"] < 30  # it stopped sending
+    assert "next: free some disk space" in done.stderr
+
+
+def test_retries_that_never_went_through_are_not_called_recovered(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """Every request fails transiently: the summary must not say "all recovered"."""
+    box = sandbox_factory(fault_rate=1.0, faults=["backend_error"])
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    done = run_against(box, config, tmp_path / "r.csv", "--max-attempts", "2", "--backoff", "0")
+    assert done.returncode == 1
+    assert (
+        "all recovered" not in done.stdout and "3 of the retried requests did not go through" in done.stdout
+    )

@@ -467,21 +467,44 @@ def test_first_listing_keeps_its_label(tmp_path: Path) -> None:
             [(2, "b"), (3, "b"), (1, "a")],
             1,
         ),
-        (
-            "accounts:\n  - {name: a, token_env: TA, counters: &both [1, 2]}\n"
-            "  - {name: b, token_env: TB, counters: *both}\n",
-            [(1, "a"), (2, "a")],
-            2,
-        ),
     ],
 )
 def test_an_id_under_two_accounts_runs_under_the_first(
     tmp_path: Path, text: str, expected: list[tuple[int, str]], repeats: int
 ) -> None:
-    """An ID listed under two accounts (even through an alias of the list) runs once, under the first."""
+    """An ID listed under two accounts runs once, under the first."""
     config = load(tmp_path, "job.yaml", text)
     assert [(c.id, c.account) for c in config.counters] == expected
     assert config.duplicates.count == repeats
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "accounts:\n  - {name: a, token_env: TA, counters: &both [1, 2]}\n"
+        "  - {name: b, token_env: TB, counters: *both}\n",
+        "a: &a [1, 2]\ncounters: *a\n",
+        "- &m {id: 1}\n- *m\n",
+    ],
+)
+def test_an_alias_of_a_list_or_mapping_is_refused(tmp_path: Path, text: str) -> None:
+    """An alias may repeat an ID, never a whole list or mapping (the way YAML bombs grow)."""
+    with pytest.raises(ConfigError, match=r"repeats a whole list or mapping: write its counters out once"):
+        load(tmp_path, "job.yaml", text)
+
+
+def test_a_yaml_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    """1,000 accounts all aliasing one list of 100,000 IDs: refused in well under a second."""
+    ids = ", ".join(map(str, range(1, 100_001)))
+    more = "".join(f"  - {{name: a{i}, token_env: T, counters: *big}}\n" for i in range(1, 1000))
+    path = tmp_path / "bomb.yaml"
+    path.write_text(
+        f"accounts:\n  - {{name: a0, token_env: T, counters: &big [{ids}]}}\n{more}", encoding="utf-8"
+    )
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="repeats a whole list"):
+        load_config(path)
+    assert time.monotonic() - started < 3
 
 
 ALIASES = 200_000

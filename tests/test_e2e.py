@@ -267,3 +267,28 @@ def test_the_demo_runs_from_another_folder_after_pip_install(tmp_path: Path) -> 
     assert proc.returncode == 130, err
     got = statuses(report)
     assert len(got) == 300 and "enabled" in got.values()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_before_the_job_starts_is_one_line_and_130(tmp_path: Path, signum: signal.Signals) -> None:
+    """A signal while the config is still being read (here: a pipe nobody writes yet): exit 130 with one
+    line, not a traceback or 143."""
+    config = tmp_path / "ids.txt"
+    os.mkfifo(config)
+    proc = start_process("run", config, "--report", tmp_path / "r.csv", capture=True)
+
+    writer: list[int] = []
+
+    def reading() -> bool:  # a writer can open the pipe once the process has it open for reading
+        try:
+            writer.append(os.open(config, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            return False
+        return True
+
+    wait_for(reading)  # and the pipe stays open, empty: the process waits in its read
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=30)
+    os.close(writer[0])
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and err.strip().endswith("bulk-enable: interrupted")

@@ -232,3 +232,51 @@ def test_check_with_a_dead_token_defers_and_exits_3(
     assert set(statuses(tmp_path / "p.csv").values()) == {"deferred"}
     assert box.stats()["requests"] == 1
     assert "the token was refused" in done.stdout and "next: get a new OAuth token" in done.stdout
+
+
+def test_a_listing_that_never_ends_is_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server that pages on forever: `check` keeps only the config's counters and stops once it has
+    them; `counters` stops at the cap with one line, exit 3; memory stays bounded either way."""
+    from aiohttp import web
+
+    from bulk_enable import _plan
+
+    from .conftest import serve_app
+
+    monkeypatch.setattr(_plan, "MAX_LISTED", 500)
+    pages: list[int] = []
+
+    async def endless(request: web.Request) -> web.Response:
+        offset = int(request.query["offset"])
+        pages.append(offset)
+        items = [{"id": offset + i, "name": "N" * 50, "permission": "edit"} for i in range(100)]
+        items.append({"id": 2**63, "permission": "own"})  # beyond what a config can hold: dropped
+        return web.json_response({"rows": 10**15, "counters": items})
+
+    app = web.Application()
+    app.router.add_get("/management/v1/counters", endless)
+    config = write_config(tmp_path / "job.yaml", [5, 250])
+    with serve_app(app) as url:
+        plan = cli("check", config, "--report", tmp_path / "p.csv", "--api-base", url)
+        assert plan.returncode == 0 and len(pages) == 3  # counter 250 is on the third page: done
+        listed = cli("counters", "--api-base", url)
+    assert listed.returncode == 3 and "went past 500 counters" in listed.stderr
+    assert "9223372036854775808" not in listed.stdout
+
+
+def test_a_repeated_id_in_the_listing_keeps_its_first_entry(tmp_path: Path) -> None:
+    """Two listing entries for one ID: the first stands (its permission decides the plan)."""
+    from aiohttp import web
+
+    from .conftest import serve_app
+
+    async def twice(request: web.Request) -> web.Response:
+        items = [{"id": 1, "permission": "edit"}, {"id": 1, "permission": "view", "name": "dup"}]
+        return web.json_response({"rows": 2, "counters": items})
+
+    app = web.Application()
+    app.router.add_get("/management/v1/counters", twice)
+    config = write_config(tmp_path / "job.yaml", [1])
+    with serve_app(app) as url:
+        done = cli("check", config, "--report", tmp_path / "p.csv", "--api-base", url)
+    assert done.returncode == 0 and statuses(tmp_path / "p.csv") == {1: "would_enable"}

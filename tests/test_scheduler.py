@@ -457,3 +457,18 @@ async def test_slots_survive_waiters_cancelled_while_slots_free_up() -> None:
     assert slots.used == 0
     async with slots, slots:
         assert slots.used == 2
+
+
+async def test_an_address_refused_without_end_stops_the_run() -> None:
+    """Per-address quota answers and nothing else, many in a row: every account stops (throttled)
+    instead of spending days at the slowest rate."""
+    recorder = Recorder()
+    scheduler = Scheduler(replace(FAST, address_refusals_cap=12), recorder)
+    a, b = scheduler.lane("a"), scheduler.lane("b")
+    refuse = Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip")
+    spy = Spy(answer=lambda: refuse, delay=0)
+    results = await asyncio.gather(run_all(scheduler, a, 50, spy), run_all(scheduler, b, 50, spy))
+    assert a.stop is not None and a.stop.cause is StopCause.THROTTLED
+    assert b.stop is not None and b.stop.cause is StopCause.THROTTLED
+    assert spy.calls <= 12 + 6
+    assert all(isinstance(r, NotSent) or r.gave_up for rs in results for r in rs)

@@ -109,3 +109,24 @@ def test_default_status_report_name(
     assert (tmp_path / "reports" / "job.status.csv").exists()
     assert not (tmp_path / "reports" / "job.csv").exists()
     assert Status.SHORT.value == read_report(tmp_path / "reports" / "job.status.csv")[0]["status"]
+
+
+def test_a_window_starting_in_the_future_fails_the_counter(tmp_path: Path) -> None:
+    """An answer dated far in the future is not a state: that counter fails, the others are read."""
+    from aiohttp import web
+
+    from .conftest import serve_app
+
+    async def state(request: web.Request) -> web.Response:
+        date = "9999-12-31" if request.match_info["id"] == "2" else "2020-01-01"
+        return web.json_response({"date": date})
+
+    app = web.Application()
+    app.router.add_get("/management/v1/counter/{id}/offline_conversions/{method}", state)
+    config = write_config(tmp_path / "job.yaml", [1, 2])
+    with serve_app(app) as url:
+        done = cli("status", config, "--report", tmp_path / "s.csv", "--api-base", url)
+    assert done.returncode == 1
+    rows = read_report(tmp_path / "s.csv")
+    assert [r["status"] for r in rows] == ["full", "failed"]
+    assert rows[1]["error_type"] == "unexpected_answer" and "in the future" in rows[1]["message"]

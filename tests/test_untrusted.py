@@ -7,6 +7,8 @@ import functools
 import os
 import sys
 import unicodedata
+import urllib.parse
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -247,3 +249,20 @@ def test_any_bytes_with_the_token_come_out_safe(before: bytes, after: bytes, lim
     out = SCRUB.clean(before + TOKEN.encode() + after, limit)
     assert leaks(out) == [] and unsafe(out) == [] and len(out) <= limit
     out.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: urllib.parse.quote(t, safe=""),
+        lambda t: "".join(f"%{ord(c):02X}" for c in t),
+        lambda t: "".join(f"%25{ord(c):02X}" for c in t),  # encoded twice
+        lambda t: "".join(f"\\u{ord(c):04x}" for c in t),
+        lambda t: "".join(f"\\x{ord(c):02x}" for c in t),
+    ],
+)
+def test_an_encoded_token_is_decoded_then_scrubbed(encode: Callable[[str], str]) -> None:
+    """A token percent-encoded (once or twice) or written in \\u/\\x escapes cannot be read back either."""
+    out = Scrubber([TOKEN]).clean(f"http://evil.example/?t={encode(TOKEN)}&x=1")
+    assert TOKEN[:8] not in urllib.parse.unquote(urllib.parse.unquote(out))
+    assert MASK in out
