@@ -194,11 +194,6 @@ class Stop:
     subject: str = ""  # what got the stopping answer, e.g. "counter=123" or "listing"
     requests: int = 0  # requests the account had sent by then
 
-    @property
-    def waitable(self) -> bool:
-        """Waiting for the quota reset fixes it (`--until-done`)."""
-        return self.cause in (StopCause.DAILY_QUOTA, StopCause.BUDGET)
-
 
 @dataclass
 class Summary:

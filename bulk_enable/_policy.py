@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 METRICA_MAX_IN_FLIGHT = 3  # parallel requests per login, documented
 METRICA_ADDRESS_RPS = 30  # requests a second per client address, documented
-METRICA_DAILY_REQUESTS = 5000  # requests a day per login, documented
 DEFAULT_RPS = 29.0  # evenly spaced 29/s never puts 30 in one second
 
 
