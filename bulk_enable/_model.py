@@ -209,7 +209,7 @@ class Summary:
     stops: dict[str, Stop] = field(default_factory=dict)  # account -> why it stopped
     interrupted: bool = False
     retries: int = 0  # transient answers that were asked again
-    gave_up: int = 0  # calls retried that did not end done (still failing, deferred, or stopped)
+    gave_up: int = 0  # calls retried that got no final answer (attempts ran out, or the run stopped)
     rate: float | None = None  # the per-address rate the run settled at, when it had to lower it
     address_quota_answers: int = 0
     state_unknown: bool = False  # a plan made from a listing that does not show the window's state

@@ -164,7 +164,7 @@ class Scheduler:
         self.gate = RateGate(policy.rps, self.interrupt)
         self.lanes: dict[str, Lane] = {}
         self.retries = 0  # transient answers asked again
-        self.gave_up = 0  # calls that were retried and still did not end done
+        self.gave_up = 0  # calls retried that got no final answer (attempts ran out, or cut short)
         self.address_refusals = 0  # per-address quota answers in a row, across the run
         self._clock = clock
 
@@ -218,8 +218,7 @@ class Scheduler:
             self.gave_up += tally.requests > 0
             return NotSent(e.reason, tally.requests, last[0] if last else None, lane.stop)
         assert last is not None
-        self.gave_up += tally.requests > 1 and last[0].verdict is not Verdict.DONE
-        return Sent(last[0], last[1], tally.requests)
+        return Sent(last[0], last[1], tally.requests)  # a final answer: retried or not, it came through
 
     async def for_each(self, lane: Lane, items: Iterable[T], work: Callable[[T], Awaitable[None]]) -> None:
         """Run `work` over `items` with a bounded pool; stop taking items once the lane or run stops."""
