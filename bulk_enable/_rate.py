@@ -21,6 +21,7 @@ from ._interrupt import Interrupt
 BETA = 0.7  # the rate after a quota answer, as a share of the rate that drew it
 CUBIC_C = 0.4  # CUBIC's scaling constant: how fast the rate grows back (requests/s per s^3)
 MIN_RATE = 0.5  # requests a second; below this a quota answer only pauses
+DECREASE_EVERY = 1.0  # seconds: quota answers within this of a cut answer requests sent before it
 TIMER_GRAIN = 0.001  # a slot less than this ahead is taken now: a timer cannot wait that little
 _SETTLED_OVER = 5  # quota answers averaged for "the rate it settled at"
 
@@ -60,13 +61,15 @@ class RateGate:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self.quota_answers += 1
+        self._paused_until = max(self._paused_until, now + pause)
+        if self._w_max and now - self._since < DECREASE_EVERY:
+            return  # answers to requests sent before the last decrease: one cut per congestion event
         measured = self._measured(now)
         current = self.rate(now)
         w_max = max(MIN_RATE, min(current, measured) if current and measured else current or measured)
         self._pushed_back.append(w_max)
         self._w_max, self._since = w_max, now
         self._k = (w_max * (1 - BETA) / CUBIC_C) ** (1 / 3)
-        self._paused_until = max(self._paused_until, now + pause)
 
     async def wait_turn(self) -> None:
         """Wait for this request's slot (returns at once when the run is interrupted)."""
