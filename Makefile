@@ -23,9 +23,9 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n $(WORKERS)
 
-# Everything but the tests that start processes (signals, kill -9, pip install): for quick edits.
+# The unit tests only (no processes, no sandbox): for quick edits.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not e2e"
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not e2e and not sandbox"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

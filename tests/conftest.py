@@ -67,6 +67,13 @@ def _aioresponses_compat() -> Iterator[None]:
         yield
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that start a sandbox are integration tests: `make test-fast` leaves them out."""
+    for item in items:
+        if "sandbox_factory" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.sandbox)
+
+
 # --- sandboxes -------------------------------------------------------------------------------------
 
 

@@ -60,7 +60,7 @@ ANYWHERE = re.compile(r".*")
 MB = 1024 * 1024
 PIECES = [TOKEN[i : i + SECRET_PIECE] for i in range(len(TOKEN) - SECRET_PIECE + 1)]
 UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
-FUZZ_EXAMPLES = int(os.environ.get("BULK_ENABLE_FUZZ_EXAMPLES", "300"))
+FUZZ_EXAMPLES = int(os.environ.get("BULK_ENABLE_FUZZ_EXAMPLES", "150"))
 
 
 def err(status: int, error_type: str, message: str = "msg") -> dict[str, Any]:
