@@ -88,7 +88,8 @@ def _handle(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _interrupt_from_the_start() -> Iterator[None]:
     """SIGTERM and SIGHUP end the process like Ctrl-C (exit 130, one line) from the very start; once a
-    job runs, its own handlers take over (send nothing new, finish what is in flight)."""
+    job runs, its own handlers take over (send nothing new, finish what is in flight). A signal the
+    parent ignores (`nohup`, `cmd &` in a script) stays ignored."""
 
     def interrupted(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -96,7 +97,8 @@ def _interrupt_from_the_start() -> Iterator[None]:
     before = {}
     for signum in (signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(ValueError, OSError):  # not the main thread: leave it as it is
-            before[signum] = signal.signal(signum, interrupted)
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                before[signum] = signal.signal(signum, interrupted)
     try:
         yield
     finally:

@@ -105,7 +105,10 @@ class CliEvents(JobEvents):
 
 @contextlib.contextmanager
 def signals(interrupt: Interrupt) -> Iterator[None]:
-    """First signal: send nothing new, let the requests in flight finish. Second: abandon them."""
+    """First signal: send nothing new, let the requests in flight finish. Second: abandon them.
+
+    A signal ignored when the process started stays ignored: `nohup bulk-enable run ... &` must outlive
+    its terminal, as a days-long `--until-done` job is meant to."""
     loop = asyncio.get_running_loop()
     received = 0
 
@@ -126,6 +129,8 @@ def signals(interrupt: Interrupt) -> Iterator[None]:
 
     installed = []
     for signum in SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            continue  # ignored by whoever started us (`nohup` ignores SIGHUP, `cmd &` SIGINT): keep it so
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, on_signal)
             installed.append(signum)

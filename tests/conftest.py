@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -32,6 +33,19 @@ from .support import write_config as write_config
 TOKEN = "test-token-7f3a9c2e41"  # distinctive, so a leak is found by a plain substring search
 REPO = Path(__file__).resolve().parent.parent
 TEST_COUNTERS = "1-3000"  # the sandbox's counters unless a test says otherwise
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Child processes get the signal dispositions of a command typed at a terminal. A CI runner that
+    starts `make test` in the background leaves SIGINT ignored, a child would inherit that, and the
+    tool rightly keeps an inherited "ignore" (`nohup`, `cmd &`); the signal tests need the usual case."""
+    for signum, usual in (
+        (signal.SIGINT, signal.default_int_handler),
+        (signal.SIGTERM, signal.SIG_DFL),
+        (signal.SIGHUP, signal.SIG_DFL),
+    ):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, usual)
 
 
 # --- aioresponses on aiohttp >= 3.14 ---------------------------------------------------------------
@@ -168,11 +182,23 @@ def run_process(
     )
 
 
-def start_process(*args: str | Path, capture: bool = False) -> subprocess.Popen[str]:
-    """Start `python -m bulk_enable ARGS` in the background (to kill or interrupt it)."""
+def start_process(
+    *args: str | Path, capture: bool = False, ignoring: signal.Signals | None = None
+) -> subprocess.Popen[str]:
+    """Start `python -m bulk_enable ARGS` in the background (to kill or interrupt it); `ignoring`: as
+    `nohup` or a script's `cmd &` would, with that signal ignored from before the start."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
+    launch = [sys.executable, "-m", "bulk_enable"]
+    if ignoring is not None:  # an ignored signal stays ignored across exec, as it does for nohup
+        launch = [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; "
+            f"signal.signal({int(ignoring)}, signal.SIG_IGN); "
+            "os.execv(sys.executable, [sys.executable, '-m', 'bulk_enable', *sys.argv[1:]])",
+        ]
     return subprocess.Popen(
-        [sys.executable, "-m", "bulk_enable", *map(str, args)],
+        [*launch, *map(str, args)],
         env=cli_env(),
         cwd=REPO,
         stdout=out,

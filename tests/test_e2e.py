@@ -3,6 +3,7 @@ stdout and stderr, a closed stdout, and the package installed with pip and run f
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -70,6 +71,27 @@ def test_a_signal_writes_the_report_and_exits_130(
     assert "Traceback" not in err and "next: interrupted; run the same command again" in out
     done = cli("run", config, "--report", report, "--api-base", box.url, "--rps", "1000")
     assert done.returncode == 0 and box.stats()["repeated_writes"] == 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_a_signal_ignored_from_the_start_stays_ignored(
+    tmp_path: Path, sandbox_factory: SandboxFactory, signum: signal.Signals
+) -> None:
+    """`nohup bulk-enable run ... &` outlives its terminal: a signal the parent ignored does not stop
+    the job, which finishes every counter."""
+    box = sandbox_factory(latency=0.05, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 121))
+    report = tmp_path / "r.csv"
+    proc = start_process(
+        "run", config, "--report", report, "--api-base", box.url, *FAST, "--rps", "1000",
+        capture=True, ignoring=signum,
+    )  # fmt: skip
+    wait_for(lambda: box.stats()["write_requests"] >= 20)
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "interrupted" not in err
+    assert list(statuses(report).values()).count("enabled") == 120
 
 
 def test_a_second_signal_abandons_quietly(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
@@ -292,3 +314,25 @@ def test_a_signal_before_the_job_starts_is_one_line_and_130(tmp_path: Path, sign
     os.close(writer[0])
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().endswith("bulk-enable: interrupted")
+
+
+def test_a_signal_ignored_from_the_start_is_ignored_before_the_job_too(tmp_path: Path) -> None:
+    """Under `nohup`, SIGHUP while the config is still being read changes nothing; Ctrl-C still works."""
+    config = tmp_path / "ids.txt"
+    os.mkfifo(config)
+    proc = start_process("run", config, "--report", tmp_path / "r.csv", capture=True, ignoring=signal.SIGHUP)
+    writer: list[int] = []
+
+    def reading() -> bool:
+        with contextlib.suppress(OSError):
+            writer.append(os.open(config, os.O_WRONLY | os.O_NONBLOCK))
+        return bool(writer)
+
+    wait_for(reading)
+    proc.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=30)
+    os.close(writer[0])
+    assert proc.returncode == 130, err
