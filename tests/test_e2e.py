@@ -30,6 +30,16 @@ pytestmark = pytest.mark.e2e
 FAST = ("--backoff", "0.01")
 
 
+def waiting_in_a_pipe_read(pid: int) -> bool:
+    """The process sits in read() on a pipe. A signal that lands between its open() and its read()
+    is only acted on after the read, so a test that means "while it reads" must wait for this."""
+    try:
+        return "pipe_read" in Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:  # no /proc (not Linux): give it time instead
+        time.sleep(0.5)
+        return True
+
+
 def wait_for(condition: object, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
@@ -309,6 +319,7 @@ def test_a_signal_before_the_job_starts_is_one_line_and_130(tmp_path: Path, sign
         return True
 
     wait_for(reading)  # and the pipe stays open, empty: the process waits in its read
+    wait_for(lambda: waiting_in_a_pipe_read(proc.pid))
     proc.send_signal(signum)
     _out, err = proc.communicate(timeout=30)
     os.close(writer[0])
@@ -329,6 +340,7 @@ def test_a_signal_ignored_from_the_start_is_ignored_before_the_job_too(tmp_path:
         return bool(writer)
 
     wait_for(reading)
+    wait_for(lambda: waiting_in_a_pipe_read(proc.pid))
     proc.send_signal(signal.SIGHUP)
     time.sleep(0.3)
     assert proc.poll() is None
