@@ -172,10 +172,18 @@ def counter_quota_message(answer: Answer, reset: dt.datetime) -> str:
 
 
 def clock(when: dt.datetime, now: dt.datetime | None = None) -> str:
-    """`00:00 UTC`, with the date when it is not today's."""
+    """`00:00 UTC`, with the date when it is not today's, and the machine's own time beside it when
+    its zone is not UTC (`21:00 UTC, 00:00 local`): nobody in Moscow should have to add three hours."""
     now = now or dt.datetime.now(dt.UTC)
-    text = when.strftime("%H:%M UTC") if when.second == 0 else when.strftime("%H:%M:%S UTC")
-    return text if when.date() == now.date() else f"{when:%Y-%m-%d} {text}"
+    shape = "%H:%M" if when.second == 0 else "%H:%M:%S"
+    text = f"{when.strftime(shape)} UTC"
+    if when.date() != now.date():
+        text = f"{when:%Y-%m-%d} {text}"
+    local = when.astimezone()
+    if local.utcoffset() == dt.timedelta(0):
+        return text
+    day = "" if local.date() == now.astimezone().date() else f"{local:%Y-%m-%d} "
+    return f"{text}, {day}{local.strftime(shape)} local"
 
 
 def until(when: dt.datetime, now: dt.datetime | None = None) -> str:

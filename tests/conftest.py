@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,8 @@ TEST_COUNTERS = "1-3000"  # the sandbox's counters unless a test says otherwise
 def pytest_configure(config: pytest.Config) -> None:
     """Child processes get the signal dispositions of a command typed at a terminal. A CI runner that
     starts `make test` in the background leaves SIGINT ignored, a child would inherit that, and the
-    tool rightly keeps an inherited "ignore" (`nohup`, `cmd &`); the signal tests need the usual case."""
+    tool rightly keeps an inherited "ignore" (`nohup`, `cmd &`); the signal tests need the usual case.
+    And every test, and every process it starts, sees the same time zone."""
     for signum, usual in (
         (signal.SIGINT, signal.default_int_handler),
         (signal.SIGTERM, signal.SIG_DFL),
@@ -46,6 +48,8 @@ def pytest_configure(config: pytest.Config) -> None:
     ):
         if signal.getsignal(signum) is signal.SIG_IGN:
             signal.signal(signum, usual)
+    os.environ["TZ"] = "UTC"  # times in messages are said in UTC and local: one zone for every test
+    time.tzset()
 
 
 # --- aioresponses on aiohttp >= 3.14 ---------------------------------------------------------------

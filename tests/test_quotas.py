@@ -7,10 +7,13 @@ import datetime as dt
 import json
 import re
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
+
+from bulk_enable._messages import clock
 
 from .conftest import (
     TOKEN,
@@ -283,3 +286,50 @@ def test_until_done_finishes_across_resets(tmp_path: Path, sandbox_factory: Sand
     assert stats["counters_written_twice"] == 0
     assert stats["quota_answers"].get("quota_requests_by_uid", 0) <= 3
     assert "waiting until" in done.stderr and "the quota has reset" in done.stderr
+
+
+@pytest.fixture
+def zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Set the machine's time zone for this test (TZ and tzset), UTC again after."""
+
+    def set_zone(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("zone_name", "when", "said"),
+    [
+        ("UTC", dt.datetime(2026, 11, 29, 21, 0, tzinfo=dt.UTC), "21:00 UTC"),
+        ("UTC", dt.datetime(2026, 11, 30, 0, 0, tzinfo=dt.UTC), "2026-11-30 00:00 UTC"),
+        ("Europe/Moscow", dt.datetime(2026, 11, 29, 18, 0, tzinfo=dt.UTC), "18:00 UTC, 21:00 local"),
+        (
+            "Europe/Moscow",
+            dt.datetime(2026, 11, 29, 21, 0, tzinfo=dt.UTC),
+            "21:00 UTC, 2026-11-30 00:00 local",
+        ),
+        (
+            "Asia/Vladivostok",
+            dt.datetime(2026, 11, 29, 13, 0, 30, tzinfo=dt.UTC),
+            "13:00:30 UTC, 23:00:30 local",
+        ),
+        (
+            "America/New_York",
+            dt.datetime(2026, 11, 30, 0, 0, tzinfo=dt.UTC),
+            "2026-11-30 00:00 UTC, 19:00 local",
+        ),
+    ],
+)
+def test_a_time_is_said_in_utc_and_in_the_machines_zone(
+    zone: Callable[[str], None], zone_name: str, when: dt.datetime, said: str
+) -> None:
+    """The quota reset and every other time: UTC, plus the local time when the zone is not UTC."""
+    zone(zone_name)
+    assert clock(when, NOW) == said
