@@ -182,7 +182,7 @@ def clock(when: dt.datetime, now: dt.datetime | None = None) -> str:
     local = when.astimezone()
     if local.utcoffset() == dt.timedelta(0):
         return text
-    day = "" if local.date() == now.astimezone().date() else f"{local:%Y-%m-%d} "
+    day = "" if local.date() == when.date() else f"{local:%Y-%m-%d} "  # only a date the UTC part lacks
     return f"{text}, {day}{local.strftime(shape)} local"
 
 

@@ -323,7 +323,12 @@ NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
         (
             "America/New_York",
             dt.datetime(2026, 11, 30, 0, 0, tzinfo=dt.UTC),
-            "2026-11-30 00:00 UTC, 19:00 local",
+            "2026-11-30 00:00 UTC, 2026-11-29 19:00 local",
+        ),
+        (
+            "Europe/Moscow",
+            dt.datetime(2026, 11, 30, 0, 0, tzinfo=dt.UTC),
+            "2026-11-30 00:00 UTC, 03:00 local",
         ),
     ],
 )
