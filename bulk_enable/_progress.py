@@ -21,6 +21,7 @@ from ._model import Counter, Row, Stop
 
 log = logging.getLogger("bulk_enable")
 WAIT_LOG_EVERY = 600.0  # seconds between "still waiting" lines when stderr is not a terminal
+WAITING_BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}]"  # no ETA: a quota wait makes it fiction
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -86,12 +87,14 @@ class CliEvents(JobEvents):
     def tick(self) -> None:
         """Once a second: the countdown on a terminal, a line every 10 minutes otherwise."""
         if not self.waits:
-            if self.bar is not None:
+            if self.bar is not None and self.bar.bar_format is not None:
+                self.bar.bar_format = None  # tqdm's own, ETA included
                 self.bar.set_description_str("")
             return
         account, until = min(self.waits.items(), key=lambda item: item[1])
         text = f"{account}: waiting for the daily quota until {say.clock(until)} (in {say.until(until)})"
         if self.bar is not None:
+            self.bar.bar_format = WAITING_BAR
             self.bar.set_description_str(text)
         elif time.monotonic() - self._last_wait_line >= WAIT_LOG_EVERY:
             self._last_wait_line = time.monotonic()

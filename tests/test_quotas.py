@@ -4,8 +4,11 @@ budgets, tokens that cannot write, a wrong API root, and `--until-done` across r
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +17,8 @@ import pytest
 from aiohttp import web
 
 from bulk_enable._messages import clock
+from bulk_enable._model import Row, Status, Stop, StopCause
+from bulk_enable._progress import WAIT_LOG_EVERY, CliEvents
 
 from .conftest import (
     TOKEN,
@@ -338,3 +343,44 @@ def test_a_time_is_said_in_utc_and_in_the_machines_zone(
     """The quota reset and every other time: UTC, plus the local time when the zone is not UTC."""
     zone(zone_name)
     assert clock(when, NOW) == said
+
+
+def test_the_bar_counts_down_a_quota_wait_without_a_made_up_eta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the bar's description counts down to the reset and its ETA is dropped while an
+    account waits; both come back when the quota has reset."""
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    events = CliEvents(progress=True)
+    events.started(10)
+    for _ in range(3):
+        events.finished(Row(1, "", "default", Status.ENABLED))
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=2, minutes=5)
+    events.waiting("default", until, Stop(StopCause.DAILY_QUOTA))
+    events.tick()
+    waiting = err.getvalue().rsplit("\r", 1)[-1]
+    assert "default: waiting for the daily quota until" in waiting and "(in 2 h 0" in waiting
+    assert "3/10" in waiting and "<" not in waiting  # tqdm writes the ETA as [elapsed<remaining]
+    events.resumed("default")
+    events.tick()
+    events.bar.refresh()
+    going = err.getvalue().rsplit("\r", 1)[-1]
+    assert "waiting" not in going and "<" in going
+    events.close()
+
+
+def test_without_a_terminal_a_wait_says_so_every_ten_minutes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a bar: one line when the wait starts, then one each WAIT_LOG_EVERY seconds, not every tick."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    events = CliEvents(progress=False)
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    with caplog.at_level(logging.INFO, logger="bulk_enable"):
+        events.waiting("default", until, Stop(StopCause.DAILY_QUOTA))
+        for _ in range(int(WAIT_LOG_EVERY) * 2):
+            clock[0] += 1
+            events.tick()
+    still = [r.getMessage() for r in caplog.records if r.getMessage().startswith("still")]
+    assert len(caplog.records) == 3 and len(still) == 2
+    assert "default: waiting for the daily quota until" in still[0]
