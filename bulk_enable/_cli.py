@@ -34,7 +34,7 @@ log = logging.getLogger("bulk_enable")
 T = TypeVar("T")
 DEFAULTS = Policy()
 TOKEN_ENV = "YANDEX_METRICA_TOKEN"
-DELIMITERS = {",": ",", ";": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
+DELIMITERS = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
 REPORT_SUFFIXES = (".csv", ".tsv", ".xlsx")
 TOKEN_LIMIT = 512  # characters; Yandex OAuth tokens are about 40 to 60
 TOKEN_FILE_LIMIT = 4096  # bytes read from --token-file
@@ -219,10 +219,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     config_path = args.config or demo_config_path()
     config = load_config(config_path)
-    report = args.report or default_report_path(Path("demo.yaml"), Job(), Command.RUN)
+    # Your own file gets its own report (reports/NAME.demo.csv), not rows mixed into the demo's.
+    named = Path("demo.yaml") if args.config is None else args.config.with_suffix(".demo.yaml")
+    report = args.report or default_report_path(named, Job(), Command.RUN)
+    delimiter = _report_delimiter(args.csv_delimiter, report, config.csv_delimiter)
     interrupt, events = _interrupt_and_events(args)
     summary, sandbox_line = _run_async(
-        run_demo(config, report, args.fresh, events, interrupt), interrupt, events
+        run_demo(config, report, args.fresh, events, interrupt, delimiter), interrupt, events
     )
     _finish(args, summary, config_path)
     print(sandbox_line)
@@ -250,6 +253,11 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     config = load_config(args.config)
     job = Job(Window(args.window), not args.disable)
     report: Path = args.report or default_report_path(args.config, job, command)
+    if report.resolve() == args.config.resolve():
+        raise UsageError(
+            f"--report {report} is the counters file itself: give the report its own name, e.g. "
+            f"{default_report_path(args.config, job, command)}"
+        )
     fresh = args.fresh
     check_target(report, command, fresh)
     if report.suffix.lower() not in REPORT_SUFFIXES:
@@ -277,12 +285,31 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         api_base=api_base,
         job=job,
         policy=_policy(args),
-        delimiter=DELIMITERS[args.csv_delimiter],
+        delimiter=_report_delimiter(args.csv_delimiter, report, config.csv_delimiter),
         fresh=fresh,
         preflight=args.preflight,
         events=events,
         interrupt=interrupt,
     )
+
+
+def _report_delimiter(given: str | None, report: Path, config_delimiter: str | None = None) -> str:
+    """The CSV report's separator: the option's; else the one this report already has (a rerun keeps
+    it); else a CSV config's own (a `;` file from Excel gets a `;` report); else a comma."""
+    from ._config import sniff_delimiter
+    from ._report import journal_header, journal_path
+
+    if given is not None:
+        return DELIMITERS[given]
+    if report.suffix.lower() == ".tsv":
+        return "\t"
+    header = journal_header(journal_path(report))
+    if header is not None:
+        return header.delimiter
+    if report.suffix.lower() == ".csv" and report.is_file():
+        with contextlib.suppress(OSError), open(report, encoding="utf-8-sig", errors="replace") as f:
+            return sniff_delimiter(f.readline())
+    return config_delimiter or ","
 
 
 def _policy(args: argparse.Namespace) -> Policy:
@@ -320,7 +347,7 @@ def _warn_about(args: argparse.Namespace, config: Config) -> None:
             args.rps,
             METRICA_ADDRESS_RPS,
         )
-    if args.report is not None and args.report.suffix.lower() == ".xlsx" and args.csv_delimiter != ",":
+    if args.report is not None and args.report.suffix.lower() == ".xlsx" and args.csv_delimiter is not None:
         log.warning("--csv-delimiter applies to CSV reports; %s is a workbook", args.report)
     dup = config.duplicates
     if dup.count:
@@ -557,6 +584,8 @@ def _one_line_error(parser: argparse.ArgumentParser, message: str) -> str:
     if required:
         return f"{where}: {required.group(1)} is missing (see {where} --help)"
     value = re.match(r"argument ([^:]+): (.*)", message)
+    if value and "--csv-delimiter" in value.group(1) and "expected one argument" in value.group(2):
+        return f"{where}: --csv-delimiter: give it a value; quote a semicolon: --csv-delimiter ';'"
     if value:
         return f"{where}: {value.group(1).split('/')[-1]}: {value.group(2)} (see {where} --help)"
     return f"{where}: {message} (see {where} --help)"
@@ -592,6 +621,9 @@ def _refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: li
         if not name.startswith("--") or name in top:
             continue
         takers = [c for c, sub in commands.items() if any(name in a.option_strings for a in sub._actions)]
+        if not takers:
+            hint = _did_you_mean(name, sorted(top))
+            raise _ArgError(f"bulk-enable: unknown option {name!r}{hint} (see bulk-enable --help)")
         if takers:
             example = (
                 f"bulk-enable {takers[0]} {'CONFIG ' if takers[0] in ('run', 'check', 'status') else ''}"
@@ -711,7 +743,10 @@ def _counters_parser(sub: Any) -> None:
     _api_options(p)
     _request_options(p)
     p.add_argument(
-        "--permission", metavar="LIST", help="keep counters with these permissions, e.g. edit or own,edit"
+        "--permission",
+        type=_permissions,
+        metavar="LIST",
+        help="keep counters with these permissions, e.g. edit or own,edit (only own and edit can be changed)",
     )
     p.add_argument("--ulogin", type=_login, metavar="LOGIN", help="list a client's counters (agency access)")
 
@@ -812,6 +847,7 @@ def _demo_parser(sub: Any) -> None:
     p.add_argument("--config", type=Path, help="another job file (default: the packaged demo, 300 counters)")
     p.add_argument("--report", type=Path, metavar="PATH", help="default reports/demo.csv")
     p.add_argument("--fresh", action="store_true", help="start the demo over")
+    _delimiter_option(p)
 
 
 def _job_options(p: argparse.ArgumentParser, command: Command) -> None:
@@ -826,13 +862,7 @@ def _job_options(p: argparse.ArgumentParser, command: Command) -> None:
         help=f"the report, .csv or .xlsx (default reports/<config name>{suffix}.csv)"
         + ("; a rerun with the same path resumes" if command is Command.RUN else ""),
     )
-    p.add_argument(
-        "--csv-delimiter",
-        choices=(",", ";", "tab"),
-        default=",",
-        metavar="CHAR",
-        help="the CSV report's separator: , (default), ; (Excel with a Russian locale) or tab",
-    )
+    _delimiter_option(p)
     p.add_argument(
         "--window",
         choices=[w.value for w in Window],
@@ -848,6 +878,16 @@ def _job_options(p: argparse.ArgumentParser, command: Command) -> None:
         "exit_code, stops, deferred_until",
     )
     _api_options(p)
+
+
+def _delimiter_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--csv-delimiter",
+        type=_delimiter,
+        metavar="CHAR",
+        help="the CSV report's separator: , (comma) or ';' (semicolon: Excel with a Russian locale) or "
+        "tab; default: what the report already uses, else the CSV config's, else a comma",
+    )
 
 
 def _api_options(p: argparse.ArgumentParser) -> None:
@@ -976,6 +1016,33 @@ def _time_of_day(text: str) -> Any:
         raise argparse.ArgumentTypeError(
             f"must be a time of day as HH:MM or HH:MM:SS (UTC), got {text!r}"
         ) from None
+
+
+def _delimiter(text: str) -> str:
+    if text.strip().lower() not in DELIMITERS and text not in DELIMITERS:
+        raise argparse.ArgumentTypeError(
+            f"choose , (comma), ';' (semicolon) or tab, got {text!r} (quote the ; in the shell: "
+            "--csv-delimiter ';')"
+        )
+    return text if text in DELIMITERS else text.strip().lower()
+
+
+PERMISSIONS = ("own", "edit", "view", "analyst", "view_access_filter", "analyst_access_filter")
+
+
+def _permissions(text: str) -> str:
+    """`own,edit` (spaces allowed): each one a permission the listing can show."""
+    wanted = [part.strip().lower() for part in text.split(",") if part.strip()]
+    for part in wanted:
+        if part not in PERMISSIONS:
+            close = difflib.get_close_matches(part, PERMISSIONS, n=1, cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise argparse.ArgumentTypeError(
+                f"unknown permission {part!r}{hint}: give some of {', '.join(PERMISSIONS)}, e.g. own,edit"
+            )
+    if not wanted:
+        raise argparse.ArgumentTypeError("give some of " + ", ".join(PERMISSIONS) + ", e.g. own,edit")
+    return ",".join(wanted)
 
 
 def _login(text: str) -> str:

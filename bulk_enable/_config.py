@@ -8,6 +8,7 @@ mistake is a common one (quotes, tabs, commas, leading zeros, a missing `- `).
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import logging
 import re
@@ -82,6 +83,7 @@ class Config:
     path: Path
     accounts: tuple[Account, ...]
     duplicates: Duplicates = field(default_factory=Duplicates)
+    csv_delimiter: str | None = None  # a .csv config's separator: its report can use the same one
 
     @property
     def counters(self) -> list[Counter]:
@@ -106,11 +108,18 @@ def load_config(path: Path) -> Config:
     except UnicodeDecodeError as e:
         if suffix not in (".csv", ".txt"):
             raise ConfigError(
-                [f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8"]
+                [
+                    f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (in Notepad: "
+                    "File > Save As, Encoding: UTF-8)"
+                ]
             ) from None
         # Excel's plain "CSV (разделители - запятые)" is Windows-1251 in a Russian locale.
         text = raw.decode("cp1251", "replace")
-        log.warning("%s is not UTF-8: read as Windows-1251 (Excel's plain CSV); labels may need a look", path)
+        log.warning(
+            "%s is not UTF-8: read as Windows-1251 (%s); labels may need a look",
+            path,
+            "Excel's plain CSV" if suffix == ".csv" else "Windows' ANSI text",
+        )
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except IsADirectoryError:
@@ -153,12 +162,13 @@ class _Ids:
             self.examples.append((counter_id, first, line))
         return False
 
-    def result(self, accounts: list[Account]) -> Config:
+    def result(self, accounts: list[Account], csv_delimiter: str | None = None) -> Config:
         if self.errors:
             raise ConfigError(self.errors)
         if not any(a.counters for a in accounts):
             raise ConfigError([f"{self.path}: the file is empty: expected a list of counter IDs"])
-        return Config(self.path, tuple(accounts), Duplicates(self.repeats, tuple(self.examples)))
+        duplicates = Duplicates(self.repeats, tuple(self.examples))
+        return Config(self.path, tuple(accounts), duplicates, csv_delimiter)
 
 
 def parse_lines(text: str, path: Path) -> Config:
@@ -182,8 +192,7 @@ def parse_csv(text: str, path: Path) -> Config:
     reads as it is.
     """
     ids = _Ids(path)
-    first_line = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first_line.count) if first_line else ","
+    delimiter = sniff_delimiter(text.split("\n", 1)[0])
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     rows: list[tuple[int, list[str]]] = []  # (its first line, its cells): a quoted cell may span lines
     line = 1
@@ -204,11 +213,11 @@ def parse_csv(text: str, path: Path) -> Config:
     start = 1
     if id_col is None:
         if len(header) > 1:
-            shown = ", ".join(repr(h) for h in header[:8])
+            shown = ", ".join(repr(h.strip()) for h in rows[0][1][:8])
             raise ConfigError(
                 [
-                    f"{path}: line 1: no `counter_id` or `id` column (columns: {shown}): name the ID column "
-                    "counter_id"
+                    f"{path}: line 1: no counter ID column (columns: {shown}): name it counter_id, id, "
+                    "Счётчик or Номер счётчика"
                 ]
             )
         # A first cell with a digit in it is an ID (checked like the others), not a header to skip.
@@ -227,7 +236,12 @@ def parse_csv(text: str, path: Path) -> Config:
         label = _label_cell(row[label_col]) if label_col is not None and label_col < len(row) else ""
         if counter_id is not None and ids.add(counter_id, number):
             counters.append(Counter(counter_id, label, DEFAULT_ACCOUNT))
-    return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))])
+    return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))], delimiter)
+
+
+def sniff_delimiter(first_line: str) -> str:
+    """`,`, `;` or a tab: whichever a CSV's first line uses most (a comma when it uses none)."""
+    return max((",", ";", "\t"), key=first_line.count) if first_line else ","
 
 
 def _label_cell(cell: str) -> str:
@@ -516,7 +530,11 @@ class _Parser:
             key = key_node.value if isinstance(key_node, _Scalar) else None
             if key not in allowed:
                 expected = ", ".join(sorted(allowed))
-                raise self.fatal(key_node, f"unknown key {_shown(key_node)} (expected {expected})")
+                if not isinstance(key, str):
+                    raise self.fatal(key_node, f"unknown key {_shown(key_node)} (expected {expected})")
+                close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+                hint = f": did you mean `{close[0]}`?" if close else ""
+                raise self.fatal(key_node, f"unknown key `{key}`{hint} (expected {expected})")
             if key in out:
                 raise self.fatal(key_node, f"key `{key}` given twice")
             out[key] = value

@@ -34,10 +34,20 @@ def demo_profile() -> Profile:
 
 
 async def run_demo(
-    config: Config, report: Path, fresh: bool, events: JobEvents, interrupt: Interrupt
+    config: Config,
+    report: Path,
+    fresh: bool,
+    events: JobEvents,
+    interrupt: Interrupt,
+    delimiter: str = ",",
 ) -> tuple[Summary, str]:
-    """Run the demo job; return its summary and one line on what the sandbox saw."""
-    async with serve(demo_profile()) as (sandbox, url):
+    """Run the demo job; return its summary and one line on what the sandbox saw.
+
+    The sandbox knows the demo's counters and every counter of `config`, so a job file of your own
+    runs through (its own IDs are enabled; only the demo's staged failures fail)."""
+    profile = demo_profile()
+    profile.counters = sorted({*profile.counters, *(c.id for c in config.counters)})
+    async with serve(profile) as (sandbox, url):
         settings = Settings(
             config=config,
             tokens={a.name: DEMO_TOKEN for a in config.accounts},
@@ -47,6 +57,7 @@ async def run_demo(
             policy=Policy(
                 timeout=2.0
             ),  # the profile's slow answers take 6 s: the client gives up and retries
+            delimiter=delimiter,
             fresh=fresh,
             events=events,
             interrupt=interrupt,

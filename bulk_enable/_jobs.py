@@ -456,7 +456,9 @@ def counters_yaml(
         label = " — ".join(part for part in (info.name, info.site) if part)
         items.append({"id": info.id, "label": label} if label else {"id": info.id})
     now = dt.datetime.now(dt.UTC)
-    header = f"# {say.plural(len(items), 'counter')} visible to this token, listed {now:%Y-%m-%d %H:%M} UTC\n"
+    seen = say.plural(len(counters), "counter")
+    kept = f"{len(items)} with permission {permission} of {seen}" if wanted is not None else seen
+    header = f"# {kept} visible to this token, listed {now:%Y-%m-%d %H:%M} UTC\n"
     body: dict[str, object] = {"ulogin": ulogin} if ulogin else {}
     body["counters"] = items
     return header + yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=200), len(items)

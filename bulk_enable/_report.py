@@ -103,9 +103,9 @@ def check_target(path: Path, command: Command, fresh: bool = False) -> None:
     if path.is_symlink() or (path.exists() and not path.is_file()):
         raise ReportError(f"{path}: exists and is not a regular file: give --report another name")
     if path.exists() and header is None and not fresh and not looks_like_report(path):
+        replace = ", or pass --fresh to replace it" if command is Command.RUN else ""
         raise ReportError(
-            f"{path} exists and is not a bulk-enable report: give --report another name, or pass "
-            "--fresh to replace it"
+            f"{path} exists and is not a bulk-enable report: give --report another name{replace}"
         )
 
 

@@ -39,6 +39,14 @@ def one_line(text: str) -> bool:
         (["run", "x.yaml", "--quota-reset", "25:00"], "--quota-reset: must be a time of day as HH:MM"),
         (["run", "x.yaml", "--window", "call"], "unknown --window 'call': did you mean 'calls'?"),
         (["counters", "--ulogin", "bad login"], "is not a Yandex login"),
+        (["counters", "--permission", "owner"], "unknown permission 'owner' (did you mean 'own'?)"),
+        (["counters", "--permission", ","], "give some of own, edit, view"),
+        (["--verison"], "unknown option '--verison': did you mean '--version'?"),
+        (["run", "x.yaml", "--csv-delimiter"], "quote a semicolon: --csv-delimiter ';'"),
+        (
+            ["run", "x.yaml", "--csv-delimiter", "pipe"],
+            "choose , (comma), ';' (semicolon) or tab, got 'pipe'",
+        ),
     ],
 )
 def test_usage_mistakes_are_one_line_with_a_suggestion(args: list[str], shown: str) -> None:
@@ -365,3 +373,97 @@ def test_retries_that_never_went_through_are_not_called_recovered(
     assert (
         "all recovered" not in done.stdout and "3 of the retried requests did not go through" in done.stdout
     )
+
+
+@pytest.mark.parametrize("command", ["run", "check", "status"])
+def test_the_counters_file_is_never_its_own_report(
+    tmp_path: Path, sandbox_factory: SandboxFactory, command: str
+) -> None:
+    """`--report ids.csv` for CONFIG ids.csv is refused, even with --fresh, and the file is untouched."""
+    box = sandbox_factory()
+    config = tmp_path / "ids.csv"
+    config.write_text("Счётчик;Менеджер\n1;Аня\n", encoding="utf-8")
+    fresh = ["--fresh"] if command == "run" else []
+    done = cli(command, config, "--report", config, "--api-base", box.url, *fresh)
+    assert done.returncode == 2 and one_line(done.stderr), done.stderr
+    assert "is the counters file itself" in done.stderr
+    assert config.read_text(encoding="utf-8") == "Счётчик;Менеджер\n1;Аня\n" and box.stats()["requests"] == 0
+
+
+def test_only_run_offers_fresh_for_a_file_that_is_not_a_report(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """`check` has no --fresh, so its refusal does not suggest it."""
+    box = sandbox_factory()
+    (tmp_path / "notes.csv").write_text("my notes\n")
+    config = write_config(tmp_path / "job.yaml", [1])
+    done = cli("check", config, "--report", tmp_path / "notes.csv", "--api-base", box.url)
+    assert (
+        done.returncode == 2 and "is not a bulk-enable report" in done.stderr and "--fresh" not in done.stderr
+    )
+    done = run_against(box, config, tmp_path / "notes.csv")
+    assert done.returncode == 2 and "pass --fresh to replace it" in done.stderr
+
+
+def first_line(report: Path) -> str:
+    return report.read_text(encoding="utf-8-sig").splitlines()[0]
+
+
+@pytest.mark.parametrize("given", [";", "semicolon", "SEMICOLON"])
+def test_a_rerun_keeps_the_reports_separator(
+    tmp_path: Path, sandbox_factory: SandboxFactory, given: str
+) -> None:
+    """`next: run the same command again` without --csv-delimiter keeps the report's `;`."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", [1, 2])
+    report = tmp_path / "r.csv"
+    assert run_against(box, config, report, "--csv-delimiter", given, "--max-requests", "1").returncode == 3
+    assert run_against(box, config, report).returncode == 0
+    assert first_line(report) == ";".join(RUN_COLUMNS) and set(statuses(report).values()) == {"enabled"}
+    plan = tmp_path / "plan.csv"
+    assert (
+        cli("check", config, "--report", plan, "--api-base", box.url, "--csv-delimiter", ";").returncode == 0
+    )
+    assert cli("check", config, "--report", plan, "--api-base", box.url).returncode == 0
+    assert first_line(plan).startswith("counter_id;")
+    assert run_against(box, config, report, "--fresh", "--csv-delimiter", "comma").returncode == 0
+    assert first_line(report) == ",".join(RUN_COLUMNS)
+
+
+def test_a_semicolon_counters_file_gets_a_semicolon_report(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """An Excel CSV with `;` (Russian locale) gives a report Excel opens in columns, with no option."""
+    box = sandbox_factory()
+    config = tmp_path / "ids.csv"
+    config.write_bytes("Номер счётчика;Клиент\n1;Плюс\n2;Минус\n".encode("cp1251"))
+    assert run_against(box, config, tmp_path / "r.csv").returncode == 0
+    assert first_line(tmp_path / "r.csv") == ";".join(RUN_COLUMNS)
+    assert run_against(box, config, tmp_path / "r.tsv").returncode == 0
+    assert first_line(tmp_path / "r.tsv") == "\t".join(RUN_COLUMNS)
+
+
+def test_counters_filters_by_permission_and_says_how_many_it_kept(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """`--permission 'own, edit'` (a space too) keeps those; the header says how many of how many."""
+    box = sandbox_factory(counters="1-5")
+    done = cli("counters", "--api-base", box.url, "--permission", "own, edit")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("# 5 with permission own,edit of 5 counters visible to this token")
+    done = cli("counters", "--api-base", box.url, "--permission", "view")
+    assert done.stdout.startswith("# 0 with permission view of 5 counters visible")
+
+
+def test_the_demo_runs_a_file_of_your_own_into_its_own_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`demo --config mine.txt`: its IDs exist in the demo's sandbox, the report is reports/mine.demo.csv
+    (not rows mixed into the demo's), and --csv-delimiter works there too."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("5\n6\n41000017\n")
+    done = cli("demo", "--config", "mine.txt", "--csv-delimiter", ";")
+    assert done.returncode == 1, done.stderr  # 41000017 is one of the demo's staged failures
+    report = tmp_path / "reports" / "mine.demo.csv"
+    assert statuses(report) == {5: "enabled", 6: "enabled", 41000017: "failed"}
+    assert first_line(report).startswith("counter_id;") and not (tmp_path / "reports" / "demo.csv").exists()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -122,8 +121,9 @@ async def test_rate_is_kept_with_no_burst(rps: float) -> None:
     n = int(rps * 1.5)
     await run_all(scheduler, scheduler.lane("a"), n, spy)
     sent = spy.sent_at
-    gaps = [b - a for a, b in itertools.pairwise(sent)]
-    assert min(gaps[:5]) >= 0.7 / rps  # no burst at start-up
+    # No burst at start-up: the first six take five intervals. (A gate that starts with a full bucket
+    # sends them at once; a loop stalled by a busy machine may bunch two or three, not the span.)
+    assert sent[5] - sent[0] >= 5 * 0.7 / rps
     # later, a timer that wakes late can put two close together, but never more than R + 1 in a second
     assert max(sum(1 for t in sent if s <= t < s + 1.0) for s in sent) <= rps + 1
     assert (n - 1) / (sent[-1] - sent[0]) >= 0.98 * rps
