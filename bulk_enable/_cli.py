@@ -167,10 +167,17 @@ def cmd_counters(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ._report import render_again
+    from ._report import render_again, render_copy
 
-    rows = render_again(args.report)
-    print(f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
+    if args.copy is None:
+        rows = render_again(args.report)
+        print(f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
+        return ExitCode.OK
+    if args.copy.suffix.lower() not in REPORT_SUFFIXES:
+        raise UsageError(f"--as {args.copy}: give the copy a .csv or .xlsx name")
+    delimiter = DELIMITERS[args.csv_delimiter] if args.csv_delimiter is not None else None
+    rows = render_copy(args.report, args.copy, "\t" if args.copy.suffix.lower() == ".tsv" else delimiter)
+    print(f"report: {args.copy} ({len(rows)} counters, from the journal of {args.report}, which reruns use)")
     return ExitCode.OK
 
 
@@ -254,9 +261,11 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     job = Job(Window(args.window), not args.disable)
     report: Path = args.report or default_report_path(args.config, job, command)
     if report.resolve() == args.config.resolve():
+        other = default_report_path(args.config, job, command)
+        if other.resolve() == report.resolve():
+            other = report.with_name(f"{report.stem}.report{report.suffix}")
         raise UsageError(
-            f"--report {report} is the counters file itself: give the report its own name, e.g. "
-            f"{default_report_path(args.config, job, command)}"
+            f"--report {report} is the counters file itself: give the report its own name, e.g. {other}"
         )
     fresh = args.fresh
     check_target(report, command, fresh)
@@ -268,6 +277,18 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     _warn_about(args, config)
     if command is Command.RUN and not fresh:
         header = journal_header(journal_path(report))
+        usual = default_report_path(args.config, job, command)
+        if header is None and usual.resolve() != report.resolve():
+            earlier = journal_header(journal_path(usual))
+            if earlier is not None and earlier.command is Command.RUN and earlier.job == job:
+                log.warning(
+                    "%s already has this job's results; %s starts from nothing and sends every counter "
+                    "again (for the same results in another file: bulk-enable report %s --as %s)",
+                    usual,
+                    report,
+                    usual,
+                    report,
+                )
         if header is not None and header.command is Command.RUN and header.job != job:
             from ._messages import job_words
 
@@ -756,6 +777,14 @@ def _report_parser(sub: Any) -> None:
     p.add_argument(
         "report", type=Path, metavar="REPORT", help="the report's path (its .journal is beside it)"
     )
+    p.add_argument(
+        "--as",
+        dest="copy",
+        type=Path,
+        metavar="PATH",
+        help="write it to another file instead, e.g. a workbook of a CSV run: --as reports/job.xlsx",
+    )
+    _delimiter_option(p)
 
 
 def _sandbox_parser(sub: Any) -> None:
@@ -875,7 +904,7 @@ def _job_options(p: argparse.ArgumentParser, command: Command) -> None:
         "--json",
         action="store_true",
         help="one JSON object on stdout at the end: command, config, counts, requests, elapsed_s, report, "
-        "exit_code, stops, deferred_until",
+        "exit_code, stops, report_error, deferred_until",
     )
     _api_options(p)
 

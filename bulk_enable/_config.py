@@ -127,7 +127,8 @@ def load_config(path: Path) -> Config:
     except OSError as e:
         raise ConfigError([f"{path}: cannot read ({e.strerror})"]) from None
     if suffix == ".txt":
-        return parse_lines(text, path)
+        # Excel's "Unicode text" is a .txt table with tabs; a column saved with its header is one too.
+        return parse_csv(text, path) if _is_a_table(text) else parse_lines(text, path)
     if suffix == ".csv":
         return parse_csv(text, path)
     return parse_config(text, path)
@@ -205,7 +206,7 @@ def parse_csv(text: str, path: Path) -> Config:
     if not rows:
         raise ConfigError([f"{path}: the file is empty: expected a counter_id column"])
     header = [h.strip().strip("'").lower() for h in rows[0][1]]
-    folded = [re.sub(r"[\s_\-]", "", h).replace("ё", "е") for h in header]
+    folded = [_folded(h) for h in header]
     id_col = next((i for i, h in enumerate(folded) if h in _ID_HEADERS), None)
     label_col = next((folded.index(n) for n in _LABEL_HEADERS if n in folded), None)
     if id_col is not None and label_col is None and len(header) == 2:
@@ -237,6 +238,18 @@ def parse_csv(text: str, path: Path) -> Config:
         if counter_id is not None and ids.add(counter_id, number):
             counters.append(Counter(counter_id, label, DEFAULT_ACCOUNT))
     return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))], delimiter)
+
+
+def _folded(header: str) -> str:
+    """A header cell as compared: lower case, ё as е, no quotes, spaces, `_` or `-`."""
+    return re.sub(r"[\s_\-]", "", header.strip().strip("'\"").lower()).replace("ё", "е")
+
+
+def _is_a_table(text: str) -> bool:
+    """A .txt that is a table, not one ID a line: tab-separated, or headed by an ID column's name."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    tabbed = "\t" in first.strip() and not re.fullmatch(r"[\d\s]+", first)  # not IDs pasted from a row
+    return tabbed or _folded(first) in _ID_HEADERS or bool(_CSV_HEADER.match(first))
 
 
 def sniff_delimiter(first_line: str) -> str:

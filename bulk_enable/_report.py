@@ -360,6 +360,11 @@ def rows_of(path: Path) -> tuple[Header, list[Row]]:
     if header is None:
         if journal.exists():
             raise ReportError(f"{journal}: not a bulk-enable journal; nothing to render")
+        if path.suffix.lower() in (".yaml", ".yml", ".txt"):
+            raise ReportError(
+                f"{path} looks like a counters file: give the report's path, e.g. "
+                f"{default_report_path(path, Job(), Command.RUN)}"
+            )
         raise ReportError(
             f"{path}: no journal beside it ({journal.name}); only a `run` or `status` report can be "
             "rendered again"
@@ -373,6 +378,19 @@ def render_again(path: Path) -> list[Row]:
     with ReportFile(path, header.command, header.job, delimiter=header.delimiter, journaled=False) as report:
         report.rows = {r.counter_id: r for r in rows}
         report.render()
+    return rows
+
+
+def render_copy(path: Path, copy: Path, delimiter: str | None = None) -> list[Row]:
+    """The report's journal rendered to another file, in the format its name says (a workbook from a
+    CSV run): no request, no token, and the run's own report and journal stay as they are."""
+    header, rows = rows_of(path)
+    check_name(copy)
+    if copy.resolve() in (path.resolve(), journal_path(path).resolve()):
+        raise ReportError(f"--as {copy}: that is the report itself: give the copy another name")
+    if copy.is_dir() or (copy.exists() and not looks_like_report(copy)):
+        raise ReportError(f"--as {copy}: exists and is not a bulk-enable report: give another name")
+    render(copy, rows, COLUMNS[header.command], delimiter or header.delimiter)
     return rows
 
 

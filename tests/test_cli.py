@@ -467,3 +467,46 @@ def test_the_demo_runs_a_file_of_your_own_into_its_own_report(
     report = tmp_path / "reports" / "mine.demo.csv"
     assert statuses(report) == {5: "enabled", 6: "enabled", 41000017: "failed"}
     assert first_line(report).startswith("counter_id;") and not (tmp_path / "reports" / "demo.csv").exists()
+
+
+def test_report_as_writes_another_format_without_a_request(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """`report r.csv --as r.xlsx`: the same rows as a workbook, no token, no request; r.csv stays the
+    report reruns use. A run into a new path instead warns that it would send everything again."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", range(1, 6))
+    report = tmp_path / "reports" / "job.csv"
+    assert run_against(box, config, report).returncode == 0
+    requests, original = box.stats()["requests"], report.read_bytes()
+    done = cli("report", report, "--as", tmp_path / "job.xlsx", env=cli_env(YANDEX_METRICA_TOKEN=""))
+    assert done.returncode == 0, done.stderr
+    same = ("counter_id", "status", "attempts", "http_status")  # (the workbook's dates are real dates)
+    workbook = [{k: r[k] for k in same} for r in read_report(tmp_path / "job.xlsx")]
+    assert workbook == [{k: r[k] for k in same} for r in read_report(report)] and len(workbook) == 5
+    done = cli("report", report, "--as", tmp_path / "semi.csv", "--csv-delimiter", ";")
+    assert done.returncode == 0 and first_line(tmp_path / "semi.csv").startswith("counter_id;")
+    assert box.stats()["requests"] == requests and report.read_bytes() == original
+    (tmp_path / "notes.csv").write_text("my notes\n")
+    for target, said in [
+        (report, "that is the report itself"),
+        (tmp_path / "notes.csv", "not a bulk-enable report"),
+        (config, "give the copy a .csv or .xlsx name"),
+    ]:
+        refused = cli("report", report, "--as", target)
+        assert refused.returncode == 2 and one_line(refused.stderr) and said in refused.stderr
+    assert (tmp_path / "notes.csv").read_text() == "my notes\n"
+    counters_file = cli("report", config)
+    assert counters_file.returncode == 2 and "looks like a counters file" in counters_file.stderr
+
+
+def test_a_run_into_a_new_report_warns_when_the_usual_one_has_the_results(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results in reports/job.csv, a run with --report job.xlsx: one warning naming `report --as`."""
+    monkeypatch.chdir(tmp_path)
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", [1, 2])
+    assert cli("run", "job.yaml", "--api-base", box.url).returncode == 0
+    done = cli("run", "job.yaml", "--api-base", box.url, "--report", "job.xlsx")
+    assert "bulk-enable report reports/job.csv --as job.xlsx" in done.stderr and config.exists()

@@ -152,6 +152,25 @@ def test_txt_one_id_a_line_skipping_blanks_and_comments(tmp_path: Path, name: st
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("Счётчик\tПодпись\n1\tПлюс\n2\tМинус\n", [(1, "Плюс"), (2, "Минус")]),  # Excel's "Unicode text"
+        ("counter_id\n1\n2\n", [(1, ""), (2, "")]),  # a report's column saved with its header
+        ("Номер счётчика\n1\n", [(1, "")]),
+        ("1\n2\n", [(1, ""), (2, "")]),
+    ],
+)
+def test_a_txt_that_is_a_table_reads_as_one(
+    tmp_path: Path, text: str, expected: list[tuple[int, str]]
+) -> None:
+    """A .txt with tabs or an ID column's header is a table (Excel's "Unicode text" is UTF-16 .txt)."""
+    for encoding in ("utf-8", "utf-16"):
+        path = tmp_path / f"{encoding}.txt"
+        path.write_bytes(text.encode(encoding))
+        assert [(c.id, c.label) for c in load_config(path).counters] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("counter_id,label\n1,a\n2,b\n", [(1, "a"), (2, "b")]),
         ("id;label\n1;a, with comma\n", [(1, "a, with comma")]),
         ("counter_id\tlabel\n1\t padded \n", [(1, " padded ")]),
