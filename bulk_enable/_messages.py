@@ -78,6 +78,43 @@ STATUS_LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 
+COLUMN_LEGEND: tuple[tuple[str, str, str], ...] = (
+    ("counter_id", "The counter (tag) ID.", "Номер счётчика (тега)."),
+    ("label", "The label from the job file.", "Подпись из файла задачи."),
+    (
+        "account",
+        "The account of the job file (default: the only one).",
+        "Аккаунт из файла задачи (default — единственный).",
+    ),
+    (
+        "status",
+        "What happened; the Statuses sheet explains each.",
+        "Что произошло; лист Statuses объясняет каждый статус.",
+    ),
+    (
+        "attempts",
+        "Requests sent for this counter, quota answers included.",
+        "Сколько запросов ушло на счётчик, включая ответы о квоте.",
+    ),
+    ("since", "The day the extended window started.", "День, с которого действует расширенное окно."),
+    (
+        "days",
+        "Full days of the window so far (21 is full).",
+        "Сколько полных дней окну сейчас (21 — полное).",
+    ),
+    ("full_on", "The day the window reaches 21 days.", "День, когда окно дорастёт до 21 дня."),
+    ("http_status", "The HTTP status of Metrica's last answer.", "HTTP-статус последнего ответа Метрики."),
+    ("error_type", "Metrica's error type, when it refused.", "Тип ошибки Метрики, если она отказала."),
+    (
+        "message",
+        "Metrica's message or the tool's explanation (in English).",
+        "Сообщение Метрики или пояснение утилиты (по-английски).",
+    ),
+    ("finished_at", "When the counter was done, UTC.", "Когда счётчик обработан, по UTC."),
+    ("checked_at", "When the state was read, UTC.", "Когда прочитано состояние, по UTC."),
+)
+
+
 def status_words(code: str) -> str:
     """A status as a client reads it in the workbook: Russian first, then the code."""
     english, russian = _WORDS.get(code, (code, code))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from ._messages import STATUS_LEGEND, status_words
+from ._messages import COLUMN_LEGEND, STATUS_LEGEND, status_words
 from ._model import COLUMNS, Row
 
 XLSX_MARKER = "bulk_enable report"  # in the workbook's properties: how a report is told from other files
@@ -127,7 +127,7 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
                 sheet.write_datetime(r, col, when, day if name in _DAYS else moment)
             else:
                 sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
-    _legend(workbook, header)
+    _legend(workbook, header, columns)
     try:
         workbook.close()
     except FileCreateError as e:  # xlsxwriter wraps the OSError of writing the file
@@ -143,16 +143,19 @@ def _when(text: str) -> dt.datetime | None:
         return None
 
 
-def _legend(workbook: object, header: object) -> None:
-    sheet = workbook.add_worksheet("Statuses")  # type: ignore[attr-defined]
-    sheet.set_column(0, 0, 18)
-    sheet.set_column(1, 2, 70)
-    for col, name in enumerate(("status", "meaning", "значение")):
-        sheet.write_string(0, col, name, header)
-    for r, (code, english, russian) in enumerate(STATUS_LEGEND, start=1):
-        sheet.write_string(r, 0, code)
-        sheet.write_string(r, 1, english)
-        sheet.write_string(r, 2, russian)
+def _legend(workbook: object, header: object, columns: Sequence[str]) -> None:
+    """Two sheets that explain the report in English and Russian: its statuses, then its columns."""
+    shown = [entry for entry in COLUMN_LEGEND if entry[0] in columns]
+    for title, first, entries in (("Statuses", "status", STATUS_LEGEND), ("Columns", "column", shown)):
+        sheet = workbook.add_worksheet(title)  # type: ignore[attr-defined]
+        sheet.set_column(0, 0, 18)
+        sheet.set_column(1, 2, 70)
+        for col, name in enumerate((first, "meaning", "значение")):
+            sheet.write_string(0, col, name, header)
+        for r, (code, english, russian) in enumerate(entries, start=1):
+            sheet.write_string(r, 0, code)
+            sheet.write_string(r, 1, english)
+            sheet.write_string(r, 2, russian)
 
 
 def looks_like_report(path: Path) -> bool:

@@ -228,7 +228,7 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     records = [*some_rows(command), row(BIG, Status.ENABLED, attempts=1, http_status=200)]
     run_once(path, counters, records, command=command)
     workbook = openpyxl.load_workbook(path)
-    assert workbook.sheetnames == ["Report", "Statuses"]
+    assert workbook.sheetnames == ["Report", "Statuses", "Columns"]
     sheet = workbook["Report"]
     assert isinstance(sheet, Worksheet)
     columns = COLUMNS[command]
@@ -263,6 +263,12 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     explained = {str(r[0]): r[1:] for r in legend.iter_rows(min_row=2, values_only=True)}
     assert set(explained) == {s.value for s in Status}
     assert all(isinstance(text, str) and text for texts in explained.values() for text in texts)
+    columns_sheet = workbook["Columns"]
+    assert isinstance(columns_sheet, Worksheet)
+    described = {str(r[0]): r[1:] for r in columns_sheet.iter_rows(min_row=2, values_only=True)}
+    assert list(described) == list(columns)  # every column of this report, in its order, no other
+    assert all(isinstance(text, str) and text for texts in described.values() for text in texts)
+    assert all("UTC" in str(text) for text in described[columns[-1]])
 
 
 ROWS_MEASURED = 10_000  # 100,000 rows take ~16 s under tracemalloc: the figures are in the bench
