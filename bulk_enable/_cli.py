@@ -46,6 +46,7 @@ class UsageError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `bulk-enable` and `python -m bulk_enable`."""
+    _standard_streams()
     with _interrupt_from_the_start():
         try:
             args = _parse(sys.argv[1:] if argv is None else argv)
@@ -81,8 +82,10 @@ def _handle(args: argparse.Namespace) -> int:
         _say("interrupted")
         return ExitCode.INTERRUPTED
     except BrokenPipeError:
-        _quiet_stdout()  # `bulk-enable counters | head -1`: a closed stdout ends quietly
-        return ExitCode.OK
+        _quiet_stdout()
+        # `bulk-enable counters | head -1` has what it wanted: a quiet end. A job whose output went
+        # away mid-run did not finish: never exit 0 for it (a scheduler reruns until 0).
+        return ExitCode.OK if args.handler is cmd_counters else ExitCode.STOPPED
 
 
 @contextlib.contextmanager
@@ -118,6 +121,15 @@ def _say(text: str) -> None:
 def _quiet_stdout() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+def _standard_streams() -> None:
+    """A stream closed before the start (`>&-`, `2>&-`) is None in Python: write those to nowhere
+    rather than fail on the first print after the job is done."""
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
 
 
 # --- commands ----------------------------------------------------------------------------------------
@@ -234,10 +246,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary, sandbox_line = _run_async(
         run_demo(config, report, args.fresh, events, interrupt, delimiter), interrupt, events
     )
-    _finish(args, summary, config_path)
-    print(sandbox_line)
-    if summary.count(Status.FAILED) and args.config is None:
-        print("(the demo's failures are staged: its agency cannot change 5 of the counters, so it exits 1)")
+    staged = (
+        ["(the demo's failures are staged: its agency cannot change 5 of the counters, so it exits 1)"]
+        if summary.count(Status.FAILED) and args.config is None
+        else []
+    )
+    _finish(args, summary, config_path, sandbox_line, *staged)
     from ._messages import exit_code
 
     return exit_code(summary)
@@ -552,21 +566,29 @@ def _run_async(work: Coroutine[Any, Any, T], interrupt: Interrupt, events: JobEv
     return asyncio.run(wired())
 
 
-def _finish(args: argparse.Namespace, summary: Summary, config: Path) -> None:
+def _finish(args: argparse.Namespace, summary: Summary, config: Path, *more: str) -> None:
+    """The summary (and `more` lines) on stdout, or the JSON with the words on stderr. A stdout that
+    cannot take it (closed, full) costs one line on stderr, never the exit code: the job is done and
+    the report has every row."""
     import json
 
     from ._messages import json_summary, summary_lines
 
-    lines = summary_lines(summary, config, args.max_requests)
-    if args.json:
-        if not args.quiet:  # -q --json: only the JSON (for schedulers that log both streams)
+    lines = [*summary_lines(summary, config, args.max_requests), *more]
+    try:
+        if args.json:
+            if not args.quiet:  # -q --json: only the JSON (for schedulers that log both streams)
+                for line in lines:
+                    print(line, file=sys.stderr)
+            print(json.dumps(json_summary(summary, config), ensure_ascii=False))
+        else:
             for line in lines:
-                print(line, file=sys.stderr)
-        print(json.dumps(json_summary(summary, config), ensure_ascii=False))
-    else:
-        for line in lines:
-            print(line)
-    sys.stdout.flush()
+                print(line)
+        sys.stdout.flush()
+    except OSError as e:  # BrokenPipeError included
+        _quiet_stdout()
+        if not isinstance(e, BrokenPipeError):
+            _say(f"cannot write the summary to stdout ({e.strerror or e}); the report is {summary.report}")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

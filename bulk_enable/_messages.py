@@ -393,8 +393,8 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         reset = summary.deferred_until
         when = f" after the quota reset at {clock(reset)} (in {until(reset)})" if reset else ""
         if StopCause.BUDGET in causes and StopCause.DAILY_QUOTA not in causes:
-            budget = f" another {max_requests}" if max_requests else ""
-            steps.append(f"next: {again} to spend{budget} requests more")
+            budget = f"another {plural(max_requests, 'request')}" if max_requests else "more requests"
+            steps.append(f"next: {again} to spend {budget}")
         else:
             steps.append(f"next: {again}{when}, or add --until-done to let it wait by itself")
     if steps:
@@ -429,7 +429,7 @@ def _after_failures(failed: list[Row], report: Path) -> str:
     if fixed:
         names = " and ".join([", ".join(fixed[:-1]), fixed[-1]] if len(fixed) > 1 else fixed)
         parts.append(
-            f"{names} fail again until fixed (edit rights, the ID, or `ulogin:` for a client's counter)"
+            f"{names} will fail again until fixed (edit rights, the ID, or `ulogin:` for a client's counter)"
         )
     if retried:
         parts.append(f"{AGAIN} to retry the {'others' if fixed else 'failed ones'}")

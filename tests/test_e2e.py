@@ -348,3 +348,37 @@ def test_a_signal_ignored_from_the_start_is_ignored_before_the_job_too(tmp_path:
     _out, err = proc.communicate(timeout=30)
     os.close(writer[0])
     assert proc.returncode == 130, err
+
+
+@pytest.mark.parametrize(
+    ("shell", "token_works", "expected"),
+    [
+        ('"$@" | true; exit "${PIPESTATUS[0]}"', False, 3),  # the reader went away
+        ('"$@" | true; exit "${PIPESTATUS[0]}"', True, 0),
+        ('exec "$@" > /dev/full', False, 3),  # the disk of a `>> run.log` is full
+        ('exec "$@" > /dev/full', True, 0),
+        ('exec "$@" >&-', False, 3),  # closed before the start
+        ('exec "$@" >&-', True, 0),
+        ('exec "$@" 2>&-', False, 3),
+    ],
+)
+def test_the_exit_code_survives_a_stdout_or_stderr_that_cannot_take_it(
+    tmp_path: Path, sandbox_factory: SandboxFactory, shell: str, token_works: bool, expected: int
+) -> None:
+    """A refused token is exit 3 and a done job 0 whatever became of the output streams: a scheduler
+    reruns until 0, so a lost summary must never read as success (or as a crash)."""
+    box = sandbox_factory(ip_rps=0) if token_works else sandbox_factory(tokens={"another-token": "x"})
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    report = tmp_path / "r.csv"
+    command = [sys.executable, "-m", "bulk_enable", "run", config, "--report", report, "--api-base", box.url]
+    done = subprocess.run(
+        ["bash", "-c", shell, "bash", *map(str, command)],
+        env=cli_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == expected, done.stderr
+    assert "Traceback" not in done.stderr
+    assert set(statuses(report).values()) == ({"enabled"} if token_works else {"deferred"})

@@ -240,7 +240,9 @@ def test_run_and_rerun_through_the_cli(tmp_path: Path, sandbox_factory: SandboxF
     assert first.returncode == 1, first.stderr
     assert first.stdout.splitlines()[0].startswith("done: 9 enabled, 1 failed (10 counters, 10 requests")
     assert "failed: 1 access_denied (3)" in first.stdout
-    assert "next: access_denied fail again until fixed (edit rights, the ID, or `ulogin:`" in first.stdout
+    assert (
+        "next: access_denied will fail again until fixed (edit rights, the ID, or `ulogin:`" in first.stdout
+    )
     second = run_against(box, config, tmp_path / "r.csv", "--rps", "1000")
     assert "9 counters were already done in this report: not sent again" in second.stdout
     assert box.stats()["write_requests"] == 11
