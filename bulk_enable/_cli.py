@@ -1023,7 +1023,7 @@ def _pace_options(p: argparse.ArgumentParser, until: bool) -> None:
         type=_time_of_day,
         default=DEFAULTS.quota_reset,
         metavar="HH:MM",
-        help="when the daily quota resets, UTC (default 00:00)",
+        help="when the daily quota resets, UTC (default 00:00); 00:00+03:00 is Moscow midnight",
     )
 
 
@@ -1059,14 +1059,19 @@ def _number(low: float, high: float) -> Callable[[str], float]:
 
 
 def _time_of_day(text: str) -> Any:
+    """`21:00` (UTC), `3:00`, or with an offset, `00:00+03:00` (Moscow midnight): a UTC time of day."""
     import datetime as dt
 
     try:
-        return dt.time.fromisoformat(text if len(text.split(":", 1)[0]) == 2 else "0" + text)  # 3:00 too
+        when = dt.time.fromisoformat(text if len(text.split(":", 1)[0]) == 2 else "0" + text)  # 3:00 too
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"must be a time of day as HH:MM or HH:MM:SS (UTC), got {text!r}"
+            f"must be a time of day as HH:MM or HH:MM:SS (UTC), or with an offset like 00:00+03:00, "
+            f"got {text!r}"
         ) from None
+    if when.tzinfo is None:
+        return when
+    return dt.datetime.combine(dt.date(2000, 1, 1), when).astimezone(dt.UTC).time()
 
 
 def _delimiter(text: str) -> str:

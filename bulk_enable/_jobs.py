@@ -24,7 +24,7 @@ from ._answer import Verdict
 from ._config import Account, Config
 from ._interrupt import Interrupt
 from ._metrica import CounterInfo, MetricaClient, open_session
-from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary
+from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary, Window
 from ._plan import Listing, plan_rows, read_listing, state_unknown
 from ._policy import Policy
 from ._report import ReportError, ReportFile, pending_row
@@ -32,6 +32,7 @@ from ._scheduler import Events, Lane, NotSent, Scheduler, Sent
 from ._untrusted import Scrubber
 
 FULL_DAYS = say.FULL_DAYS
+METRICA_BEGAN = dt.date(2008, 1, 1)  # a window said to start earlier is not a real answer
 
 
 class JobEvents(Events):
@@ -384,16 +385,24 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
                 send = functools.partial(client.read_window_since, counter.id, window)
                 outcome = await run.scheduler.call(lane, f"counter={counter.id}", send)
                 if isinstance(outcome, Sent) and outcome.answer.verdict is Verdict.DONE and outcome.value:
-                    if outcome.value > day + dt.timedelta(days=1):  # a day's slack for time zones
+                    since = outcome.value
+                    odd = (
+                        "in the future"
+                        if since > day + dt.timedelta(days=1)  # a day's slack for time zones
+                        else "before Metrica existed"
+                        if since < METRICA_BEGAN
+                        else ""
+                    )
+                    if odd:
                         return Row.of(
                             counter,
                             Status.FAILED,
                             attempts=outcome.attempts,
                             http_status=outcome.answer.http_status,
                             error_type="unexpected_answer",
-                            message=f"the API says the window starts on {outcome.value}, in the future",
+                            message=f"the API says the window starts on {since}, {odd}",
                         )
-                    return state_row(counter, outcome.value, day, outcome.attempts)
+                    return state_row(counter, since, day, outcome.attempts, window)
                 return _run_row(run, counter, outcome)
 
             await run.each(lane, account.counters, read)
@@ -402,9 +411,12 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
     return run.summary(Command.STATUS, rows, started)
 
 
-def state_row(counter: Counter, since: dt.date, today: dt.date, attempts: int = 1) -> Row:
-    """A `status` row from the window's start date: full, growing (with the day it is full) or short."""
-    days = (today - since).days
+def state_row(
+    counter: Counter, since: dt.date, today: dt.date, attempts: int = 1, window: Window = Window.CALLS
+) -> Row:
+    """A `status` row from the window's start date: full, growing (with the day it is full) or short.
+    A start up to a day ahead (time zones) counts as 0 days."""
+    days = max(0, (today - since).days)
     full_on = None
     if days >= FULL_DAYS:
         status = Status.FULL
@@ -421,7 +433,7 @@ def state_row(counter: Counter, since: dt.date, today: dt.date, attempts: int = 
         since=since.isoformat(),
         days=days,
         full_on=full_on.isoformat() if full_on else "",
-        message=say.window_message(status, days, full_on),
+        message=say.window_message(status, days, full_on, window),
     )
 
 

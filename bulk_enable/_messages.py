@@ -11,7 +11,7 @@ import datetime as dt
 from pathlib import Path
 
 from ._answer import Answer
-from ._model import FAILED_STATUSES, Command, ExitCode, Job, Row, Status, Stop, StopCause, Summary
+from ._model import FAILED_STATUSES, Command, ExitCode, Job, Row, Status, Stop, StopCause, Summary, Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT
 
 FULL_DAYS = 21  # the extended window's full length
@@ -265,9 +265,10 @@ def plan_would(job: Job, state_shown: bool) -> str:
 # status rows
 
 
-def window_message(status: Status, days: int, full_on: dt.date | None) -> str:
+def window_message(status: Status, days: int, full_on: dt.date | None, window: Window = Window.CALLS) -> str:
     if status is Status.FULL:
-        return f"calls up to {FULL_DAYS} days old join visits"
+        joined = "calls" if window is Window.CALLS else "offline conversions"
+        return f"{joined} up to {FULL_DAYS} days old join visits"
     if status is Status.GROWING:
         return f"the window has grown to {days} days; it reaches {FULL_DAYS} on {full_on}"
     return (

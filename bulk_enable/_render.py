@@ -78,7 +78,12 @@ def _write_csv(f: IO[str], rows: Sequence[Row], columns: Sequence[str], delimite
     writer = csv.writer(f, delimiter=delimiter)
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([neutralise("" if (v := row.cell(c)) is None else str(v)) for c in columns])
+        writer.writerow(
+            [
+                "" if (v := row.cell(c)) is None else v if isinstance(v, int) else neutralise(v)
+                for c in columns
+            ]
+        )
 
 
 def neutralise(cell: str) -> str:
@@ -138,9 +143,10 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
 def _when(text: str) -> dt.datetime | None:
     """A report's date (`2026-11-29`) or UTC time (`2026-11-29T09:00:00Z`) as a naive datetime."""
     try:
-        return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=None)
     except ValueError:
         return None
+    return when if when.year >= 1900 else None  # a spreadsheet has no date before 1900: text, then
 
 
 def _legend(workbook: object, header: object, columns: Sequence[str]) -> None:

@@ -156,19 +156,31 @@ def _header(line: str) -> Header | None:
             return Header(Command.RUN, job)
         delimiter = data.get("delimiter", ",")
         return Header(Command(data["command"]), job, delimiter if delimiter in (",", ";", "\t") else ",")
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
 
 
+_TEXT_FIELDS = ("label", "account", "error_type", "message", "at", "since", "full_on")
+
+
 def _row(line: str) -> Row | None:
+    """One journal line as a Row; None for anything else (cut short, hand-edited, hostile)."""
     try:
         data = json.loads(line)
         if "finished_at" in data:  # a version-1 journal
             data["at"] = data.pop("finished_at")
         data["status"] = Status(data["status"])
-        return Row(**data)
-    except (ValueError, KeyError, TypeError):
+        row = Row(**data)
+    except (ValueError, KeyError, TypeError, RecursionError):  # RecursionError: `[[[[...` nested deep
         return None
+    whole = [row.counter_id, row.attempts, row.http_status, row.days]
+    if any(type(v) is not int for v in whole[:2]) or any(
+        v is not None and type(v) is not int for v in whole[2:]
+    ):
+        return None  # (bool is an int to isinstance: `type` keeps `true` out)
+    if row.counter_id <= 0 or not all(isinstance(getattr(row, name), str) for name in _TEXT_FIELDS):
+        return None
+    return row
 
 
 def _line(row: Row) -> bytes:

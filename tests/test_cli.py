@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from bulk_enable._cli import _parse
 from bulk_enable._model import RUN_COLUMNS
 
 from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses, write_config
@@ -510,3 +512,20 @@ def test_a_run_into_a_new_report_warns_when_the_usual_one_has_the_results(
     assert cli("run", "job.yaml", "--api-base", box.url).returncode == 0
     done = cli("run", "job.yaml", "--api-base", box.url, "--report", "job.xlsx")
     assert "bulk-enable report reports/job.csv --as job.xlsx" in done.stderr and config.exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "utc"),
+    [
+        ("00:00", dt.time(0, 0)),
+        ("3:00", dt.time(3, 0)),
+        ("21:00:30", dt.time(21, 0, 30)),
+        ("00:00+03:00", dt.time(21, 0)),  # Moscow midnight
+        ("01:30-05:00", dt.time(6, 30)),
+        ("23:00Z", dt.time(23, 0)),
+    ],
+)
+def test_quota_reset_takes_an_offset_and_means_utc(given: str, utc: dt.time) -> None:
+    """`--quota-reset 00:00+03:00` is 21:00 UTC, not midnight UTC with the offset dropped."""
+    args = _parse(["run", "x.yaml", "--quota-reset", given])
+    assert args.quota_reset == utc and args.quota_reset.tzinfo is None

@@ -367,6 +367,54 @@ def test_done_stays_done_in_the_journal(
     assert list(journal_rows(path)) == [101, 7, 55, 3]
 
 
+GOOD_LINE = {"counter_id": 1, "label": "", "account": "default", "status": "enabled", "attempts": 1}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        '{"counter_id": [7], "label": "", "account": "default", "status": "failed"}',
+        '{"counter_id": {"a": 1}, "label": "", "account": "default", "status": "failed"}',
+        '{"counter_id": true, "label": "", "account": "default", "status": "enabled"}',
+        '{"counter_id": 7.5, "label": "", "account": "default", "status": "enabled"}',
+        '{"counter_id": -7, "label": "", "account": "default", "status": "enabled"}',
+        '{"counter_id": 7, "label": ["x"], "account": "default", "status": "enabled"}',
+        '{"counter_id": 7, "label": "", "account": "default", "status": "enabled", "attempts": "1"}',
+        '{"counter_id": 7, "label": "", "account": "default", "status": "enabled", "days": [1]}',
+        '{"counter_id": 7, "label": "", "account": "default", "status": "enabled", "extra": 1}',
+        '{"counter_id": 7, "label": "", "account": "default", "status": "enabled_sort_of"}',
+        "[" * 100_000,
+        '{"counter_id": 7, "label": "", "acc',
+        "7",
+        "null",
+    ],
+)
+def test_a_hand_edited_or_hostile_journal_line_is_skipped(tmp_path: Path, bad: str) -> None:
+    """A line that is not one of ours is skipped, as a line cut by a kill is: no traceback in `run`
+    or `report`, and the good lines around it count."""
+    path = tmp_path / "r.csv"
+    header = {"bulk_enable_journal": 2, "command": "run", "window": "calls", "enable": True}
+    good_after = {**GOOD_LINE, "counter_id": 2}
+    text = (
+        "".join(json.dumps(x) + "\n" for x in (header, GOOD_LINE))
+        + bad
+        + "\n"
+        + json.dumps(good_after)
+        + "\n"
+    )
+    journal_path(path).write_text(text, "utf-8")
+    assert list(read_journal(journal_path(path))[1]) == [1, 2]
+    render_again(path)
+    assert [r["counter_id"] for r in read_report(path)] == ["1", "2"]
+
+
+def test_a_hostile_journal_header_is_no_journal(tmp_path: Path) -> None:
+    """A first line nested 100,000 deep is not a journal (no RecursionError)."""
+    path = tmp_path / "r.csv"
+    journal_path(path).write_text("[" * 100_000 + "\n", "utf-8")
+    assert read_journal(journal_path(path)) == (None, {})
+
+
 @pytest.mark.parametrize("job", [CALLS, CONVERSIONS, DISABLE])
 def test_a_version_1_journal_still_reads(tmp_path: Path, job: Job) -> None:
     """A journal written by 0.1 (`finished_at`, no command) reads as a run's, resumes and renders again."""
@@ -1017,3 +1065,16 @@ def test_default_report_paths_never_collide() -> None:
     paths = [default_report_path(Path("job.yaml"), j, c) for j in jobs for c in (RUN, CHECK)]
     paths += [default_report_path(Path("job.yaml"), Job(w), STATUS) for w in Window]
     assert len(set(paths)) == len(paths) == 10
+
+
+def test_numbers_are_never_guarded_and_pre_1900_dates_stay_text(tmp_path: Path) -> None:
+    """The formula guard is for text: a negative number is `-1`, not `'-1`; a date no spreadsheet
+    can hold (before 1900) is written as text, not as an invalid date serial."""
+    odd = Row(1, "-label", "default", Status.FULL, since="0001-01-01", days=-1, at="2026-11-29T09:00:00Z")
+    render(tmp_path / "s.csv", [odd], COLUMNS[STATUS])
+    line = (tmp_path / "s.csv").read_text(encoding="utf-8-sig").splitlines()[1].split(",")
+    assert line[1] == "'-label" and line[5] == "-1" and line[4] == "0001-01-01"
+    render(tmp_path / "s.xlsx", [odd], COLUMNS[STATUS])
+    sheet = openpyxl.load_workbook(tmp_path / "s.xlsx")["Report"]
+    assert isinstance(sheet, Worksheet)
+    assert sheet["E2"].value == "0001-01-01" and sheet["F2"].value == -1

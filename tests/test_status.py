@@ -10,7 +10,7 @@ import pytest
 
 from bulk_enable import Counter, Status
 from bulk_enable._jobs import state_row
-from bulk_enable._model import STATUS_COLUMNS
+from bulk_enable._model import STATUS_COLUMNS, Window
 
 from .conftest import SandboxFactory, cli, read_report, write_config
 
@@ -28,14 +28,24 @@ C = Counter(1, "", "default")
         (2, Status.GROWING, "2026-12-18"),
         (1, Status.SHORT, ""),
         (0, Status.SHORT, ""),
-        (-3, Status.SHORT, ""),
+        (-1, Status.SHORT, ""),
     ],
 )
 def test_state_from_the_window_start(days_ago: int, status: Status, full_on: str) -> None:
-    """21+ days: full; 2 to 20: growing, full on since + 21; 1 or less: short."""
+    """21+ days: full; 2 to 20: growing, full on since + 21; 1 or less: short (a day ahead: 0 days)."""
     since = TODAY - dt.timedelta(days=days_ago)
     row = state_row(C, since, TODAY)
-    assert (row.status, row.days, row.full_on, row.since) == (status, days_ago, full_on, since.isoformat())
+    days = max(0, days_ago)
+    assert (row.status, row.days, row.full_on, row.since) == (status, days, full_on, since.isoformat())
+
+
+@pytest.mark.parametrize(
+    ("window", "joined"), [(Window.CALLS, "calls"), (Window.CONVERSIONS, "offline conversions")]
+)
+def test_a_full_window_names_what_it_joins(window: Window, joined: str) -> None:
+    """`status --window conversions` does not say calls."""
+    row = state_row(C, TODAY - dt.timedelta(days=30), TODAY, window=window)
+    assert row.message == f"{joined} up to 21 days old join visits"
 
 
 def test_a_short_window_says_enabling_again_is_harmless() -> None:
@@ -111,15 +121,18 @@ def test_default_status_report_name(
     assert Status.SHORT.value == read_report(tmp_path / "reports" / "job.status.csv")[0]["status"]
 
 
-def test_a_window_starting_in_the_future_fails_the_counter(tmp_path: Path) -> None:
-    """An answer dated far in the future is not a state: that counter fails, the others are read."""
+@pytest.mark.parametrize(
+    ("date", "said"), [("9999-12-31", "in the future"), ("0001-01-01", "before Metrica")]
+)
+def test_a_window_starting_in_the_future_fails_the_counter(tmp_path: Path, date: str, said: str) -> None:
+    """An answer dated far in the future (or before 2008) is not a state: that counter fails, the
+    others are read."""
     from aiohttp import web
 
     from .conftest import serve_app
 
     async def state(request: web.Request) -> web.Response:
-        date = "9999-12-31" if request.match_info["id"] == "2" else "2020-01-01"
-        return web.json_response({"date": date})
+        return web.json_response({"date": date if request.match_info["id"] == "2" else "2020-01-01"})
 
     app = web.Application()
     app.router.add_get("/management/v1/counter/{id}/offline_conversions/{method}", state)
@@ -129,4 +142,4 @@ def test_a_window_starting_in_the_future_fails_the_counter(tmp_path: Path) -> No
     assert done.returncode == 1
     rows = read_report(tmp_path / "s.csv")
     assert [r["status"] for r in rows] == ["full", "failed"]
-    assert rows[1]["error_type"] == "unexpected_answer" and "in the future" in rows[1]["message"]
+    assert rows[1]["error_type"] == "unexpected_answer" and said in rows[1]["message"]
