@@ -77,6 +77,12 @@ class _Run:
         self.state_unknown = False  # a plan was made without seeing the window's state
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
 
+    def lane(self, account: Account) -> Lane:
+        """The account's lane; accounts with the same token share one login's quotas and budget."""
+        tokens = list(dict.fromkeys(self.settings.tokens.values()))  # a key that is not the secret
+        login = f"login-{tokens.index(self.settings.tokens[account.name]) + 1}"
+        return self.scheduler.lane(account.name, login)
+
     def client(self, session: ClientSession, account: Account) -> MetricaClient:
         s = self.settings
         return MetricaClient(session, s.api_base, s.tokens[account.name], account.ulogin, self.scrubber)
@@ -222,7 +228,7 @@ async def _gather(works: Iterable[Coroutine[Any, Any, None]]) -> None:
 
 async def _run_account(run: _Run, session: ClientSession, account: Account, todo: list[Counter]) -> None:
     settings, job, scheduler = run.settings, run.settings.job, run.scheduler
-    lane = scheduler.lane(account.name)
+    lane = run.lane(account)
     lane.written = any(
         r.account == account.name and r.status is job.changed for r in run.report.previous.values()
     )
@@ -331,7 +337,7 @@ async def check_job(settings: Settings) -> Summary:
             nonlocal unknown
             if not account.counters:  # all its IDs are listed under an earlier account
                 return
-            lane = run.scheduler.lane(account.name)
+            lane = run.lane(account)
             wanted = {c.id for c in account.counters}
             listing: Listing = await read_listing(run.scheduler, lane, run.client(session, account), wanted)
             if listing.stop is not None or listing.interrupted:
@@ -378,7 +384,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
         settings.events.started(len(config.counters))
 
         async def read_account(session: ClientSession, account: Account) -> None:
-            lane = run.scheduler.lane(account.name)
+            lane = run.lane(account)
             client = run.client(session, account)
 
             async def read(counter: Counter) -> Row:

@@ -94,14 +94,31 @@ class _Wait:
     probing: bool = False
 
 
-class Lane:
-    """One login: its in-flight slots, its budget, and whether it is stopped or waiting."""
+class Login:
+    """What Metrica counts per login, shared by every account that uses it (an agency's token with
+    several `ulogin` clients): the requests in flight, the budget, and a pause after the login's
+    parallel-request quota answered."""
 
-    def __init__(self, name: str, policy: Policy) -> None:
-        self.name = name
+    def __init__(self, policy: Policy) -> None:
         self.slots = Slots(policy.concurrency)
-        self.requests = 0  # sent in this run
         self.spent_today = 0  # sent since the last quota reset: the budget is per day with until_done
+        self.day_ends = 0.0  # the reset that ends the day spent_today counts (epoch seconds)
+        self.lanes: list[Lane] = []
+        self.paused_until = 0.0
+
+    def pause(self, seconds: float, now: float) -> None:
+        self.paused_until = max(self.paused_until, now + seconds)
+
+
+class Lane:
+    """One account: the login it sends as, what it sent, and whether it is stopped or waiting."""
+
+    def __init__(self, name: str, login: Login) -> None:
+        self.name = name
+        self.login = login
+        self.slots = login.slots
+        login.lanes.append(self)
+        self.requests = 0  # sent in this run
         self.stop: Stop | None = None  # for good
         self.wait: _Wait | None = None  # until the quota resets
         self.written = False  # a write succeeded in this job: denials are then this counter's own
@@ -109,10 +126,6 @@ class Lane:
         self.unreachable = 0  # transport failures in a row, across counters
         self.api_seen = False  # an answer that came from the API itself
         self.foreign = 0  # answers that did not, before the first one that did
-        self._paused_until = 0.0
-
-    def pause(self, seconds: float, now: float) -> None:
-        self._paused_until = max(self._paused_until, now + seconds)
 
 
 class _TryAgain(Exception):
@@ -163,14 +176,18 @@ class Scheduler:
         self.interrupt = interrupt or Interrupt()
         self.gate = RateGate(policy.rps, self.interrupt)
         self.lanes: dict[str, Lane] = {}
+        self.logins: dict[str, Login] = {}
         self.retries = 0  # transient answers asked again
         self.gave_up = 0  # calls retried that got no final answer (attempts ran out, or cut short)
         self.address_refusals = 0  # per-address quota answers in a row, across the run
         self._clock = clock
 
-    def lane(self, name: str) -> Lane:
-        """The lane of account `name` (one per account and run)."""
-        lane = self.lanes[name] = Lane(name, self.policy)
+    def lane(self, name: str, login: str | None = None) -> Lane:
+        """The lane of account `name` (one per account and run). Accounts given the same `login` key
+        (by default each its own) share its slots, budget and pauses, as Metrica counts them."""
+        key = name if login is None else login
+        shared = self.logins.get(key) or self.logins.setdefault(key, Login(self.policy))
+        lane = self.lanes[name] = Lane(name, shared)
         return lane
 
     @property
@@ -264,7 +281,7 @@ class Scheduler:
             self._check(lane)
             wait = lane.wait
             if wait is None:
-                while (delay := lane._paused_until - loop_time()) > 0 and not self.interrupt.requested:
+                while (delay := lane.login.paused_until - loop_time()) > 0 and not self.interrupt.requested:
                     await self.interrupt.sleep(delay)
                 self._check(lane)
                 return False
@@ -289,10 +306,11 @@ class Scheduler:
                 if lane.wait is not None and not (probe and lane.wait.probing):
                     continue  # so may a quota wait: back to waiting, slot given up
                 lane.requests += 1
-                lane.spent_today += 1
+                lane.login.spent_today += 1
                 budget = self.policy.max_requests
-                if budget is not None and lane.spent_today >= budget:
-                    self._budget_spent(lane)  # this request still goes; nothing after it
+                if budget is not None and lane.login.spent_today >= budget:
+                    for each in lane.login.lanes:  # the login's budget: every account on it
+                        self._budget_spent(each)  # this request still goes; nothing after it
                 return await send(), probe
 
     def _react(self, lane: Lane, answer: Answer, subject: str, write: bool, probe: bool) -> None:
@@ -325,7 +343,7 @@ class Scheduler:
             if lane.slots.shrink():
                 self.events.narrowed(lane.name, lane.slots.limit)
             login_pause = min(self.policy.slow_down, LOGIN_PAUSE)
-            lane.pause(self._pause(answer, login_pause), asyncio.get_running_loop().time())
+            lane.login.pause(self._pause(answer, login_pause), asyncio.get_running_loop().time())
         elif verdict is Verdict.ACCOUNT_REFUSED:
             self.stop(lane, StopCause.REFUSED, answer, subject)
         elif verdict is Verdict.ACCOUNT_QUOTA:
@@ -380,7 +398,9 @@ class Scheduler:
 
     def _reopen(self, lane: Lane) -> None:
         lane.wait = None
-        lane.spent_today = 0
+        day_ends = self.next_reset().timestamp()
+        if lane.login.day_ends != day_ends:  # the first of the login's accounts to go on: a new day
+            lane.login.day_ends, lane.login.spent_today = day_ends, 0
         self.events.resumed(lane.name)
 
     def _wait(self, state: RetryCallState) -> float:

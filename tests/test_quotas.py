@@ -384,3 +384,27 @@ def test_without_a_terminal_a_wait_says_so_every_ten_minutes(
     still = [r.getMessage() for r in caplog.records if r.getMessage().startswith("still")]
     assert len(caplog.records) == 3 and len(still) == 2
     assert "default: waiting for the daily quota until" in still[0]
+
+
+@pytest.mark.parametrize("budget", [None, 3])
+def test_two_clients_of_one_agency_login_share_its_quotas(
+    tmp_path: Path, sandbox_factory: SandboxFactory, budget: int | None
+) -> None:
+    """Two accounts on one token with different `ulogin`: Metrica's 3 in flight and --max-requests
+    are the login's, so the run never gets a parallel-quota answer and spends the budget once."""
+    box = sandbox_factory(
+        tokens={TOKEN: "agency"}, clients={"cl1": "101-106", "cl2": "201-206"}, latency=0.05, ip_rps=0
+    )
+    config = tmp_path / "job.yaml"
+    config.write_text(
+        "accounts:\n"
+        "  - {name: client-1, token_env: TA, ulogin: cl1, counters: [101, 102, 103, 104, 105, 106]}\n"
+        "  - {name: client-2, token_env: TA, ulogin: cl2, counters: [201, 202, 203, 204, 205, 206]}\n"
+    )
+    extra = ["--rps", "1000", *(["--max-requests", str(budget)] if budget else [])]
+    done = run_against(box, config, tmp_path / "r.csv", *extra, env=cli_env(TA=TOKEN))
+    stats = box.stats()
+    assert stats["quota_answers"] == {} and stats["peak_in_flight"] == {"agency": 3}
+    assert stats["requests_by_login"] == {"agency": budget or 12}
+    assert done.returncode == (3 if budget else 0), done.stderr
+    assert list(statuses(tmp_path / "r.csv").values()).count("enabled") == (budget or 12)

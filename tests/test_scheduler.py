@@ -112,6 +112,27 @@ async def test_two_lanes_each_get_their_own_cap() -> None:
     assert [s.peak for s in spies.values()] == [3, 3]
 
 
+async def test_accounts_on_one_login_share_its_cap_and_budget() -> None:
+    """Two accounts with one token (an agency acting for two clients): 3 in flight between them, not
+    3 each, and --max-requests spent once for the login, stopping both."""
+    scheduler = Scheduler(replace(FAST, max_requests=7))
+    spy = Spy(delay=0.01)  # one API: its peak is the login's
+    lanes = [scheduler.lane(name, "login-1") for name in ("client-1", "client-2")]
+    results = await asyncio.gather(*(run_all(scheduler, lane, 10, spy) for lane in lanes))
+    assert spy.peak == 3 and spy.calls == 7
+    assert sum(isinstance(r, Sent) for each in results for r in each) == 7
+    assert [lane.stop.cause if lane.stop else None for lane in lanes] == [StopCause.BUDGET] * 2
+
+
+async def test_accounts_on_different_logins_keep_their_own() -> None:
+    """Without a shared login key each account has its own 3 in flight and its own budget."""
+    scheduler = Scheduler(replace(FAST, max_requests=7))
+    spy = Spy(delay=0.01)
+    lanes = [scheduler.lane(name) for name in ("a", "b")]
+    await asyncio.gather(*(run_all(scheduler, lane, 10, spy) for lane in lanes))
+    assert spy.peak == 6 and spy.calls == 14
+
+
 @pytest.mark.parametrize("rps", [29.0, 50.0])
 async def test_rate_is_kept_with_no_burst(rps: float) -> None:
     """At R a second: no burst from the very first request, never more than R + 1 in any second,
