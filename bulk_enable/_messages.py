@@ -385,7 +385,8 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     if summary.report_error:
         return [
             f"next: free some disk space (or fix the report's folder), then {again}: the journal keeps "
-            "what was done"
+            "what it recorded before the failure (the few counters done after it are sent again, "
+            "harmlessly)"
         ]
     causes = {stop.cause for stop in summary.stops.values()}
     waitable = {StopCause.DAILY_QUOTA, StopCause.BUDGET}
