@@ -156,12 +156,14 @@ def test_txt_one_id_a_line_skipping_blanks_and_comments(tmp_path: Path, name: st
         ("counter_id\n1\n2\n", [(1, ""), (2, "")]),  # a report's column saved with its header
         ("Номер счётчика\n1\n", [(1, "")]),
         ("1\n2\n", [(1, ""), (2, "")]),
+        ("# from the CRM\texport\n1\t\n2   # the blog\n", [(1, ""), (2, "")]),  # a comment, a stray tab
     ],
 )
 def test_a_txt_that_is_a_table_reads_as_one(
     tmp_path: Path, text: str, expected: list[tuple[int, str]]
 ) -> None:
-    """A .txt with tabs or an ID column's header is a table (Excel's "Unicode text" is UTF-16 .txt)."""
+    """A .txt with tabs or an ID column's header is a table (Excel's "Unicode text" is UTF-16 .txt);
+    a tab in a comment or after an ID does not make one."""
     for encoding in ("utf-8", "utf-16"):
         path = tmp_path / f"{encoding}.txt"
         path.write_bytes(text.encode(encoding))
