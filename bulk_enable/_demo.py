@@ -46,7 +46,12 @@ async def run_demo(
     The sandbox knows the demo's counters and every counter of `config`, so a job file of your own
     runs through (its own IDs are enabled; only the demo's staged failures fail)."""
     profile = demo_profile()
-    profile.counters = sorted({*profile.counters, *(c.id for c in config.counters)})
+    own = [a for a in config.accounts if a.ulogin is None]
+    profile.counters = sorted({*profile.counters, *(c.id for a in own for c in a.counters)})
+    for account in config.accounts:  # a client's counters: reachable with its ulogin, as on Metrica
+        if account.ulogin is not None:
+            mine = profile.clients.setdefault(account.ulogin, [])
+            mine.extend(c.id for c in account.counters)
     async with serve(profile) as (sandbox, url):
         settings = Settings(
             config=config,

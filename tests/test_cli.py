@@ -469,6 +469,9 @@ def test_the_demo_runs_a_file_of_your_own_into_its_own_report(
     report = tmp_path / "reports" / "mine.demo.csv"
     assert statuses(report) == {5: "enabled", 6: "enabled", 41000017: "failed"}
     assert first_line(report).startswith("counter_id;") and not (tmp_path / "reports" / "demo.csv").exists()
+    (tmp_path / "agency.yaml").write_text("ulogin: client-b\ncounters: [7, 8]\n")
+    assert cli("demo", "--config", "agency.yaml").returncode == 0
+    assert statuses(tmp_path / "reports" / "agency.demo.csv") == {7: "enabled", 8: "enabled"}
 
 
 def test_report_as_writes_another_format_without_a_request(
