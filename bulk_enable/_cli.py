@@ -172,8 +172,14 @@ def cmd_counters(args: argparse.Namespace) -> int:
             f"{terminal(stop_reason(stop))}; next: {fix_for(stop.cause).replace(AGAIN, 'try again')}"
         )
     text, n = counters_yaml(found, args.permission, args.ulogin)
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # `counters | head`: what the reader wanted, it has
+    except OSError as e:  # the listing is the output: not written is not done
+        _quiet_stdout()
+        raise _Stopped(f"cannot write the listing to stdout ({e.strerror or e})") from None
     log.info("%s listed", plural(n, "counter"))
     return ExitCode.OK
 
@@ -182,15 +188,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ._report import render_again, render_copy
 
     if args.copy is None:
+        if args.csv_delimiter is not None:
+            raise UsageError(
+                "--csv-delimiter goes with --as (a copy); the report keeps its own separator, which "
+                "reruns use too"
+            )
         rows = render_again(args.report)
-        print(f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
+        _tell(f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
         return ExitCode.OK
     if args.copy.suffix.lower() not in REPORT_SUFFIXES:
         raise UsageError(f"--as {args.copy}: give the copy a .csv or .xlsx name")
     delimiter = DELIMITERS[args.csv_delimiter] if args.csv_delimiter is not None else None
     rows = render_copy(args.report, args.copy, "\t" if args.copy.suffix.lower() == ".tsv" else delimiter)
-    print(f"report: {args.copy} ({len(rows)} counters, from the journal of {args.report}, which reruns use)")
+    _tell(f"report: {args.copy} ({len(rows)} counters, from the journal of {args.report}, which reruns use)")
     return ExitCode.OK
+
+
+def _tell(line: str) -> None:
+    """A line on stdout that only confirms what is done on disk: losing it loses nothing."""
+    try:
+        print(line, flush=True)
+    except OSError as e:
+        _quiet_stdout()
+        if not isinstance(e, BrokenPipeError):
+            _say(f"cannot write to stdout ({e.strerror or e}); done all the same: {line}")
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -273,13 +294,13 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         log.warning("--api-base %s: did you mean https://%s? (going on as given)", api_base, near)
     config = load_config(args.config)
     job = Job(Window(args.window), not args.disable)
-    report: Path = args.report or default_report_path(args.config, job, command)
+    usual = default_report_path(args.config, job, command)
+    if usual.resolve() == args.config.resolve():  # `run reports/x.csv`: an earlier report as the job
+        usual = usual.with_name(f"{usual.stem}.again{usual.suffix}")
+    report: Path = args.report or usual
     if report.resolve() == args.config.resolve():
-        other = default_report_path(args.config, job, command)
-        if other.resolve() == report.resolve():
-            other = report.with_name(f"{report.stem}.report{report.suffix}")
         raise UsageError(
-            f"--report {report} is the counters file itself: give the report its own name, e.g. {other}"
+            f"--report {report} is the counters file itself: give the report its own name, e.g. {usual}"
         )
     fresh = args.fresh
     check_target(report, command, fresh)
@@ -291,18 +312,8 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     _warn_about(args, config)
     if command is Command.RUN and not fresh:
         header = journal_header(journal_path(report))
-        usual = default_report_path(args.config, job, command)
         if header is None and usual.resolve() != report.resolve():
-            earlier = journal_header(journal_path(usual))
-            if earlier is not None and earlier.command is Command.RUN and earlier.job == job:
-                log.warning(
-                    "%s already has this job's results; %s starts from nothing and sends every counter "
-                    "again (for the same results in another file: bulk-enable report %s --as %s)",
-                    usual,
-                    report,
-                    usual,
-                    report,
-                )
+            _warn_of_results_elsewhere(usual, report, config, job)
         if header is not None and header.command is Command.RUN and header.job != job:
             from ._messages import job_words
 
@@ -328,6 +339,30 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     )
 
 
+def _warn_of_results_elsewhere(usual: Path, report: Path, config: Config, job: Job) -> None:
+    """A run into a new report while the config's usual one has these counters done: say that all
+    of them go out again, and how to get those results in another file instead."""
+    from ._report import journal_header, journal_path, read_journal
+
+    earlier = journal_header(journal_path(usual))
+    if earlier is None or earlier.command is not Command.RUN or earlier.job != job:
+        return
+    _, rows = read_journal(journal_path(usual))
+    done = sum(
+        1 for c in config.counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses
+    )
+    if done:
+        log.warning(
+            "%s already has %d of these counters done; %s starts from nothing and sends them again "
+            "(for those results in another file: bulk-enable report %s --as %s)",
+            usual,
+            done,
+            report,
+            usual,
+            report,
+        )
+
+
 def _report_delimiter(given: str | None, report: Path, config_delimiter: str | None = None) -> str:
     """The CSV report's separator: the option's; else the one this report already has (a rerun keeps
     it); else a CSV config's own (a `;` file from Excel gets a `;` report); else a comma."""
@@ -344,7 +379,7 @@ def _report_delimiter(given: str | None, report: Path, config_delimiter: str | N
     if report.suffix.lower() == ".csv" and report.is_file():
         with contextlib.suppress(OSError), open(report, encoding="utf-8-sig", errors="replace") as f:
             return sniff_delimiter(f.readline())
-    return config_delimiter or ","
+    return ";" if config_delimiter == ";" else ","  # (a tab belongs in a .tsv, not a .csv report)
 
 
 def _policy(args: argparse.Namespace) -> Policy:

@@ -247,7 +247,8 @@ def _folded(header: str) -> str:
 
 def _is_a_table(text: str) -> bool:
     """A .txt that is a table, not one ID a line: tab-separated, or headed by an ID column's name."""
-    first = next((line for line in text.splitlines() if line.split("#", 1)[0].strip()), "")
+    lines = (line.split("#", 1)[0] for line in text.splitlines())  # a comment says nothing of the shape
+    first = next((line for line in lines if line.strip()), "")
     tabbed = "\t" in first.strip() and not re.fullmatch(r"[\d\s]+", first)  # not IDs pasted from a row
     return tabbed or _folded(first) in _ID_HEADERS or bool(_CSV_HEADER.match(first))
 

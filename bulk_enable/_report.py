@@ -400,9 +400,21 @@ def render_copy(path: Path, copy: Path, delimiter: str | None = None) -> list[Ro
     check_name(copy)
     if copy.resolve() in (path.resolve(), journal_path(path).resolve()):
         raise ReportError(f"--as {copy}: that is the report itself: give the copy another name")
+    if journal_header(journal_path(copy)) is not None:  # a job's own report: its journal would disagree
+        raise ReportError(
+            f"--as {copy}: that is the report of another job (it has a journal): give another name"
+        )
     if copy.is_dir() or (copy.exists() and not looks_like_report(copy)):
         raise ReportError(f"--as {copy}: exists and is not a bulk-enable report: give another name")
-    render(copy, rows, COLUMNS[header.command], delimiter or header.delimiter)
+    folder = next((p for p in copy.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ReportError(f"--as {copy}: {folder} is a file, not a folder")
+    if delimiter is None:  # the report's own, except that a tab belongs in a .tsv, not a .csv
+        delimiter = "," if header.delimiter == "\t" else header.delimiter
+    try:
+        render(copy, rows, COLUMNS[header.command], delimiter)
+    except OSError as e:
+        raise ReportError(f"--as {copy}: cannot write it ({_why(e)})") from None
     return rows
 
 

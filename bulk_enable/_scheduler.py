@@ -302,15 +302,17 @@ class Scheduler:
             probe = await self._admit(lane)
             async with lane.slots:
                 await self.gate.wait_turn()
+                budget = self.policy.max_requests
+                if budget is not None and lane.login.spent_today >= budget and not probe:
+                    # The login's budget is spent (by this account or another on the same token).
+                    # Only an account with a request still to send stops or waits: one that
+                    # finished on the budget's last request is done, not stopped.
+                    self._budget_spent(lane)
                 self._check(lane)  # a stop may have come while this request queued
                 if lane.wait is not None and not (probe and lane.wait.probing):
                     continue  # so may a quota wait: back to waiting, slot given up
                 lane.requests += 1
                 lane.login.spent_today += 1
-                budget = self.policy.max_requests
-                if budget is not None and lane.login.spent_today >= budget:
-                    for each in lane.login.lanes:  # the login's budget: every account on it
-                        self._budget_spent(each)  # this request still goes; nothing after it
                 return await send(), probe
 
     def _react(self, lane: Lane, answer: Answer, subject: str, write: bool, probe: bool) -> None:

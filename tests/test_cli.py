@@ -432,15 +432,23 @@ def test_a_rerun_keeps_the_reports_separator(
     assert first_line(report) == ",".join(RUN_COLUMNS)
 
 
-def test_a_semicolon_counters_file_gets_a_semicolon_report(
-    tmp_path: Path, sandbox_factory: SandboxFactory
+@pytest.mark.parametrize(
+    ("name", "content", "separator"),
+    [
+        ("ids.csv", "Номер счётчика;Клиент\n1;Плюс\n2;Минус\n".encode("cp1251"), ";"),
+        ("u16.txt", "Счётчик\tНазвание\r\n1\tмагазин\r\n".encode("utf-16"), ","),
+    ],
+)
+def test_a_counters_files_separator_shapes_the_csv_report(
+    tmp_path: Path, sandbox_factory: SandboxFactory, name: str, content: bytes, separator: str
 ) -> None:
-    """An Excel CSV with `;` (Russian locale) gives a report Excel opens in columns, with no option."""
+    """An Excel CSV with `;` (Russian locale) gets a `;` report with no option; Excel's "Unicode
+    text" (tabs) a comma one; a .tsv report has tabs either way."""
     box = sandbox_factory()
-    config = tmp_path / "ids.csv"
-    config.write_bytes("Номер счётчика;Клиент\n1;Плюс\n2;Минус\n".encode("cp1251"))
+    config = tmp_path / name
+    config.write_bytes(content)
     assert run_against(box, config, tmp_path / "r.csv").returncode == 0
-    assert first_line(tmp_path / "r.csv") == ";".join(RUN_COLUMNS)
+    assert first_line(tmp_path / "r.csv") == separator.join(RUN_COLUMNS)
     assert run_against(box, config, tmp_path / "r.tsv").returncode == 0
     assert first_line(tmp_path / "r.tsv") == "\t".join(RUN_COLUMNS)
 
@@ -489,6 +497,8 @@ def test_report_as_writes_another_format_without_a_request(
     same = ("counter_id", "status", "attempts", "http_status")  # (the workbook's dates are real dates)
     workbook = [{k: r[k] for k in same} for r in read_report(tmp_path / "job.xlsx")]
     assert workbook == [{k: r[k] for k in same} for r in read_report(report)] and len(workbook) == 5
+    assert cli("report", report, "--as", tmp_path / "job.tsv").returncode == 0
+    assert first_line(tmp_path / "job.tsv") == "\t".join(RUN_COLUMNS)
     done = cli("report", report, "--as", tmp_path / "semi.csv", "--csv-delimiter", ";")
     assert done.returncode == 0 and first_line(tmp_path / "semi.csv").startswith("counter_id;")
     assert box.stats()["requests"] == requests and report.read_bytes() == original
@@ -532,3 +542,50 @@ def test_quota_reset_takes_an_offset_and_means_utc(given: str, utc: dt.time) -> 
     """`--quota-reset 00:00+03:00` is 21:00 UTC, not midnight UTC with the offset dropped."""
     args = _parse(["run", "x.yaml", "--quota-reset", given])
     assert args.quota_reset == utc and args.quota_reset.tzinfo is None
+
+
+def test_report_as_refuses_what_it_must_not_write(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """--as onto another job's report (it has a journal), into a file posing as a folder, or
+    --csv-delimiter without --as: one line, exit 2, nothing written."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", [1, 2])
+    mine, theirs = tmp_path / "mine.csv", tmp_path / "theirs.csv"
+    assert run_against(box, config, mine).returncode == 0
+    assert run_against(box, write_config(tmp_path / "other.yaml", [3]), theirs).returncode == 0
+    before = theirs.read_bytes()
+    (tmp_path / "afile").write_text("x")
+    cases: list[tuple[list[str | Path], str]] = [
+        (["--as", theirs], "the report of another job"),
+        (["--as", tmp_path / "afile" / "x.csv"], "is a file, not a folder"),
+        (["--csv-delimiter", ";"], "--csv-delimiter goes with --as"),
+    ]
+    for args, said in cases:
+        done = cli("report", mine, *args)
+        assert done.returncode == 2 and one_line(done.stderr) and said in done.stderr, done.stderr
+    assert theirs.read_bytes() == before
+
+
+@pytest.fixture
+def job_txt_done(tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch) -> str:
+    """In tmp_path: job.txt (counters 1 and 2) run into reports/job.csv; the sandbox's URL."""
+    monkeypatch.chdir(tmp_path)
+    box = sandbox_factory()
+    (tmp_path / "job.txt").write_text("1\n2\n")
+    assert cli("run", "job.txt", "--api-base", box.url).returncode == 0
+    return box.url
+
+
+def test_no_warning_for_another_configs_report_of_the_same_name(tmp_path: Path, job_txt_done: str) -> None:
+    """reports/job.csv of job.txt says nothing about job.csv's counters: no 'sends them again'."""
+    (tmp_path / "job.csv").write_text("counter_id\n3\n")
+    done = cli("run", "job.csv", "--api-base", job_txt_done, "--report", "other.csv")
+    assert done.returncode == 0 and "sends them again" not in done.stderr
+
+
+def test_an_earlier_report_as_the_job_reports_beside_it(tmp_path: Path, job_txt_done: str) -> None:
+    """`run reports/job.csv` (a report fed back as the job) writes reports/job.again.csv, not over itself."""
+    before = (tmp_path / "reports" / "job.csv").read_bytes()
+    done = cli("run", "reports/job.csv", "--api-base", job_txt_done)
+    assert done.returncode == 0, done.stderr
+    assert statuses(tmp_path / "reports" / "job.again.csv") == {1: "enabled", 2: "enabled"}
+    assert (tmp_path / "reports" / "job.csv").read_bytes() == before

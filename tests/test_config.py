@@ -157,6 +157,8 @@ def test_txt_one_id_a_line_skipping_blanks_and_comments(tmp_path: Path, name: st
         ("Номер счётчика\n1\n", [(1, "")]),
         ("1\n2\n", [(1, ""), (2, "")]),
         ("# from the CRM\texport\n1\t\n2   # the blog\n", [(1, ""), (2, "")]),  # a comment, a stray tab
+        ("12345\t# shop\n23456\t# blog\n", [(12345, ""), (23456, "")]),
+        ("#\tcomment\n12345\n", [(12345, "")]),
     ],
 )
 def test_a_txt_that_is_a_table_reads_as_one(

@@ -382,3 +382,30 @@ def test_the_exit_code_survives_a_stdout_or_stderr_that_cannot_take_it(
     assert done.returncode == expected, done.stderr
     assert "Traceback" not in done.stderr
     assert set(statuses(report).values()) == ({"enabled"} if token_works else {"deferred"})
+
+
+@pytest.mark.parametrize(("command", "expected"), [("counters", 3), ("report", 0)])
+def test_a_full_stdout_is_one_line_for_counters_and_report(
+    tmp_path: Path, sandbox_factory: SandboxFactory, command: str, expected: int
+) -> None:
+    """`counters > /dev/full` did not deliver its listing: exit 3; `report` did its work on disk: 0.
+    One line either way, no traceback."""
+    box = sandbox_factory()
+    report = tmp_path / "r.csv"
+    assert (
+        cli(
+            "run", write_config(tmp_path / "job.yaml", [1]), "--report", report, "--api-base", box.url
+        ).returncode
+        == 0
+    )
+    args = ["counters", "--api-base", box.url] if command == "counters" else ["report", str(report)]
+    done = subprocess.run(
+        ["bash", "-c", 'exec "$@" > /dev/full', "bash", sys.executable, "-m", "bulk_enable", *args],
+        env=cli_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == expected and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.count("\n") == 1 and "No space left" in done.stderr

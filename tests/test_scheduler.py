@@ -124,6 +124,21 @@ async def test_accounts_on_one_login_share_its_cap_and_budget() -> None:
     assert [lane.stop.cause if lane.stop else None for lane in lanes] == [StopCause.BUDGET] * 2
 
 
+@pytest.mark.parametrize(("small", "big", "budget"), [(3, 20, 10), (3, 7, 10), (0, 10, 10)])
+async def test_only_an_account_with_work_left_is_stopped_by_the_budget(
+    small: int, big: int, budget: int
+) -> None:
+    """The login's budget stops the accounts that still had requests to send, never one that
+    finished (nor one that finished on the budget's very last request)."""
+    scheduler = Scheduler(replace(FAST, max_requests=budget))
+    spy = Spy(delay=0.001)
+    a, b = (scheduler.lane(name, "login-1") for name in ("a", "b"))
+    await run_all(scheduler, a, small, spy)
+    await run_all(scheduler, b, big, spy)
+    assert a.stop is None and spy.calls == min(small + big, budget)
+    assert (b.stop.cause if b.stop else None) == (StopCause.BUDGET if small + big > budget else None)
+
+
 async def test_accounts_on_different_logins_keep_their_own() -> None:
     """Without a shared login key each account has its own 3 in flight and its own budget."""
     scheduler = Scheduler(replace(FAST, max_requests=7))
