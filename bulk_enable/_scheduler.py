@@ -103,7 +103,6 @@ class Login:
         self.slots = Slots(policy.concurrency)
         self.spent_today = 0  # sent since the last quota reset: the budget is per day with until_done
         self.day_ends = 0.0  # the reset that ends the day spent_today counts (epoch seconds)
-        self.lanes: list[Lane] = []
         self.paused_until = 0.0
 
     def pause(self, seconds: float, now: float) -> None:
@@ -117,7 +116,6 @@ class Lane:
         self.name = name
         self.login = login
         self.slots = login.slots
-        login.lanes.append(self)
         self.requests = 0  # sent in this run
         self.stop: Stop | None = None  # for good
         self.wait: _Wait | None = None  # until the quota resets
@@ -186,8 +184,9 @@ class Scheduler:
         """The lane of account `name` (one per account and run). Accounts given the same `login` key
         (by default each its own) share its slots, budget and pauses, as Metrica counts them."""
         key = name if login is None else login
-        shared = self.logins.get(key) or self.logins.setdefault(key, Login(self.policy))
-        lane = self.lanes[name] = Lane(name, shared)
+        if key not in self.logins:
+            self.logins[key] = Login(self.policy)
+        lane = self.lanes[name] = Lane(name, self.logins[key])
         return lane
 
     @property
