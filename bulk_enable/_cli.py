@@ -125,11 +125,33 @@ def _quiet_stdout() -> None:
 
 def _standard_streams() -> None:
     """A stream closed before the start (`>&-`, `2>&-`) is None in Python: write those to nowhere
-    rather than fail on the first print after the job is done."""
+    rather than fail on the first print after the job is done. And stderr only carries diagnostics:
+    one that cannot be written (a full disk, a reader gone) is dropped, never turned into a crash."""
     if sys.stdout is None:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the life of the process)
     if sys.stderr is None:
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    if not isinstance(sys.stderr, _Diagnostics):
+        sys.stderr = _Diagnostics(sys.stderr)
+
+
+class _Diagnostics:
+    """stderr, best effort: writes that fail are dropped (the exit code and the report say it all)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: written after a close
+            return int(self._stream.write(text))
+        return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding...: the stream's own
+        return getattr(self._stream, name)
 
 
 # --- commands ----------------------------------------------------------------------------------------
@@ -172,14 +194,9 @@ def cmd_counters(args: argparse.Namespace) -> int:
             f"{terminal(stop_reason(stop))}; next: {fix_for(stop.cause).replace(AGAIN, 'try again')}"
         )
     text, n = counters_yaml(found, args.permission, args.ulogin)
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise  # `counters | head`: what the reader wanted, it has
-    except OSError as e:  # the listing is the output: not written is not done
-        _quiet_stdout()
-        raise _Stopped(f"cannot write the listing to stdout ({e.strerror or e})") from None
+    lost = _write_stdout(text)
+    if lost is not None and not isinstance(lost, BrokenPipeError):  # `| head`: the reader has its part
+        raise _Stopped(f"cannot write the listing to stdout ({lost.strerror or lost})")  # not done
     log.info("%s listed", plural(n, "counter"))
     return ExitCode.OK
 
@@ -206,12 +223,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _tell(line: str) -> None:
     """A line on stdout that only confirms what is done on disk: losing it loses nothing."""
+    lost = _write_stdout(line + "\n")
+    if lost is not None and not isinstance(lost, BrokenPipeError):
+        _say(f"cannot write to stdout ({lost.strerror or lost}); done all the same: {line}")
+
+
+def _write_stdout(text: str) -> OSError | None:
+    """Write `text` to stdout; a reader gone or a full disk is returned, not raised, and stdout
+    then goes to /dev/null (so the interpreter's last flush cannot fail either)."""
     try:
-        print(line, flush=True)
+        sys.stdout.write(text)
+        sys.stdout.flush()
     except OSError as e:
         _quiet_stdout()
-        if not isinstance(e, BrokenPipeError):
-            _say(f"cannot write to stdout ({e.strerror or e}); done all the same: {line}")
+        return e
+    return None
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
@@ -365,7 +391,7 @@ def _warn_of_results_elsewhere(usual: Path, report: Path, config: Config, job: J
 
 def _report_delimiter(given: str | None, report: Path, config_delimiter: str | None = None) -> str:
     """The CSV report's separator: the option's; else the one this report already has (a rerun keeps
-    it); else a CSV config's own (a `;` file from Excel gets a `;` report); else a comma."""
+    it); else `;` for a `;` CSV config (Excel with a Russian locale); else a comma."""
     from ._config import sniff_delimiter
     from ._report import journal_header, journal_path
 
@@ -610,20 +636,14 @@ def _finish(args: argparse.Namespace, summary: Summary, config: Path, *more: str
     from ._messages import json_summary, summary_lines
 
     lines = [*summary_lines(summary, config, args.max_requests), *more]
-    try:
-        if args.json:
-            if not args.quiet:  # -q --json: only the JSON (for schedulers that log both streams)
-                for line in lines:
-                    print(line, file=sys.stderr)
-            print(json.dumps(json_summary(summary, config), ensure_ascii=False))
-        else:
+    if args.json:
+        if not args.quiet:  # -q --json: only the JSON (for schedulers that log both streams)
             for line in lines:
-                print(line)
-        sys.stdout.flush()
-    except OSError as e:  # BrokenPipeError included
-        _quiet_stdout()
-        if not isinstance(e, BrokenPipeError):
-            _say(f"cannot write the summary to stdout ({e.strerror or e}); the report is {summary.report}")
+                print(line, file=sys.stderr)
+        lines = [json.dumps(json_summary(summary, config), ensure_ascii=False)]
+    lost = _write_stdout("".join(line + "\n" for line in lines))
+    if lost is not None and not isinstance(lost, BrokenPipeError):
+        _say(f"cannot write the summary to stdout ({lost.strerror or lost}); the report is {summary.report}")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

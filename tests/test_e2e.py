@@ -363,6 +363,9 @@ def test_a_signal_ignored_from_the_start_is_ignored_before_the_job_too(tmp_path:
         ('exec "$@" >&-', False, 3),  # closed before the start
         ('exec "$@" >&-', True, 0),
         ('exec "$@" 2>&-', False, 3),
+        ('exec "$@" 2> /dev/full', True, 0),  # diagnostics that cannot be written are dropped
+        ('exec "$@" --json 2> /dev/full', True, 0),
+        ('exec "$@" > /dev/full 2> /dev/full', False, 3),
     ],
 )
 def test_the_exit_code_survives_a_stdout_or_stderr_that_cannot_take_it(
