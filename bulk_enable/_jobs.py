@@ -73,15 +73,16 @@ class _Run:
         self.report = report
         self.scheduler = Scheduler(settings.policy, settings.events, settings.interrupt)
         self.scrubber = Scrubber(settings.tokens.values())
+        tokens = list(dict.fromkeys(settings.tokens.values()))
+        # account -> its login's key: the token's place among the run's tokens, never the secret
+        self.logins = {name: f"login-{tokens.index(t) + 1}" for name, t in settings.tokens.items()}
         self.recorded: set[int] = set()  # counters with a row from this run
         self.state_unknown = False  # a plan was made without seeing the window's state
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
 
     def lane(self, account: Account) -> Lane:
         """The account's lane; accounts with the same token share one login's quotas and budget."""
-        tokens = list(dict.fromkeys(self.settings.tokens.values()))  # a key that is not the secret
-        login = f"login-{tokens.index(self.settings.tokens[account.name]) + 1}"
-        return self.scheduler.lane(account.name, login)
+        return self.scheduler.lane(account.name, self.logins[account.name])
 
     def client(self, session: ClientSession, account: Account) -> MetricaClient:
         s = self.settings

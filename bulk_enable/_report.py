@@ -86,14 +86,19 @@ def check_name(path: Path) -> None:
         raise ReportError(f"--report {str(path)!r} is not a file name: give one, e.g. reports/job.csv")
 
 
+def check_folder(path: Path, option: str) -> None:
+    """Refuse a path whose nearest existing parent (made or not) is a file, not a folder."""
+    folder = next((p for p in path.parents if p.exists()), None)
+    if folder is not None and not folder.is_dir():
+        raise ReportError(f"{option} {path}: {folder} is a file, not a folder")
+
+
 def check_target(path: Path, command: Command, fresh: bool = False) -> None:
     """Refuse a report path that cannot be a report, before anything is sent."""
     check_name(path)
     if path.is_dir():
         raise ReportError(f"--report {path} is a directory: give a file in it, e.g. {path / 'job.csv'}")
-    folder = next((p for p in path.parents if p.exists()), None)  # the nearest that exists, made or not
-    if folder is not None and not folder.is_dir():
-        raise ReportError(f"--report {path}: {folder} is a file, not a folder")
+    check_folder(path, "--report")
     header = journal_header(journal_path(path))
     if header is not None and command is not Command.RUN and header.command is Command.RUN:
         raise ReportError(
@@ -406,9 +411,7 @@ def render_copy(path: Path, copy: Path, delimiter: str | None = None) -> list[Ro
         )
     if copy.is_dir() or (copy.exists() and not looks_like_report(copy)):
         raise ReportError(f"--as {copy}: exists and is not a bulk-enable report: give another name")
-    folder = next((p for p in copy.parents if p.exists()), None)
-    if folder is not None and not folder.is_dir():
-        raise ReportError(f"--as {copy}: {folder} is a file, not a folder")
+    check_folder(copy, "--as")
     if delimiter is None:  # the report's own, except that a tab belongs in a .tsv, not a .csv
         delimiter = "," if header.delimiter == "\t" else header.delimiter
     try:

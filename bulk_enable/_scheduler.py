@@ -115,7 +115,6 @@ class Lane:
     def __init__(self, name: str, login: Login) -> None:
         self.name = name
         self.login = login
-        self.slots = login.slots
         self.requests = 0  # sent in this run
         self.stop: Stop | None = None  # for good
         self.wait: _Wait | None = None  # until the quota resets
@@ -124,6 +123,11 @@ class Lane:
         self.unreachable = 0  # transport failures in a row, across counters
         self.api_seen = False  # an answer that came from the API itself
         self.foreign = 0  # answers that did not, before the first one that did
+
+    @property
+    def slots(self) -> Slots:
+        """The login's in-flight slots (shared with the other accounts on its token)."""
+        return self.login.slots
 
 
 class _TryAgain(Exception):
