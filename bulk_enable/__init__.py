@@ -1,7 +1,8 @@
 """bulk_enable: switch Yandex Metrica's extended call tracking window on many counters at once.
 
 The public API is re-exported here; the machinery lives in private modules, one concept each:
-`_model` (counters, jobs, rows, statuses, exit codes), `_config` (the job file), `_untrusted`
+`_model` (counters, jobs, rows, statuses, exit codes), `_errors` (the one base of
+every error a user can cause), `_config` (the job file), `_untrusted`
 (network text made safe), `_metrica` (HTTP answers as typed outcomes), `_policy`, `_rate`, `_slots`
 and `_scheduler` (concurrency, rate, quotas, retries), `_report` and `_render` (journal and report
 files), `_plan` (read-only plans), `_jobs` (run, check, status, counters), `_messages` (words for
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._answer import Answer, Verdict
     from ._config import Account, Config, ConfigError, load_config, parse_config
+    from ._errors import UserError
     from ._interrupt import Interrupt
     from ._jobs import Settings, check_job, list_counters, run_job, status_job
     from ._metrica import MetricaClient, check_api_base
@@ -47,6 +49,7 @@ _EXPORTS = {
     "ConfigError": "_config",
     "load_config": "_config",
     "parse_config": "_config",
+    "UserError": "_errors",
     "Interrupt": "_interrupt",
     "Settings": "_jobs",
     "check_job": "_jobs",
@@ -107,6 +110,7 @@ __all__ = [
     "Stop",
     "StopCause",
     "Summary",
+    "UserError",
     "Verdict",
     "Window",
     "__version__",

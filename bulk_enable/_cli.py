@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+from ._errors import JobStopped, UsageError, UserError
 from ._model import Command, ExitCode, Job, Status, Window
 from ._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT, Policy
 
@@ -40,10 +41,6 @@ TOKEN_LIMIT = 512  # characters; Yandex OAuth tokens are about 40 to 60
 TOKEN_FILE_LIMIT = 4096  # bytes read from --token-file
 
 
-class UsageError(Exception):
-    """Bad input the user can fix; the message is the one line shown."""
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `bulk-enable` and `python -m bulk_enable`."""
     _standard_streams()
@@ -61,23 +58,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _handle(args: argparse.Namespace) -> int:
-    """Run the command; every mistake the user can make becomes one line and its exit code."""
-    from ._config import ConfigError
-    from ._report import ReportError
-
+    """Run the command; every mistake the user can make (a `UserError`) becomes its lines and its
+    exit code. Anything else is a bug: it crashes with a traceback."""
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except ConfigError as e:
+    except UserError as e:
         for line in e.lines:
             _say(line)
-        return ExitCode.USAGE
-    except (UsageError, ReportError, ValueError) as e:  # UnsafeApiBase and ProfileError are ValueErrors
-        _say(str(e))
-        return ExitCode.USAGE
-    except _Stopped as e:
-        _say(str(e))
-        return ExitCode.STOPPED
+        return e.exit_code
     except KeyboardInterrupt:
         _say("interrupted")
         return ExitCode.INTERRUPTED
@@ -107,10 +96,6 @@ def _interrupt_from_the_start() -> Iterator[None]:
     finally:
         for signum, handler in before.items():
             signal.signal(signum, handler)
-
-
-class _Stopped(Exception):
-    """The job could not start its work (the listing failed); one line, exit 3."""
 
 
 def _say(text: str) -> None:
@@ -190,13 +175,13 @@ def cmd_counters(args: argparse.Namespace) -> int:
     policy = _policy(args)
     found, stop = _run_async(list_counters(api_base, token, args.ulogin, policy, interrupt), interrupt)
     if stop is not None:
-        raise _Stopped(
+        raise JobStopped(
             f"{terminal(stop_reason(stop))}; next: {fix_for(stop.cause).replace(AGAIN, 'try again')}"
         )
     text, n = counters_yaml(found, args.permission, args.ulogin)
     lost = _write_stdout(text)
     if lost is not None and not isinstance(lost, BrokenPipeError):  # `| head`: the reader has its part
-        raise _Stopped(f"cannot write the listing to stdout ({lost.strerror or lost})")  # not done
+        raise JobStopped(f"cannot write the listing to stdout ({lost.strerror or lost})")  # not done
     log.info("%s listed", plural(n, "counter"))
     return ExitCode.OK
 

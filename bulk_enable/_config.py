@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._errors import UserError
 from ._model import Counter
 
 log = logging.getLogger("bulk_enable")
@@ -46,7 +47,7 @@ _THOUSANDS = re.compile(r"[0-9]{1,3}(?:[\s\u00a0\u202f\u2009][0-9]{3})+")
 _CSV_HEADER = re.compile(r"\s*['\"]?(?:" + "|".join(_ID_COLUMNS) + r")['\"]?\s*(?:[,;\t]|$)", re.IGNORECASE)
 
 
-class ConfigError(Exception):
+class ConfigError(UserError):
     """A job file that cannot be run; each line of the message names the file and the line."""
 
     def __init__(self, lines: list[str]) -> None:
@@ -55,7 +56,6 @@ class ConfigError(Exception):
             more = len(lines) - MAX_ERRORS
             shown.append(f"... and {more} more {'problem' if more == 1 else 'problems'} like these")
         super().__init__("\n".join(shown))
-        self.lines = shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._answer import Answer, Verdict
+from ._errors import UserError
 from ._model import Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT, Scrubber
 
@@ -66,7 +67,7 @@ _ERROR_TYPE_LIMIT = 64
 _USERINFO = re.compile(r"[^/?#@]*@")  # what a URL can carry before its host: a user name, a password
 
 
-class UnsafeApiBase(ValueError):
+class UnsafeApiBase(UserError):
     """An API root the token must not be sent to, or that is not an API root; one line for the user."""
 
 

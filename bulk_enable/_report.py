@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._errors import UserError
 from ._model import COLUMNS, ROW_FIELDS, Command, Counter, Job, Row, Status, Window, now_iso
 from ._render import looks_like_report, render
 
@@ -36,7 +37,7 @@ RENDER_SHARE = 20  # ...this many times the last render's duration, when renderi
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Row) if f.default is not dataclasses.MISSING}
 
 
-class ReportError(Exception):
+class ReportError(UserError):
     """The report cannot be used (a directory, another run's, not ours); one line for the user."""
 
 

@@ -34,6 +34,8 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from ._errors import UserError
+
 FIXED_BEHAVIOURS = (
     "access_denied",
     "not_found",
@@ -59,7 +61,7 @@ LOGIN_KEY = web.RequestKey("login", str)  # whose token it is
 AS_LOGIN_KEY = web.RequestKey("as_login", str)  # whom it acts for: the ulogin, or itself
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError):
     """A sandbox profile that cannot be used; one line for the user."""
 
 

@@ -589,3 +589,39 @@ def test_an_earlier_report_as_the_job_reports_beside_it(tmp_path: Path, job_txt_
     assert done.returncode == 0, done.stderr
     assert statuses(tmp_path / "reports" / "job.again.csv") == {1: "enabled", 2: "enabled"}
     assert (tmp_path / "reports" / "job.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("bug", [ValueError("a bug"), KeyError("x"), TypeError("y")])
+def test_a_programming_error_crashes_loudly_not_as_exit_2(
+    bug: Exception, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a UserError becomes a line and an exit code; any other exception is a bug and propagates."""
+    from bulk_enable import _report
+
+    def broken(path: Path) -> list[object]:
+        raise bug
+
+    monkeypatch.setattr(_report, "render_again", broken)
+    with pytest.raises(type(bug)):
+        cli("report", tmp_path / "r.csv")
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        ("UsageError", 2),
+        ("JobStopped", 3),
+    ],
+)
+def test_a_user_error_carries_its_own_exit_code(
+    error: str, code: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exit code comes from the error itself, and its words are one line on stderr."""
+    from bulk_enable import _errors, _report
+
+    def refused(path: Path) -> list[object]:
+        raise getattr(_errors, error)("a reason the user can act on")
+
+    monkeypatch.setattr(_report, "render_again", refused)
+    done = cli("report", tmp_path / "r.csv")
+    assert done.returncode == code and one_line(done.stderr) and "a reason the user" in done.stderr

@@ -36,7 +36,7 @@ from aioresponses import aioresponses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulk_enable import Answer, MetricaClient, Verdict, Window, check_api_base
+from bulk_enable import Answer, ExitCode, MetricaClient, Verdict, Window, check_api_base
 from bulk_enable._metrica import (
     LISTING_ANSWER_LIMIT,
     RETRY_AFTER_LIMIT,
@@ -803,7 +803,7 @@ def test_unsafe_api_roots_are_refused(url: str, hint: str) -> None:
     with pytest.raises(UnsafeApiBase) as refused:
         check_api_base(url)
     message = str(refused.value)
-    assert isinstance(refused.value, ValueError) and hint in message + " "
+    assert refused.value.exit_code == ExitCode.USAGE and hint in message + " "
     assert "\n" not in message and "\x1b" not in message and "\u202e" not in message
 
 
