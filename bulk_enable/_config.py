@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import UserError
-from ._model import Counter
+from ._model import LOGIN_PATTERN, Counter
 
 log = logging.getLogger("bulk_enable")
 
-DEFAULT_TOKEN_ENV = "YANDEX_METRICA_TOKEN"
 DEFAULT_ACCOUNT = "default"
 MAX_ID = 2**63 - 1
 MAX_ERRORS = 10
@@ -35,7 +34,6 @@ _CORE_TAGS = frozenset(
 _DIGITS = re.compile(r"[0-9]+")
 _MANY_IDS = re.compile(r"\s*[0-9]+(\s*[,;\s]\s*[0-9]+)+\s*[,;]?\s*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ID_COLUMNS = ("counter_id", "id", "counter", "counterid", "tag_id", "счетчик", "счётчик")
 # Header cells are compared folded (lower case, ё as е, no spaces, _ or -), so `Номер счётчика` matches.
@@ -595,7 +593,7 @@ class _Parser:
         if isinstance(node, _Scalar) and node.tag == _NULL_TAG:
             return None
         login = self.text(node, "ulogin").strip()
-        if not _LOGIN.fullmatch(login):
+        if not LOGIN_PATTERN.fullmatch(login):
             raise self.fatal(
                 node,
                 f"ulogin {_shown(node)} is not a Yandex login (letters, digits, '.', '-', '_', '@')",

@@ -359,23 +359,24 @@ def _status_lines(summary: Summary) -> list[str]:
 AGAIN = "run the same command again"
 
 
-def fix_for(cause: StopCause, config: Path | str = "CONFIG") -> str:
-    """What the user does about a stop that waiting cannot fix, as the rest of a `next:` line."""
+def fix_for(cause: StopCause, config: Path | str = "CONFIG", again: str = AGAIN) -> str:
+    """What the user does about a stop that waiting cannot fix, as the rest of a `next:` line (`again`:
+    how to go on, for a command that is not a job)."""
     return {
         StopCause.REFUSED: (
-            f"get a new OAuth token with metrika:read and metrika:write at oauth.yandex.ru, then {AGAIN}"
+            f"get a new OAuth token with metrika:read and metrika:write at oauth.yandex.ru, then {again}"
         ),
         StopCause.CANNOT_WRITE: (
             f"`bulk-enable check {config}` shows which counters the token can edit; if it can edit "
-            f"them, get a token with metrika:write, then {AGAIN}"
+            f"them, get a token with metrika:write, then {again}"
         ),
         StopCause.NOT_THE_API: (
-            f"give --api-base as the API root only, e.g. https://api-metrika.yandex.net, then {AGAIN}"
+            f"give --api-base as the API root only, e.g. https://api-metrika.yandex.net, then {again}"
         ),
-        StopCause.UNREACHABLE: f"check --api-base and the network, then {AGAIN}",
-        StopCause.LISTING: f"{AGAIN}; if the listing keeps failing, check the token",
-        StopCause.THROTTLED: f"let the other tool on this address finish (or run from another), then {AGAIN}",
-    }.get(cause, AGAIN)
+        StopCause.UNREACHABLE: f"check --api-base and the network, then {again}",
+        StopCause.LISTING: f"{again}; if the listing keeps failing, check the token",
+        StopCause.THROTTLED: f"let the other tool on this address finish (or run from another), then {again}",
+    }.get(cause, again)
 
 
 def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> list[str]:
@@ -448,6 +449,7 @@ def json_summary(summary: Summary, config: Path) -> dict[str, object]:
         "elapsed_s": round(summary.elapsed, 3),
         "report": str(summary.report),
         "exit_code": int(exit_code(summary)),
+        "error": None,  # an exit without a summary has its one line here instead
         "stops": {account: stop.cause.value for account, stop in summary.stops.items()},
         "report_error": summary.report_error or None,
         "deferred_until": summary.deferred_until.isoformat().replace("+00:00", "Z")

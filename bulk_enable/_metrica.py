@@ -24,10 +24,9 @@ import aiohttp
 
 from ._answer import Answer, Verdict
 from ._errors import UserError
-from ._model import Window
+from ._model import DEFAULT_API_BASE, Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT, Scrubber
 
-DEFAULT_API_BASE = "https://api-metrika.yandex.net"
 KNOWN_HOSTS = ("api-metrika.yandex.net", "api-metrica.yandex.net")
 
 WINDOW_PATHS = {Window.CALLS: "calls_extended_threshold", Window.CONVERSIONS: "extended_threshold"}
@@ -98,7 +97,7 @@ def check_api_base(url: str) -> str:
             f"--api-base {shown!r} has a path or query: give the API root only, as {root} "
             "(the tool adds /management/v1/...)"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise UnsafeApiBase(
             f"--api-base {shown!r} is plain http to a non-loopback host: the token would travel in "
             f"clear text; use https://{parts.netloc}"
@@ -111,13 +110,14 @@ def mistyped_host(api_base: str) -> str | None:
     import difflib
 
     host = urlsplit(api_base).hostname or ""
-    if host in KNOWN_HOSTS or _is_loopback(host):
+    if host in KNOWN_HOSTS or is_loopback(host):
         return None
     close = difflib.get_close_matches(host, KNOWN_HOSTS, n=1, cutoff=0.85)
     return close[0] if close else None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """`localhost` or a loopback address: the only hosts plain http may reach."""
     if host == "localhost":
         return True
     try:

@@ -10,11 +10,16 @@ import dataclasses
 import datetime as dt
 import enum
 import functools
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._answer import Answer
+
+DEFAULT_API_BASE = "https://api-metrika.yandex.net"  # the current docs' spelling (see docs/metrica-api.md)
+TOKEN_ENV = "YANDEX_METRICA_TOKEN"  # where the token comes from when nothing else says
+LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")  # a Yandex login, as the API spells them
 
 
 class Status(enum.StrEnum):

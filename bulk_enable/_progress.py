@@ -1,5 +1,5 @@
 """What a person sees while a job runs (all on stderr): the progress bar, one log line per event,
-a countdown while an account waits for the quota reset, and what Ctrl-C, SIGTERM and SIGHUP do."""
+and a countdown while an account waits for the quota reset (what signals do: `_signals`)."""
 
 from __future__ import annotations
 
@@ -7,22 +7,18 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import signal
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from . import _messages as say
 from ._answer import Answer
-from ._interrupt import Interrupt
 from ._jobs import JobEvents
 from ._model import Counter, Row, Stop
 
 log = logging.getLogger("bulk_enable")
 WAIT_LOG_EVERY = 600.0  # seconds between "still waiting" lines when stderr is not a terminal
 WAITING_BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}]"  # no ETA: a quota wait makes it fiction
-SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class CliEvents(JobEvents):
@@ -104,44 +100,6 @@ class CliEvents(JobEvents):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-@contextlib.contextmanager
-def signals(interrupt: Interrupt) -> Iterator[None]:
-    """First signal: send nothing new, let the requests in flight finish. Second: abandon them.
-
-    A signal ignored when the process started stays ignored: `nohup bulk-enable run ... &` must outlive
-    its terminal, as a days-long `--until-done` job is meant to."""
-    loop = asyncio.get_running_loop()
-    received = 0
-
-    def on_signal() -> None:
-        nonlocal received
-        received += 1
-        if received == 1:
-            interrupt.request()
-            fresh_line = "\n" if sys.stderr.isatty() else ""  # off the progress bar's line
-            print(
-                f"{fresh_line}bulk-enable: interrupted: finishing the requests in flight "
-                "(again to abandon them)",
-                file=sys.stderr,
-            )
-        elif received == 2:
-            print("bulk-enable: abandoning the requests in flight; writing the report", file=sys.stderr)
-            interrupt.abandon()
-
-    installed = []
-    for signum in SIGNALS:
-        if signal.getsignal(signum) is signal.SIG_IGN:
-            continue  # ignored by whoever started us (`nohup` ignores SIGHUP, `cmd &` SIGINT): keep it so
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, on_signal)
-            installed.append(signum)
-    try:
-        yield
-    finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
 
 
 @contextlib.asynccontextmanager

@@ -73,6 +73,74 @@ def default_report_path(config: Path, job: Job, command: Command) -> Path:
     return Path("reports") / f"{config.stem}{suffix}{kind}.csv"
 
 
+REPORT_SUFFIXES = (".csv", ".tsv", ".xlsx")
+DELIMITER_OF_SUFFIX = {".tsv": "\t"}
+
+
+def usual_report(config: Path, job: Job, command: Command) -> Path:
+    """The report `command` writes without --report. A config that is itself an earlier report
+    (`run reports/x.csv`) gets `x.again.csv`."""
+    usual = default_report_path(config, job, command)
+    if usual.resolve() == config.resolve():
+        usual = usual.with_name(f"{usual.stem}.again{usual.suffix}")
+    return usual
+
+
+def report_for(config: Path, job: Job, command: Command, given: Path | None, fresh: bool = False) -> Path:
+    """The report of `command` on `config`: `given`, else the usual one; refused before anything is
+    sent when it is the config itself or cannot be a report."""
+    usual = usual_report(config, job, command)
+    report = given or usual
+    if report.resolve() == config.resolve():
+        raise ReportError(
+            f"--report {report} is the counters file itself: give the report its own name, e.g. {usual}"
+        )
+    check_target(report, command, fresh)
+    check_suffix(report, "--report")
+    return report
+
+
+def check_suffix(path: Path, option: str, what: str = "the report") -> None:
+    """A report is a .csv, .tsv or .xlsx file: Excel opens each."""
+    if path.suffix.lower() not in REPORT_SUFFIXES:
+        raise ReportError(
+            f"{option} {path}: give {what} a .csv or .xlsx name (Excel opens both; .xlsx keeps "
+            "Cyrillic and long numbers as they are)"
+        )
+
+
+def report_delimiter(given: str | None, report: Path, config_delimiter: str | None = None) -> str:
+    """The CSV report's separator: the one given; else the one this report already has (a rerun keeps
+    it); else `;` for a `;` CSV config (Excel with a Russian locale); else a comma."""
+    from ._config import sniff_delimiter
+
+    if given is not None:
+        return given
+    if report.suffix.lower() in DELIMITER_OF_SUFFIX:
+        return DELIMITER_OF_SUFFIX[report.suffix.lower()]
+    header = journal_header(journal_path(report))
+    if header is not None:
+        return header.delimiter
+    if report.suffix.lower() == ".csv" and report.is_file():
+        with contextlib.suppress(OSError), open(report, encoding="utf-8-sig", errors="replace") as f:
+            return sniff_delimiter(f.readline())
+    return ";" if config_delimiter == ";" else ","  # (a tab belongs in a .tsv, not a .csv report)
+
+
+def done_elsewhere(config: Path, counters: Sequence[Counter], job: Job, report: Path) -> tuple[Path, int]:
+    """The config's usual run report, and how many of `counters` it has done for `job` (0 when `report`
+    is that report, or it holds another job)."""
+    usual = usual_report(config, job, Command.RUN)
+    earlier = journal_header(journal_path(usual))
+    if usual.resolve() == report.resolve() or earlier is None:
+        return usual, 0
+    if earlier.command is not Command.RUN or earlier.job != job:
+        return usual, 0
+    _, rows = read_journal(journal_path(usual))
+    done = sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
+    return usual, done
+
+
 def journal_path(report: Path) -> Path:
     return report.with_name(report.name + ".journal")
 

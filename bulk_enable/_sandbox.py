@@ -529,7 +529,9 @@ async def serve(
     try:
         await web.TCPSite(runner, host, port).start()
         bound = runner.addresses[0][1]
-        shown = f"[{host}]" if ":" in host else host
+        # Listening on every address (0.0.0.0, ::): the URL to print is one a client here can use.
+        reachable = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+        shown = f"[{reachable}]" if ":" in reachable else reachable
         yield sandbox, f"http://{shown}:{bound}"
     finally:
         await runner.cleanup()

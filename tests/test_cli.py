@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bulk_enable._cli import _parse
 from bulk_enable._model import RUN_COLUMNS
+from bulk_enable._parser import parse
 
 from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses, write_config
 
@@ -192,11 +192,13 @@ def test_json_is_the_only_thing_on_stdout_and_matches_the_report(
         "elapsed_s",
         "report",
         "exit_code",
+        "error",
         "stops",
         "report_error",
         "deferred_until",
     }
     assert summary["command"] == command and summary["exit_code"] == done.returncode
+    assert summary["error"] is None
     counted: dict[str, int] = {}
     for status in statuses(report).values():
         counted[status] = counted.get(status, 0) + 1
@@ -540,7 +542,7 @@ def test_a_run_into_a_new_report_warns_when_the_usual_one_has_the_results(
 )
 def test_quota_reset_takes_an_offset_and_means_utc(given: str, utc: dt.time) -> None:
     """`--quota-reset 00:00+03:00` is 21:00 UTC, not midnight UTC with the offset dropped."""
-    args = _parse(["run", "x.yaml", "--quota-reset", given])
+    args = parse(["run", "x.yaml", "--quota-reset", given])
     assert args.quota_reset == utc and args.quota_reset.tzinfo is None
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bulk_enable._cli import _build_parser, _subparsers
+from bulk_enable._parser import build_parser, subparsers
 
 from .conftest import REPO
 
@@ -15,9 +15,9 @@ READMES = ["README.md", "README.ru.md"]
 
 
 def commands_and_options() -> list[str]:
-    parser = _build_parser()
+    parser = build_parser()
     names: set[str] = set()
-    for command, sub in _subparsers(parser).items():
+    for command, sub in subparsers(parser).items():
         names.add(f"bulk-enable {command}")
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):

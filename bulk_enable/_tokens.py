@@ -1,0 +1,115 @@
+"""Where each account's token comes from, checked before anything is sent; never from YAML.
+
+A token is a secret: no message here carries it, only where it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._errors import UsageError
+from ._model import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from ._config import Config
+
+log = logging.getLogger("bulk_enable")
+TOKEN_LIMIT = 512  # characters; Yandex OAuth tokens are about 40 to 60
+TOKEN_FILE_LIMIT = 4096  # bytes read from --token-file
+
+
+def account_tokens(config: Config, token_file: Path | None) -> dict[str, str]:
+    """Each account's token, from its environment variable (or the default token). Every account's
+    problem is named at once."""
+    tokens: dict[str, str] = {}
+    problems: list[str] = []
+    for account in config.accounts:
+        if account.token_env is None:
+            tokens[account.name] = default_token(token_file)
+            continue
+        if token_file is not None:
+            raise UsageError(
+                "--token-file applies to a single-account config; with `accounts:` each account's token "
+                "comes from its token_env"
+            )
+        token = os.environ.get(account.token_env, "").strip()
+        where = f"{config.path}: account `{account.name}`"
+        if token:
+            try:
+                tokens[account.name] = checked_token(token, f"${account.token_env}")
+            except UsageError as e:
+                problems.append(f"{where}: {e}")
+        elif looks_like_token(account.token_env):
+            problems.append(
+                f"{where}: its token_env looks like a token itself: put the token in an environment "
+                "variable and give that variable's NAME as token_env"
+            )
+        else:
+            problems.append(f"{where}: environment variable {account.token_env} (its token_env) is not set")
+    if problems:
+        more = [f"... and {len(problems) - 10} more accounts like these"] if len(problems) > 10 else []
+        raise UsageError("\n".join(problems[:10] + more))
+    return tokens
+
+
+def looks_like_token(name: str) -> bool:
+    """Environment variable names are short and upper-case; OAuth tokens are long and mixed."""
+    return len(name) >= 20 and name != name.upper()
+
+
+def default_token(token_file: Path | None) -> str:
+    """The token of a single-account run: from --token-file, else from $YANDEX_METRICA_TOKEN."""
+    if token_file is None:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise UsageError(f"no token: set {TOKEN_ENV} or pass --token-file PATH")
+        return checked_token(token, f"${TOKEN_ENV}")
+    try:
+        mode = token_file.stat().st_mode
+        if not stat.S_ISREG(mode):  # /dev/zero, a FIFO, a directory: never read without end
+            raise UsageError(f"{token_file}: the token file is not a regular file")
+        with open(token_file, "rb") as f:
+            raw = f.read(TOKEN_FILE_LIMIT + 1)
+    except OSError as e:
+        raise UsageError(f"{token_file}: cannot read the token file ({e.strerror})") from None
+    if len(raw) > TOKEN_FILE_LIMIT:
+        raise UsageError(
+            f"{token_file}: too long for a token file (over {TOKEN_FILE_LIMIT} bytes): save only the token "
+            "in it"
+        )
+    try:
+        token = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{token_file}: the token file is not text (not UTF-8): save only the token in it"
+        ) from None
+    if not token:
+        raise UsageError(f"{token_file}: the token file is empty")
+    if mode & 0o077:
+        log.warning(
+            "%s: permissions %04o are too open for a token: `chmod 600 %s`",
+            token_file,
+            mode & 0o777,
+            token_file,
+        )
+    return checked_token(token, str(token_file))
+
+
+def checked_token(token: str, source: str) -> str:
+    """The token as given, or a line saying what is wrong with it (never the token itself)."""
+    if len(token) > TOKEN_LIMIT:
+        raise UsageError(
+            f"the token in {source} is {len(token)} characters long, longer than any OAuth token"
+        )
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        raise UsageError(f"the token in {source} is in quotes: remove them (the quotes are not part of it)")
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise UsageError(
+            f"the token in {source} has characters a token never has (spaces, control or non-ASCII "
+            "characters): is it pasted whole, and only it?"
+        )
+    return token
