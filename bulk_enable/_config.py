@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import UserError
-from ._model import LOGIN_PATTERN, Counter
+from ._model import LOGIN_PATTERN, MAX_ID, Counter
+from ._untrusted import FORMULA_START, SURROGATE
 
 log = logging.getLogger("bulk_enable")
 
 DEFAULT_ACCOUNT = "default"
-MAX_ID = 2**63 - 1
 MAX_ERRORS = 10
 
 _INT_TAG = "tag:yaml.org,2002:int"
@@ -34,7 +34,6 @@ _CORE_TAGS = frozenset(
 _DIGITS = re.compile(r"[0-9]+")
 _MANY_IDS = re.compile(r"\s*[0-9]+(\s*[,;\s]\s*[0-9]+)+\s*[,;]?\s*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _ID_COLUMNS = ("counter_id", "id", "counter", "counterid", "tag_id", "счетчик", "счётчик")
 # Header cells are compared folded (lower case, ё as е, no spaces, _ or -), so `Номер счётчика` matches.
 _ID_HEADERS = frozenset(
@@ -258,14 +257,14 @@ def sniff_delimiter(first_line: str) -> str:
 
 def _label_cell(cell: str) -> str:
     # A report written by this tool guards formula-like cells with a leading apostrophe.
-    if cell.startswith("'") and cell[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+    if cell.startswith("'") and cell[1:2] in FORMULA_START:
         cell = cell[1:]
     return _no_surrogates(cell)
 
 
 def _no_surrogates(text: str) -> str:
     """A YAML escape can make lone surrogates (unprintable, unwritable): U+FFFD; an escaped pair joins up."""
-    if not _SURROGATE.search(text):
+    if not SURROGATE.search(text):
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 from ._answer import Answer
@@ -17,64 +18,100 @@ from ._untrusted import PLAIN, TERMINAL_LIMIT
 FULL_DAYS = 21  # the extended window's full length
 LIST_FAILED_IDS = 10  # the summary names failed counters up to this many
 
-# status: (English, Russian) for the workbook and its legend
-_WORDS: dict[str, tuple[str, str]] = {
-    Status.ENABLED: ("enabled now", "включено сейчас"),
-    Status.DISABLED: ("disabled now", "выключено сейчас"),
-    Status.ALREADY_ENABLED: ("was already enabled", "уже было включено"),
-    Status.ALREADY_DISABLED: ("was already disabled", "уже было выключено"),
-    Status.WOULD_ENABLE: ("will be enabled by a run", "будет включено при запуске"),
-    Status.WOULD_DISABLE: ("will be disabled by a run", "будет выключено при запуске"),
-    Status.READ_ONLY: ("no edit access with this token", "нет прав на изменение"),
-    Status.NOT_FOUND: ("not visible to this token", "счётчик не найден"),
-    Status.FAILED: ("failed: see the message", "ошибка: см. сообщение"),
-    Status.DEFERRED: ("not done yet: run again", "ещё не сделано: запустите снова"),
-    Status.FULL: ("full 21-day window", "полное окно 21 день"),
-    Status.GROWING: ("window growing to 21 days", "окно растёт до 21 дня"),
-    Status.SHORT: ("window not extended", "окно не расширено"),
-}
-STATUS_LEGEND: tuple[tuple[str, str, str], ...] = (
-    ("enabled", "The window was switched on by this run.", "Окно включено этим запуском."),
-    ("disabled", "The window was switched off by this run.", "Окно выключено этим запуском."),
-    ("already_enabled", "The plan showed the window already on; nothing sent.", "Окно уже было включено."),
-    ("already_disabled", "The plan showed the window already off; nothing sent.", "Окно уже было выключено."),
-    ("would_enable", "A plan: a run will switch the window on.", "План: запуск включит окно."),
-    ("would_disable", "A plan: a run will switch the window off.", "План: запуск выключит окно."),
-    (
-        "read_only",
+
+@dataclass(frozen=True, slots=True)
+class StatusWords:
+    """A status for people: a few words for a cell, and a sentence for the legend, in English and Russian."""
+
+    short: str
+    short_ru: str
+    meaning: str
+    meaning_ru: str
+
+
+# The one table of what each status means (the workbook's cells, its Statuses sheet, the summary).
+STATUS_WORDS: dict[Status, StatusWords] = {
+    Status.ENABLED: StatusWords(
+        "enabled now",
+        "включено сейчас",
+        "The window was switched on by this run.",
+        "Окно включено этим запуском.",
+    ),
+    Status.DISABLED: StatusWords(
+        "disabled now",
+        "выключено сейчас",
+        "The window was switched off by this run.",
+        "Окно выключено этим запуском.",
+    ),
+    Status.ALREADY_ENABLED: StatusWords(
+        "was already enabled",
+        "уже было включено",
+        "The plan showed the window already on; nothing sent.",
+        "Окно уже было включено.",
+    ),
+    Status.ALREADY_DISABLED: StatusWords(
+        "was already disabled",
+        "уже было выключено",
+        "The plan showed the window already off; nothing sent.",
+        "Окно уже было выключено.",
+    ),
+    Status.WOULD_ENABLE: StatusWords(
+        "will be enabled by a run",
+        "будет включено при запуске",
+        "A plan: a run will switch the window on.",
+        "План: запуск включит окно.",
+    ),
+    Status.WOULD_DISABLE: StatusWords(
+        "will be disabled by a run",
+        "будет выключено при запуске",
+        "A plan: a run will switch the window off.",
+        "План: запуск выключит окно.",
+    ),
+    Status.READ_ONLY: StatusWords(
+        "no edit access with this token",
+        "нет прав на изменение",
         "This token can see the counter but not change it.",
         "Токен видит счётчик, но не может его менять.",
     ),
-    (
-        "not_found",
+    Status.NOT_FOUND: StatusWords(
+        "not visible to this token",
+        "счётчик не найден",
         "This token does not see the counter (for agency access, set ulogin).",
         "Токен не видит счётчик (для представительского доступа укажите ulogin).",
     ),
-    (
-        "failed",
+    Status.FAILED: StatusWords(
+        "failed: see the message",
+        "ошибка: см. сообщение",
         "Metrica refused or kept failing; the message says why. A rerun tries again.",
         "Метрика отказала или не ответила; причина в сообщении. Повторный запуск попробует снова.",
     ),
-    (
-        "deferred",
+    Status.DEFERRED: StatusWords(
+        "not done yet: run again",
+        "ещё не сделано: запустите снова",
         "Not done yet (quota, stop, interruption). Run the same command again.",
         "Ещё не сделано (квота, остановка, прерывание). Запустите ту же команду снова.",
     ),
-    (
-        "full",
+    Status.FULL: StatusWords(
+        "full 21-day window",
+        "полное окно 21 день",
         "Calls up to 21 days old can be joined to visits.",
         "Звонки до 21 дня давности привязываются к визитам.",
     ),
-    (
-        "growing",
+    Status.GROWING: StatusWords(
+        "window growing to 21 days",
+        "окно растёт до 21 дня",
         "The window grows one day a day; full_on says when it reaches 21 days.",
         "Окно растёт на один день каждый день; full_on — когда оно достигнет 21 дня.",
     ),
-    (
-        "short",
+    Status.SHORT: StatusWords(
+        "window not extended",
+        "окно не расширено",
         "Not extended (or extended in the last day). Enabling it again is very likely harmless.",
         "Не расширено (или включено за последние сутки). Повторное включение почти наверняка безвредно.",
     ),
+}
+STATUS_LEGEND: tuple[tuple[str, str, str], ...] = tuple(
+    (status.value, words.meaning, words.meaning_ru) for status, words in STATUS_WORDS.items()
 )
 
 
@@ -117,8 +154,11 @@ COLUMN_LEGEND: tuple[tuple[str, str, str], ...] = (
 
 def status_words(code: str) -> str:
     """A status as a client reads it in the workbook: Russian first, then the code."""
-    english, russian = _WORDS.get(code, (code, code))
-    return f"{russian} ({code})" if russian != code else english
+    try:
+        words = STATUS_WORDS[Status(code)]
+    except ValueError:  # not a status (a journal from a newer version): as it is
+        return code
+    return f"{words.short_ru} ({code})"
 
 
 def number(n: int) -> str:

@@ -24,7 +24,7 @@ import aiohttp
 
 from ._answer import Answer, Verdict
 from ._errors import UserError
-from ._model import DEFAULT_API_BASE, Window
+from ._model import DEFAULT_API_BASE, MAX_ID, Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT, Scrubber
 
 KNOWN_HOSTS = ("api-metrika.yandex.net", "api-metrica.yandex.net")
@@ -41,7 +41,6 @@ WRITE_ANSWER_LIMIT = 64 * 1024  # a write or state answer is a few bytes; an err
 LISTING_ANSWER_LIMIT = 32 * 1024 * 1024  # 10,000 counters with every field: a few MB
 RETRY_AFTER_LIMIT = 24 * 3600.0  # seconds; the scheduler caps it much lower
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
-MAX_COUNTER_ID = 2**63 - 1  # what a config accepts: a listed ID beyond it could not be run
 
 # error_type -> verdict, from docs/metrica-api.md
 _BY_ERROR_TYPE = {
@@ -229,7 +228,9 @@ class MetricaClient:
         if not isinstance(item, dict):
             return None
         cid = item.get("id")
-        if not isinstance(cid, int) or isinstance(cid, bool) or not 0 < cid <= MAX_COUNTER_ID:
+        if (
+            not isinstance(cid, int) or isinstance(cid, bool) or not 0 < cid <= MAX_ID
+        ):  # what a config accepts: a listed ID beyond it could not be run
             return None
         clean = self._scrubber.clean
         site2 = item.get("site2")

@@ -19,6 +19,7 @@ from ._answer import Answer
 
 DEFAULT_API_BASE = "https://api-metrika.yandex.net"  # the current docs' spelling (see docs/metrica-api.md)
 TOKEN_ENV = "YANDEX_METRICA_TOKEN"  # where the token comes from when nothing else says
+MAX_ID = 2**63 - 1  # the largest counter ID a config takes (int32 in the docs, but IDs only grow)
 LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")  # a Yandex login, as the API spells them
 
 

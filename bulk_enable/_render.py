@@ -20,9 +20,9 @@ from typing import IO
 
 from ._messages import COLUMN_LEGEND, STATUS_LEGEND, status_words
 from ._model import COLUMNS, Row
+from ._untrusted import FORMULA_START
 
 XLSX_MARKER = "bulk_enable report"  # in the workbook's properties: how a report is told from other files
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _EXCEL_MAX_EXACT = 2**53  # larger IDs are written as text: a spreadsheet number would round them
 _EXCEL_CELL_LIMIT = 32_767
 _WIDTHS = {
@@ -92,7 +92,7 @@ def neutralise(cell: str) -> str:
     CSV has no way to say "text", so the guard is a visible leading apostrophe; the xlsx report
     needs none (its cells are typed).
     """
-    return "'" + cell if cell.startswith(_FORMULA_START) else cell
+    return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
 def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:

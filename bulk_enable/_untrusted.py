@@ -19,7 +19,8 @@ TERMINAL_LIMIT = 160  # on the terminal, where a line should stay a line
 SECRET_PIECE = 8  # any run of this many characters of a token is a leak
 MASK = "***"
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+SURROGATE = re.compile("[\ud800-\udfff]")  # lone halves of a UTF-16 pair: unprintable, unwritable
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet cell starting so is read as a formula
 # C0, DEL, C1, and the invisible format characters that can reorder or hide text (bidi overrides,
 # zero-width, line and paragraph separators, tags).
 _UNSAFE = re.compile(
@@ -56,7 +57,7 @@ class Scrubber:
         # so `cut` remembers to end the text with the ellipsis all the same.
         cut = len(text) > limit * 4 + 64
         text = text[: limit * 4 + 64]
-        text = _SURROGATE.sub("\ufffd", _decoded(text))
+        text = SURROGATE.sub("\ufffd", _decoded(text))
         text = self.scrub(text)
         escaped = _UNSAFE.sub(_escape, text)
         if escaped != text:

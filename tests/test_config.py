@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bulk_enable._config import MAX_ERRORS, MAX_ID, Config, ConfigError, load_config
-from bulk_enable._model import RUN_COLUMNS, Counter, Row, Status
+from bulk_enable._config import MAX_ERRORS, Config, ConfigError, load_config
+from bulk_enable._model import MAX_ID, RUN_COLUMNS, Counter, Row, Status
 from bulk_enable._render import render
 
 from .conftest import SandboxFactory, cli, write_config

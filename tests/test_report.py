@@ -1078,3 +1078,15 @@ def test_numbers_are_never_guarded_and_pre_1900_dates_stay_text(tmp_path: Path) 
     sheet = openpyxl.load_workbook(tmp_path / "s.xlsx")["Report"]
     assert isinstance(sheet, Worksheet)
     assert sheet["E2"].value == "0001-01-01" and sheet["F2"].value == -1
+
+
+def test_every_status_has_its_words_once() -> None:
+    """One table describes each status: its cell words and its legend line, in English and Russian."""
+    from bulk_enable._messages import STATUS_LEGEND, STATUS_WORDS, status_words
+
+    assert set(STATUS_WORDS) == set(Status)
+    assert [code for code, _, _ in STATUS_LEGEND] == [s.value for s in STATUS_WORDS]
+    for status, words in STATUS_WORDS.items():
+        assert all((words.short, words.short_ru, words.meaning, words.meaning_ru))
+        assert status_words(status.value) == f"{words.short_ru} ({status.value})"
+    assert status_words("from_a_newer_version") == "from_a_newer_version"
