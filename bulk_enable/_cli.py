@@ -245,9 +245,12 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
 
 def _api_base(given: str) -> str:
     """The checked API root; a near miss of Metrica's host is said, and the run goes on as given."""
-    from ._metrica import check_api_base, mistyped_host
+    from ._metrica import UnsafeApiBase, check_api_base, mistyped_host
 
-    api_base = check_api_base(given)
+    try:
+        api_base = check_api_base(given)
+    except UnsafeApiBase as e:
+        raise UsageError(f"--api-base {e}") from None
     near = mistyped_host(api_base)
     if near:
         log.warning("--api-base %s: did you mean https://%s? (going on as given)", api_base, near)

@@ -70,35 +70,35 @@ class UnsafeApiBase(UserError):
 
 
 def check_api_base(url: str) -> str:
-    """The API root without a trailing slash; refuse anything that is not exactly a safe root."""
+    """The API root without a trailing slash; refuse anything that is not exactly a safe root. The
+    message is a predicate of the URL given: the caller names where it came from (`--api-base`)."""
     shown = PLAIN.clean(_USERINFO.sub("***@", url), TERMINAL_LIMIT)  # never echo a password
     if url != url.strip() or any(ch.isspace() for ch in url):
-        raise UnsafeApiBase(f"--api-base {shown!r} has spaces in it: give it as {DEFAULT_API_BASE}")
+        raise UnsafeApiBase(f"{shown!r} has spaces in it: give it as {DEFAULT_API_BASE}")
     if PLAIN.clean(url, len(url)) != url:  # would reach a message raw, through the root below
-        raise UnsafeApiBase(f"--api-base {shown!r} has control characters: give it as {DEFAULT_API_BASE}")
+        raise UnsafeApiBase(f"{shown!r} has control characters: give it as {DEFAULT_API_BASE}")
     try:
         parts = urlsplit(url)
         if parts.port == 0:  # would silently become the scheme's default port
             raise ValueError("port 0")
     except ValueError:
-        raise UnsafeApiBase(f"--api-base {shown!r} is not a URL: give it as {DEFAULT_API_BASE}") from None
+        raise UnsafeApiBase(f"{shown!r} is not a URL: give it as {DEFAULT_API_BASE}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UnsafeApiBase(f"--api-base {shown!r} is not an http(s) URL: give it as {DEFAULT_API_BASE}")
+        raise UnsafeApiBase(f"{shown!r} is not an http(s) URL: give it as {DEFAULT_API_BASE}")
     root = f"{parts.scheme}://{parts.hostname if ':' not in parts.hostname else f'[{parts.hostname}]'}"
     root += f":{parts.port}" if parts.port else ""
     if parts.username is not None or parts.password is not None:
         raise UnsafeApiBase(
-            f"--api-base must not carry a user name or password (the token is the only credential): "
-            f"give it as {root}"
+            f"must not carry a user name or password (the token is the only credential): give it as {root}"
         )
     if parts.path not in ("", "/") or parts.query or parts.fragment or url.rstrip("/").endswith("?"):
         raise UnsafeApiBase(
-            f"--api-base {shown!r} has a path or query: give the API root only, as {root} "
+            f"{shown!r} has a path or query: give the API root only, as {root} "
             "(the tool adds /management/v1/...)"
         )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise UnsafeApiBase(
-            f"--api-base {shown!r} is plain http to a non-loopback host: the token would travel in "
+            f"{shown!r} is plain http to a non-loopback host: the token would travel in "
             f"clear text; use https://{parts.netloc}"
         )
     return root

@@ -36,7 +36,7 @@ def one_json(stdout: str) -> dict[str, object]:
         ("no token", "no token"),
         ("report is a folder", "is a directory"),
         ("report locked", "another bulk-enable job"),
-        ("unsafe api base", "plain http to a non-loopback host"),
+        ("unsafe api base", "--api-base 'http://example.com' is plain http to a non-loopback host"),
     ],
 )
 def test_json_is_printed_on_every_usage_exit(tmp_path: Path, case: str, shown: str) -> None:
