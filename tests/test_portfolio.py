@@ -1,0 +1,167 @@
+"""Agency portfolios: the sandbox's model of representative access, discovery (`counters --clients`),
+a wrong client login named as such, `counters: all`, lists that know their client, reports per client."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulk_enable import Profile, SandboxThread
+from bulk_enable._demo import demo_profile
+from bulk_enable._sandbox import ProfileError
+
+from .conftest import TOKEN, SandboxFactory, cli, cli_env, statuses
+
+AGENCY = {
+    "counters": "1-5",
+    "clients": {"client-alpha": "700-704", "client-beta": "800-802"},
+    "represents": {"agency": ["client-alpha", "client-beta"]},
+    "guests": {"client-beta": {702: "edit", 990: "view"}},  # 702 is client-alpha's own
+    "ip_rps": 0,
+}
+
+
+def api(box: SandboxThread, path: str, token: str = TOKEN, method: str = "GET") -> tuple[int, Any]:
+    """One request to the sandbox's API (path with its query): the status and the JSON body."""
+    request = urllib.request.Request(
+        f"{box.url}/management/v1{path}", method=method, headers={"Authorization": f"OAuth {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def listed(box: SandboxThread, ulogin: str | None = None, token: str = TOKEN) -> dict[int, tuple[str, str]]:
+    """counter -> (permission, owner_login) of one login's listing."""
+    status, body = api(box, "/counters" + (f"?ulogin={ulogin}" if ulogin else ""), token)
+    assert status == 200, body
+    return {c["id"]: (c["permission"], c["owner_login"]) for c in body["counters"]}
+
+
+# --- the sandbox models representative access -------------------------------------------------------
+
+
+def test_accounts_lists_the_represented_logins_in_the_documented_shape(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    """`GET /accounts`: {"accounts": [{"user_login", "created_at"}]}, only the token login's clients."""
+    box = sandbox_factory(**AGENCY, tokens={TOKEN: "agency", "other": "loner"})
+    status, body = api(box, "/accounts")
+    assert status == 200 and [a["user_login"] for a in body["accounts"]] == ["client-alpha", "client-beta"]
+    assert all(set(a) == {"user_login", "created_at"} for a in body["accounts"])
+    assert api(box, "/accounts", "other") == (200, {"accounts": []})
+
+
+def test_a_clients_listing_holds_guest_counters_and_one_counter_shows_under_two_logins(
+    sandbox_factory: SandboxFactory,
+) -> None:
+    """Under ulogin a client's own counters are `own`; guests keep their owner and permission; 702 is
+    both client-alpha's own and a guest of client-beta; the agency's own listing has neither."""
+    box = sandbox_factory(**AGENCY)
+    alpha, beta = listed(box, "client-alpha"), listed(box, "client-beta")
+    assert alpha == dict.fromkeys(range(700, 705), ("own", "client-alpha"))
+    assert beta[702] == ("edit", "client-alpha") and beta[990] == ("view", "someone-else")
+    assert beta[800] == ("own", "client-beta") and set(beta) == {800, 801, 802, 702, 990}
+    assert set(listed(box)) == {1, 2, 3, 4, 5}
+
+
+@pytest.mark.parametrize(("kind", "status"), [("access_denied", 403), ("invalid_parameter", 400)])
+def test_ulogin_is_honoured_only_for_represented_logins(
+    sandbox_factory: SandboxFactory, kind: str, status: int
+) -> None:
+    """A login the token does not represent (the docs do not say how it is answered: both ways) is
+    refused for listings and writes alike; the represented one and the token's own login work."""
+    box = sandbox_factory(**AGENCY, tokens={TOKEN: "agency", "other": "loner"}, foreign_ulogin=kind)
+    for path, method in (("/counters?ulogin=client-alfa", "GET"), ("/counters?ulogin=client-alpha", "GET")):
+        answer = api(box, path, "other", method)
+        assert answer[0] == status and answer[1]["errors"][0]["error_type"] == kind
+    write = "/counter/700/offline_conversions/calls_extended_threshold?ulogin=client-alpha"
+    assert api(box, write, "other", "POST")[0] == status
+    assert api(box, write, TOKEN, "POST") == (200, {"success": True})
+    assert api(box, "/counters?ulogin=agency")[0] == 200
+
+
+@pytest.mark.parametrize(("counter", "status"), [(702, 200), (990, 403)])
+def test_a_guest_counter_is_written_by_its_permission(
+    sandbox_factory: SandboxFactory, counter: int, status: int
+) -> None:
+    """A guest `edit` counter can be changed under the client's ulogin; a guest `view` one is refused."""
+    box = sandbox_factory(**AGENCY)
+    path = f"/counter/{counter}/offline_conversions/calls_extended_threshold?ulogin=client-beta"
+    assert api(box, path, method="POST")[0] == status
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("PUT", "/accounts"), ("DELETE", "/account"), ("POST", "/accounts")]
+)
+def test_changing_representatives_is_recorded_and_refused(
+    sandbox_factory: SandboxFactory, method: str, path: str
+) -> None:
+    """On Metrica a PUT on accounts revokes access: the sandbox refuses it and keeps a record."""
+    box = sandbox_factory(**AGENCY)
+    assert api(box, path, method=method)[0] == 403
+    assert box.stats()["account_changes"] == [f"{method} /management/v1{path}"]
+    assert [a["user_login"] for a in api(box, "/accounts")[1]["accounts"]] == ["client-alpha", "client-beta"]
+
+
+def test_every_request_method_is_counted(sandbox_factory: SandboxFactory) -> None:
+    """The stats count requests by HTTP method: a test can say "only GETs were sent"."""
+    box = sandbox_factory(**AGENCY)
+    api(box, "/accounts")
+    api(box, "/counters?ulogin=client-alpha")
+    api(box, "/counter/1/offline_conversions/calls_extended_threshold", method="POST")
+    assert box.stats()["http_methods"] == {"GET": 2, "POST": 1}
+
+
+def test_a_counter_added_later_is_listed(sandbox_factory: SandboxFactory) -> None:
+    """A client's new site: its counter shows in the client's listing from then on."""
+    box = sandbox_factory(**AGENCY)
+    box.add_counter(705, "client-alpha")
+    box.add_counter(6)
+    assert 705 in listed(box, "client-alpha") and 6 in listed(box)
+
+
+@pytest.mark.parametrize(
+    ("setting", "shown"),
+    [
+        ({"foreign_ulogin": "ignore"}, "foreign_ulogin must be"),
+        ({"guests": {"c": {1: "owner"}}}, "unknown behaviour(s): owner"),
+        ({"guests": {"c": [1, 2]}}, "wrong type"),
+    ],
+)
+def test_bad_portfolio_settings_are_refused(setting: dict[str, Any], shown: str) -> None:
+    """A profile's portfolio settings are checked like the others."""
+    with pytest.raises(ProfileError) as caught:
+        Profile().updated(setting)
+    assert shown in str(caught.value)
+
+
+def test_the_demo_profile_is_a_two_client_agency() -> None:
+    """The packaged demo sandbox: its login represents two clients, one guest counter is the other's."""
+    profile = demo_profile()
+    agency = profile.tokens["demo-token"]
+    assert profile.represents[agency] == ["romashka-shop", "vector-b2b"]
+    shared = set(profile.guests["romashka-shop"]) & set(profile.clients["vector-b2b"])
+    assert shared == {41000505}
+
+
+def test_the_demo_reaches_a_client_of_your_own_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`demo --config` with a client's ulogin: the demo's agency represents it, so the run goes through."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.yaml").write_text(
+        "accounts:\n"
+        "  - {name: a, token_env: T, ulogin: client-q, counters: [7]}\n"
+        "  - {name: b, token_env: T, ulogin: romashka-shop, counters: [41000400]}\n"
+    )
+    done = cli("demo", "--config", "mine.yaml", env=cli_env(T="unused"))
+    assert done.returncode == 0, done.stderr
+    assert statuses(tmp_path / "reports" / "mine.demo.csv") == {7: "enabled", 41000400: "enabled"}
