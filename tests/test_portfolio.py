@@ -9,11 +9,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aioresponses import aioresponses
 
-from bulk_enable import Profile, SandboxThread
+from bulk_enable import MetricaClient, Profile, SandboxThread, Verdict
 from bulk_enable._demo import demo_profile
+from bulk_enable._metrica import LOGIN_LIMIT
 from bulk_enable._sandbox import ProfileError
+from bulk_enable._untrusted import MASK
 
 from .conftest import TOKEN, SandboxFactory, cli, cli_env, statuses
 
@@ -165,3 +169,65 @@ def test_the_demo_reaches_a_client_of_your_own_config(
     done = cli("demo", "--config", "mine.yaml", env=cli_env(T="unused"))
     assert done.returncode == 0, done.stderr
     assert statuses(tmp_path / "reports" / "mine.demo.csv") == {7: "enabled", 41000400: "enabled"}
+
+
+# --- the client lists the represented logins -------------------------------------------------------
+
+ACCOUNTS_URL = "https://api-metrika.yandex.net/management/v1/accounts"
+
+
+async def accounts_answer(body: object, status: int = 200, ulogin: str | None = None) -> tuple[Any, ...]:
+    """`list_accounts` answered with `body`: (answer, logins, the requests sent)."""
+    async with aiohttp.ClientSession() as session:
+        client = MetricaClient(session, "https://api-metrika.yandex.net", TOKEN, ulogin)
+        with aioresponses() as m:
+            text = body if isinstance(body, str) else json.dumps(body)
+            m.get(f"{ACCOUNTS_URL}?ulogin={ulogin}" if ulogin else ACCOUNTS_URL, status=status, body=text)
+            answer, logins = await client.list_accounts()
+            sent = list(m.requests)
+    return answer, logins, sent
+
+
+async def test_represented_logins_are_read_once_each_and_made_safe() -> None:
+    """Each `user_login` once, in order; other items skipped; a token scrubbed, controls escaped, capped."""
+    body = {
+        "accounts": [
+            {"user_login": "client-alpha", "created_at": "2024-01-01T00:00:00Z"},
+            {"user_login": "client-beta"},
+            {"user_login": "client-alpha"},
+            {"user_login": f"evil{TOKEN}"},
+            {"user_login": "bell\x07"},
+            {"user_login": "x" * 500},
+            {"user_login": 5},
+            {"user_login": ""},
+            "client-gamma",
+            None,
+        ]
+    }
+    answer, logins, sent = await accounts_answer(body)
+    assert answer.verdict is Verdict.DONE
+    assert logins[:4] == ["client-alpha", "client-beta", f"evil{MASK}", "bell\\x07"]
+    assert len(logins) == 5 and len(logins[4]) == LOGIN_LIMIT
+    assert [method for method, _ in sent] == ["GET"]
+
+
+@pytest.mark.parametrize("body", [[{"user_login": "a"}], {"accounts": "a,b"}, {"account": []}, "<html/>", ""])
+async def test_an_answer_that_is_not_a_list_of_accounts_is_retried(body: object) -> None:
+    """A 200 whose body is not {"accounts": [...]} is transient (`bad_accounts`), like a bad listing."""
+    answer, logins, _ = await accounts_answer(body)
+    assert (answer.verdict, answer.error_type, logins) == (Verdict.RETRY, "bad_accounts", [])
+
+
+async def test_an_endless_list_of_accounts_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """More represented logins than any agency has: failed, not read into a config."""
+    monkeypatch.setattr("bulk_enable._metrica.MAX_ACCOUNTS", 3)
+    body = {"accounts": [{"user_login": f"c{i}"} for i in range(4)]}
+    answer, logins, _ = await accounts_answer(body)
+    assert (answer.verdict, answer.error_type, logins) == (Verdict.FAILED, "accounts_too_long", [])
+
+
+async def test_a_refusal_of_the_accounts_list_is_an_answer() -> None:
+    """An error answer comes back classified, with no logins."""
+    body = {"errors": [{"error_type": "access_denied", "message": "no"}], "code": 403, "message": "no"}
+    answer, logins, _ = await accounts_answer(body, 403, ulogin="client-x")
+    assert (answer.verdict, answer.http_status, logins) == (Verdict.DENIED, 403, [])
