@@ -170,7 +170,12 @@ def cmd_counters(args: argparse.Namespace) -> int:
     from ._metrica import check_api_base
 
     api_base = check_api_base(args.api_base)
-    token = _default_token(args.token_file)
+    if args.clients:
+        return _counters_of_clients(args, api_base)
+    sources = _token_sources(args)
+    if len(sources) > 1:
+        raise UsageError("several tokens go with --clients (one config for all of them)")
+    token = sources[0].token
     interrupt = Interrupt()
     policy = _policy(args)
     found, stop = _run_async(list_counters(api_base, token, args.ulogin, policy, interrupt), interrupt)
@@ -184,6 +189,41 @@ def cmd_counters(args: argparse.Namespace) -> int:
         raise JobStopped(f"cannot write the listing to stdout ({lost.strerror or lost})")  # not done
     log.info("%s listed", plural(n, "counter"))
     return ExitCode.OK
+
+
+def _counters_of_clients(args: argparse.Namespace, api_base: str) -> int:
+    """`counters --clients`: one `accounts:` config of every login the tokens reach."""
+    from ._interrupt import Interrupt
+    from ._portfolio import discover, found_summary, portfolio_yaml, unique_sources
+
+    if args.ulogin:
+        raise UsageError("--clients lists every client login the token represents: drop --ulogin")
+    sources, dropped = unique_sources(_token_sources(args))
+    for line in dropped:
+        log.warning("%s", line)
+    interrupt = Interrupt()
+    portfolio = _run_async(discover(api_base, sources, args.permission, _policy(args), interrupt), interrupt)
+    lost = _write_stdout(portfolio_yaml(portfolio, len(sources)))
+    if lost is not None and not isinstance(lost, BrokenPipeError):
+        raise JobStopped(f"cannot write the config to stdout ({lost.strerror or lost})")
+    log.info("%s listed", found_summary(portfolio))
+    return ExitCode.OK
+
+
+def _token_sources(args: argparse.Namespace) -> list[Any]:
+    """`--token-env NAME` and `--token-file PATH` (each repeatable) in that order, else the default."""
+    from ._portfolio import TokenSource
+
+    sources = []
+    for name in args.token_env or []:
+        token = os.environ.get(name, "").strip()
+        if not token and _looks_like_token(name):  # never echoed: it may be the token itself
+            raise UsageError("--token-env looks like a token itself: give the NAME of a variable holding it")
+        if not token:
+            raise UsageError(f"--token-env {name}: that environment variable is not set")
+        sources.append(TokenSource(_checked_token(token, f"${name}"), env=name))
+    sources += [TokenSource(_default_token(path), file=path) for path in args.token_file or []]
+    return sources or [TokenSource(_default_token(None), env=TOKEN_ENV)]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -823,7 +863,20 @@ def _status_parser(sub: Any) -> None:
 
 def _counters_parser(sub: Any) -> None:
     p = _command(sub, "counters", "print a ready-to-run YAML of the counters the token sees", cmd_counters)
-    _api_options(p)
+    _api_options(p, many_tokens=True)
+    p.add_argument(
+        "--clients",
+        action="store_true",
+        help="the whole portfolio: the token's own counters and those of every client login it "
+        "represents, as one accounts: config (only GET requests)",
+    )
+    p.add_argument(
+        "--token-env",
+        action="append",
+        type=_env_name,
+        metavar="NAME",
+        help="read a token from this environment variable (repeatable with --clients)",
+    )
     _request_options(p)
     p.add_argument(
         "--permission",
@@ -981,7 +1034,7 @@ def _delimiter_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _api_options(p: argparse.ArgumentParser) -> None:
+def _api_options(p: argparse.ArgumentParser, many_tokens: bool = False) -> None:
     from_env = f"${TOKEN_ENV}"
     p.add_argument(
         "--api-base",
@@ -990,7 +1043,12 @@ def _api_options(p: argparse.ArgumentParser) -> None:
         help="the API root only (default https://api-metrika.yandex.net); plain http only to loopback",
     )
     p.add_argument(
-        "--token-file", type=Path, metavar="PATH", help=f"read the token from PATH instead of {from_env}"
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        action="append" if many_tokens else "store",
+        help=f"read the token from PATH instead of {from_env}"
+        + (" (repeatable with --clients)" * many_tokens),
     )
 
 
@@ -1139,6 +1197,15 @@ def _permissions(text: str) -> str:
     if not wanted:
         raise argparse.ArgumentTypeError("give some of " + ", ".join(PERMISSIONS) + ", e.g. own,edit")
     return ",".join(wanted)
+
+
+def _env_name(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise argparse.ArgumentTypeError(
+            "give the NAME of an environment variable holding the token (e.g. METRICA_TOKEN_CLIENT_A), "
+            "never the token itself"
+        )
+    return text
 
 
 def _login(text: str) -> str:

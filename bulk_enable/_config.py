@@ -91,6 +91,11 @@ class Config:
         return [c for a in self.accounts for c in a.counters]
 
 
+def is_login(text: str) -> bool:
+    """A Yandex login as `ulogin` takes it: letters, digits, '.', '-', '_', '@'."""
+    return bool(_LOGIN.fullmatch(text))
+
+
 def load_config(path: Path) -> Config:
     """Read and validate the job file at `path` (its extension says the format)."""
     suffix = path.suffix.lower()

@@ -461,6 +461,17 @@ async def list_counters(
     return list(listing.counters.values()), listing.stop
 
 
+def counter_label(info: CounterInfo) -> str:
+    """A listed counter's label in a config or a report: `name — site`."""
+    return " — ".join(part for part in (info.name, info.site) if part)
+
+
+def counter_item(info: CounterInfo) -> dict[str, object]:
+    """A listed counter as a config's item: {id, label}, or {id} when the listing names nothing."""
+    label = counter_label(info)
+    return {"id": info.id, "label": label} if label else {"id": info.id}
+
+
 def counters_yaml(
     counters: Sequence[CounterInfo], permission: str | None, ulogin: str | None
 ) -> tuple[str, int]:
@@ -472,8 +483,7 @@ def counters_yaml(
     for info in counters:
         if wanted is not None and info.permission and info.permission not in wanted:
             continue
-        label = " — ".join(part for part in (info.name, info.site) if part)
-        items.append({"id": info.id, "label": label} if label else {"id": info.id})
+        items.append(counter_item(info))
     now = dt.datetime.now(dt.UTC)
     seen = say.plural(len(counters), "counter")
     kept = f"{len(items)} with permission {permission} of {seen}" if wanted is not None else seen

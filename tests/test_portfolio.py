@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from aioresponses import aioresponses
 
 from bulk_enable import MetricaClient, Profile, SandboxThread, Verdict
@@ -19,11 +20,12 @@ from bulk_enable._metrica import LOGIN_LIMIT
 from bulk_enable._sandbox import ProfileError
 from bulk_enable._untrusted import MASK
 
-from .conftest import TOKEN, SandboxFactory, cli, cli_env, statuses
+from .conftest import TOKEN, SandboxFactory, cli, cli_env, run_against, statuses
 
-AGENCY = {
+CLIENTS = {"client-alpha": "700-704", "client-beta": "800-802"}
+AGENCY: dict[str, Any] = {
     "counters": "1-5",
-    "clients": {"client-alpha": "700-704", "client-beta": "800-802"},
+    "clients": CLIENTS,
     "represents": {"agency": ["client-alpha", "client-beta"]},
     "guests": {"client-beta": {702: "edit", 990: "view"}},  # 702 is client-alpha's own
     "ip_rps": 0,
@@ -231,3 +233,156 @@ async def test_a_refusal_of_the_accounts_list_is_an_answer() -> None:
     body = {"errors": [{"error_type": "access_denied", "message": "no"}], "code": 403, "message": "no"}
     answer, logins, _ = await accounts_answer(body, 403, ulogin="client-x")
     assert (answer.verdict, answer.http_status, logins) == (Verdict.DENIED, 403, [])
+
+
+# --- discovery: `counters --clients` ----------------------------------------------------------------
+
+PORTFOLIO = {
+    **AGENCY,
+    "tokens": {TOKEN: "agency", "client-c-token": "client-c"},
+    "clients": {**CLIENTS, "client-c": "900-902"},
+    "fixed": {3: "read_only"},
+}
+TWO_TOKENS = cli_env(TA=TOKEN, TC="client-c-token")
+
+
+def discover(box: SandboxThread, *extra: str, env: dict[str, str] = TWO_TOKENS) -> Any:
+    """`counters --clients` with the agency's token and a client's own token."""
+    return cli(
+        "counters",
+        "--clients",
+        "--api-base",
+        box.url,
+        "--token-env",
+        "TA",
+        "--token-env",
+        "TC",
+        *extra,
+        env=env,
+    )
+
+
+def test_the_whole_portfolio_is_discovered_with_gets_only_and_runs_as_written(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """Two tokens, two represented clients: one config (own, each client with its ulogin, the second
+    token's own), discovery sends only GETs, and `run` enables every editable counter exactly once,
+    each client's counters with its ulogin."""
+    box = sandbox_factory(**PORTFOLIO)
+    found = discover(box)
+    assert found.returncode == 0, found.stderr
+    stats = box.stats()
+    assert set(stats["http_methods"]) == {"GET"} and stats["account_changes"] == []
+    assert TOKEN not in found.stdout and "client-c-token" not in found.stdout
+    data = yaml.safe_load(found.stdout)
+    shape = [
+        (a["name"], a["token_env"], a.get("ulogin"), [c["id"] for c in a["counters"]])
+        for a in data["accounts"]
+    ]
+    assert shape == [
+        ("ta", "TA", None, [1, 2, 4, 5]),
+        ("client-alpha", "TA", "client-alpha", [700, 701, 702, 703, 704]),
+        ("client-beta", "TA", "client-beta", [800, 801, 802]),
+        ("tc", "TC", None, [900, 901, 902]),
+    ]
+    assert "- {id: 702, label: Counter 702 — site-702.example}  # also under client-beta" in found.stdout
+    config = tmp_path / "portfolio.yaml"
+    config.write_text(found.stdout, encoding="utf-8")
+    before = stats["ulogins"]
+    done = run_against(box, config, tmp_path / "r.csv", "--rps", "1000", env=TWO_TOKENS)
+    assert done.returncode == 0, done.stderr
+    assert set(statuses(tmp_path / "r.csv").values()) == {"enabled"}
+    stats = box.stats()
+    assert stats["writes"] == {str(c): 1 for a in shape for c in a[3]}
+    sent = {u: n - before.get(u, 0) for u, n in stats["ulogins"].items()}
+    assert sent == {"client-alpha": 5, "client-beta": 3}
+
+
+def test_a_token_file_is_referred_to_by_its_path(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+    """A token from --token-file: its account says `token_file: PATH`; the token is not in the config."""
+    box = sandbox_factory(**PORTFOLIO)
+    token_file = tmp_path / "client-c.token"
+    token_file.write_text("client-c-token\n")
+    token_file.chmod(0o600)
+    found = cli("counters", "--clients", "--api-base", box.url, "--token-file", token_file)
+    assert found.returncode == 0, found.stderr
+    assert "client-c-token" not in found.stdout
+    assert yaml.safe_load(found.stdout)["accounts"] == [
+        {
+            "name": "client-c",
+            "token_file": str(token_file),
+            "counters": [{"id": c, "label": f"Counter {c} — site-{c}.example"} for c in (900, 901, 902)],
+        }
+    ]
+
+
+def test_permission_widens_what_discovery_keeps(sandbox_factory: SandboxFactory) -> None:
+    """--permission own,edit,view keeps the guest `view` counter and the read-only one too."""
+    box = sandbox_factory(**PORTFOLIO)
+    narrow, wide = discover(box), discover(box, "--permission", "own,edit,view")
+    assert "# left out: 2 counters without permission own,edit" in narrow.stdout
+    ids = [c["id"] for a in yaml.safe_load(wide.stdout)["accounts"] for c in a["counters"]]
+    assert {3, 990} <= set(ids) and len(ids) == len(set(ids)) == 17
+
+
+def test_a_token_given_twice_is_listed_once(sandbox_factory: SandboxFactory) -> None:
+    """Two variables holding one token: one set of accounts, and a warning naming both."""
+    box = sandbox_factory(**PORTFOLIO)
+    found = discover(box, env=cli_env(TA=TOKEN, TC=TOKEN))
+    assert found.returncode == 0, found.stderr
+    assert "$TC holds the same token as $TA: listed once" in found.stderr
+    assert [a["name"] for a in yaml.safe_load(found.stdout)["accounts"]] == [
+        "ta",
+        "client-alpha",
+        "client-beta",
+    ]
+
+
+def test_a_client_reached_by_two_tokens_is_listed_under_the_first(sandbox_factory: SandboxFactory) -> None:
+    """A client represented by two tokens: its counters once, and a comment where the second would be."""
+    box = sandbox_factory(
+        **{**PORTFOLIO, "represents": {"agency": ["client-alpha"], "client-c": ["client-alpha"]}}
+    )
+    found = discover(box)
+    assert found.returncode == 0, found.stderr
+    assert [a["name"] for a in yaml.safe_load(found.stdout)["accounts"]] == ["ta", "client-alpha", "tc"]
+    assert (
+        "  # client-alpha-2: also reached with the token in $TA: its counters are under client-alpha"
+        in found.stdout
+    )
+
+
+def test_a_failed_discovery_writes_nothing(sandbox_factory: SandboxFactory) -> None:
+    """A token the API refuses: exit 3, one line naming where the token came from, no partial config."""
+    box = sandbox_factory(**PORTFOLIO, dead_tokens=["client-c-token"])
+    found = discover(box)
+    assert (found.returncode, found.stdout) == (3, "")
+    assert "the token in $TC: its own counters: the token was refused" in found.stderr
+    assert "client-c-token" not in found.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "shown"),
+    [
+        (["--clients", "--ulogin", "x"], {}, "--clients lists every client login the token represents"),
+        (
+            ["--token-env", "TA", "--token-env", "TC"],
+            {"TA": "a", "TC": "c"},
+            "several tokens go with --clients",
+        ),
+        (["--clients", "--token-env", "NOPE"], {}, "--token-env NOPE: that environment variable is not set"),
+        (
+            ["--clients", "--token-env", "y0_AgAAAAB4x2kUAAAAsecretlookingtoken"],
+            {},
+            "looks like a token itself",
+        ),
+        (["--clients", "--token-env", "not-a-name"], {}, "give the NAME of an environment variable"),
+    ],
+)
+def test_token_sources_are_checked_before_any_request(
+    args: list[str], env: dict[str, str], shown: str
+) -> None:
+    """Mistakes in --token-env/--token-file/--ulogin with --clients: one line, exit 2, never the token."""
+    done = cli("counters", "--api-base", "http://127.0.0.1:9", *args, env=cli_env(**env))
+    assert done.returncode == 2 and shown in done.stderr, done.stderr
+    assert "secretlookingtoken" not in done.stderr
