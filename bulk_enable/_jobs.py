@@ -20,13 +20,14 @@ from typing import Any
 from aiohttp import ClientSession
 
 from . import _messages as say
-from ._answer import Verdict
+from ._answer import Answer, Verdict
 from ._config import Account, Config
 from ._interrupt import Interrupt
 from ._metrica import CounterInfo, MetricaClient, open_session
 from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary, Window
 from ._plan import Listing, plan_rows, read_listing, state_unknown
 from ._policy import Policy
+from ._portfolio import counter_item, refused, ulogin_problem
 from ._report import ReportError, ReportFile, pending_row
 from ._scheduler import Events, Lane, NotSent, Scheduler, Sent
 from ._untrusted import Scrubber
@@ -79,6 +80,7 @@ class _Run:
         self.recorded: set[int] = set()  # counters with a row from this run
         self.state_unknown = False  # a plan was made without seeing the window's state
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
+        self._ulogin_checks: dict[str, asyncio.Future[Stop | None]] = {}  # account -> its one check
 
     def lane(self, account: Account) -> Lane:
         """The account's lane; accounts with the same token share one login's quotas and budget."""
@@ -87,6 +89,41 @@ class _Run:
     def client(self, session: ClientSession, account: Account) -> MetricaClient:
         s = self.settings
         return MetricaClient(session, s.api_base, s.tokens[account.name], account.ulogin, self.scrubber)
+
+    async def ulogin_stop(
+        self, session: ClientSession, account: Account, answer: Answer | None
+    ) -> Stop | None:
+        """After a refusal to a client account, while none of its writes has succeeded: when its
+        `ulogin` is not a login the token represents, the account stops saying so, instead of the
+        token being blamed. `GET /accounts` is asked once per account and run, only then."""
+        lane = self.scheduler.lanes[account.name]
+        if account.ulogin is None or lane.written or not refused(answer):
+            return None
+        check = self._ulogin_checks.get(account.name)
+        if check is None:
+            check = asyncio.ensure_future(self._check_ulogin(session, account, account.ulogin))
+            self._ulogin_checks[account.name] = check
+        return await asyncio.shield(check)
+
+    async def _check_ulogin(self, session: ClientSession, account: Account, ulogin: str) -> Stop | None:
+        s = self.settings
+        client = MetricaClient(session, s.api_base, s.tokens[account.name], None, self.scrubber)
+        problem = await ulogin_problem(self.scheduler, self.logins[account.name], client, ulogin)
+        if problem is None:
+            return None
+        lane = self.scheduler.lanes[account.name]
+        return self.scheduler.stop(lane, StopCause.WRONG_ULOGIN, problem, "ulogin", replace=True)
+
+    async def listing(
+        self, session: ClientSession, account: Account, lane: Lane, wanted: set[int] | None
+    ) -> Listing:
+        """The account's listing; one refused for a ulogin the token does not represent says so."""
+        listing = await read_listing(self.scheduler, lane, self.client(session, account), wanted)
+        if listing.stop is not None:
+            better = await self.ulogin_stop(session, account, listing.stop.answer)
+            if better is not None:
+                return Listing(listing.counters, listing.requests, better)
+        return listing
 
     def record(self, row: Row) -> None:
         self.recorded.add(row.counter_id)
@@ -235,7 +272,7 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
     )
     client = run.client(session, account)
     if settings.preflight and todo:
-        listing = await read_listing(scheduler, lane, client, {c.id for c in todo})
+        listing = await run.listing(session, account, lane, {c.id for c in todo})
         if listing.stop is not None or listing.interrupted:
             return
         plan = plan_rows(todo, listing, job, account.ulogin)
@@ -251,6 +288,8 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
     async def switch(counter: Counter) -> Row:
         send = functools.partial(client.switch_window, counter.id, job.window, job.enable)
         outcome = await scheduler.call(lane, f"counter={counter.id}", send, write=True)
+        if isinstance(outcome, Sent) and (stop := await run.ulogin_stop(session, account, outcome.answer)):
+            return _stopped_row(counter, outcome, stop)
         row = _run_row(run, counter, outcome)
         if (
             settings.policy.until_done
@@ -266,6 +305,18 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
         await scheduler.wait_for_reset()
         again, tomorrow[:] = list(tomorrow), []
         await run.each(lane, again, switch)
+
+
+def _stopped_row(counter: Counter, outcome: Sent[Any], stop: Stop) -> Row:
+    """A counter whose answer stopped its account (a wrong ulogin): deferred, with the stop's reason."""
+    return Row.of(
+        counter,
+        Status.DEFERRED,
+        attempts=outcome.attempts,
+        http_status=outcome.answer.http_status,
+        error_type=stop.answer.error_type if stop.answer is not None else "",
+        message=say.deferred_message(stop),
+    )
 
 
 def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
@@ -339,8 +390,7 @@ async def check_job(settings: Settings) -> Summary:
             if not account.counters:  # all its IDs are listed under an earlier account
                 return
             lane = run.lane(account)
-            wanted = {c.id for c in account.counters}
-            listing: Listing = await read_listing(run.scheduler, lane, run.client(session, account), wanted)
+            listing = await run.listing(session, account, lane, {c.id for c in account.counters})
             if listing.stop is not None or listing.interrupted:
                 stop = listing.stop
                 error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
@@ -391,6 +441,10 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
             async def read(counter: Counter) -> Row:
                 send = functools.partial(client.read_window_since, counter.id, window)
                 outcome = await run.scheduler.call(lane, f"counter={counter.id}", send)
+                if isinstance(outcome, Sent) and (
+                    stop := await run.ulogin_stop(session, account, outcome.answer)
+                ):
+                    return _stopped_row(counter, outcome, stop)
                 if isinstance(outcome, Sent) and outcome.answer.verdict is Verdict.DONE and outcome.value:
                     since = outcome.value
                     odd = (
@@ -456,20 +510,14 @@ async def list_counters(
     async with open_session(policy.timeout, 4) as session:
         client = MetricaClient(session, api_base, token, ulogin, Scrubber([token]))
         listing = await read_listing(scheduler, lane, client)
+        stop = listing.stop
+        if stop is not None and ulogin is not None and refused(stop.answer):
+            itself = MetricaClient(session, api_base, token, None, Scrubber([token]))
+            problem = await ulogin_problem(scheduler, "default", itself, ulogin)
+            stop = Stop(StopCause.WRONG_ULOGIN, problem, "ulogin") if problem is not None else stop
     if listing.interrupted:
         raise KeyboardInterrupt
-    return list(listing.counters.values()), listing.stop
-
-
-def counter_label(info: CounterInfo) -> str:
-    """A listed counter's label in a config or a report: `name — site`."""
-    return " — ".join(part for part in (info.name, info.site) if part)
-
-
-def counter_item(info: CounterInfo) -> dict[str, object]:
-    """A listed counter as a config's item: {id, label}, or {id} when the listing names nothing."""
-    label = counter_label(info)
-    return {"id": info.id, "label": label} if label else {"id": info.id}
+    return list(listing.counters.values()), stop
 
 
 def counters_yaml(

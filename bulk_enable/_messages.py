@@ -178,12 +178,34 @@ def stop_reason(stop: Stop, max_requests: int | None = None) -> str:
             return f"this does not look like the Metrica API ({what})"
         case StopCause.LISTING:
             return f"the counter list could not be read ({what})"
+        case StopCause.WRONG_ULOGIN:
+            return what if stop.answer is None else stop.answer.message
         case StopCause.THROTTLED:
             return (
                 f"Metrica refused this address's every request for a long while ({what}): another tool may "
                 "be using all of its 30 requests a second"
             )
     return stop.cause.value  # pragma: no cover
+
+
+def wrong_ulogin(ulogin: str, represented: list[str]) -> str:
+    """A `ulogin` that is not among the logins the token represents, with the close ones."""
+    import difflib
+
+    if not represented:
+        return f"client login {ulogin}: this token represents no client logins (use that client's own token)"
+    # Client logins often share a prefix (client-...): only the very close ones, else the closest.
+    close = difflib.get_close_matches(ulogin, represented, n=3, cutoff=0.8)
+    close = close or difflib.get_close_matches(ulogin, represented, n=1, cutoff=0.6)
+    if close:
+        hint = (
+            f": did you mean {' or '.join([', '.join(close[:-1]), close[-1]] if len(close) > 1 else close)}?"
+        )
+    else:
+        more = ", ..." if len(represented) > 5 else ""
+        hint = f" ({', '.join(represented[:5])}{more})"
+    what = plural(len(represented), "client login")
+    return f"client login {ulogin} is not among the {what} this token represents{hint}"
 
 
 def deferred_message(stop: Stop | None, max_requests: int | None = None, attempts: int = 0) -> str:
@@ -375,6 +397,10 @@ def fix_for(cause: StopCause, config: Path | str = "CONFIG") -> str:
         StopCause.UNREACHABLE: f"check --api-base and the network, then {AGAIN}",
         StopCause.LISTING: f"{AGAIN}; if the listing keeps failing, check the token",
         StopCause.THROTTLED: f"let the other tool on this address finish (or run from another), then {AGAIN}",
+        StopCause.WRONG_ULOGIN: (
+            f"correct the client login (`bulk-enable counters --clients` lists every login the token "
+            f"reaches), then {AGAIN}"
+        ),
     }.get(cause, AGAIN)
 
 

@@ -183,6 +183,7 @@ class StopCause(enum.Enum):
     NOT_THE_API = "not_the_api"  # the answers do not come from the Metrica API
     LISTING = "listing"  # the account's counters could not be listed (a plan needs them)
     THROTTLED = "throttled"  # the per-address quota kept refusing every request: the address is used up
+    WRONG_ULOGIN = "wrong_ulogin"  # the account's ulogin is not a login its token represents
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import _messages as say
-from ._answer import Verdict
+from ._answer import Answer, Verdict
 from ._config import is_login
 from ._errors import JobStopped
 from ._interrupt import Interrupt
-from ._jobs import counter_item
 from ._metrica import CounterInfo, MetricaClient, open_session
 from ._model import Stop, StopCause
 from ._plan import read_listing
@@ -93,6 +92,52 @@ class Portfolio:
     @property
     def shared(self) -> int:
         return sum(len(a.also) for a in self.accounts)
+
+
+def counter_label(info: CounterInfo) -> str:
+    """A listed counter's label in a config or a report: `name — site`."""
+    return " — ".join(part for part in (info.name, info.site) if part)
+
+
+def counter_item(info: CounterInfo) -> dict[str, object]:
+    """A listed counter as a config's item: {id, label}, or {id} when the listing names nothing."""
+    label = counter_label(info)
+    return {"id": info.id, "label": label} if label else {"id": info.id}
+
+
+# --- a wrong client login ------------------------------------------------------------------------------
+
+_REFUSALS = frozenset({400, 403, 404})  # what a ulogin the token does not represent gets: the docs are silent
+
+
+def refused(answer: Answer | None) -> bool:
+    """An answer a wrong `ulogin` can get: refused for good (not transient, not the token)."""
+    return (
+        answer is not None
+        and answer.verdict in (Verdict.DENIED, Verdict.FAILED)
+        and answer.http_status in _REFUSALS
+    )
+
+
+def same_login(a: str, b: str) -> bool:
+    """Yandex logins ignore case, and `.` and `-` in them are the same."""
+    return a.lower().replace(".", "-") == b.lower().replace(".", "-")
+
+
+async def ulogin_problem(
+    scheduler: Scheduler, login: str, client: MetricaClient, ulogin: str
+) -> Answer | None:
+    """When `ulogin` is not among the logins the token represents (`GET /accounts`, asked with
+    `client`, which has no ulogin, on `login`'s quotas): an answer saying so, with the close ones.
+    None when it is among them, or when the list cannot be read: then nothing is claimed."""
+    lane = scheduler.aside(f"accounts for {ulogin}", login)
+    outcome = await scheduler.call(lane, "accounts", client.list_accounts)
+    if isinstance(outcome, NotSent) or outcome.answer.verdict is not Verdict.DONE:
+        return None
+    if any(same_login(ulogin, represented) for represented in outcome.value):
+        return None
+    message = say.wrong_ulogin(ulogin, outcome.value)
+    return Answer(Verdict.FAILED, outcome.answer.http_status, "wrong_ulogin", message)
 
 
 def unique_sources(sources: Sequence[TokenSource]) -> tuple[list[TokenSource], list[str]]:

@@ -193,6 +193,13 @@ class Scheduler:
         lane = self.lanes[name] = Lane(name, self.logins[key])
         return lane
 
+    def aside(self, name: str, login: str) -> Lane:
+        """A lane on `login`'s quotas and budget that is no account of the run: a side question
+        (which client logins a token represents) whose trouble never stops or reports an account."""
+        if login not in self.logins:
+            self.logins[login] = Login(self.policy)
+        return Lane(name, self.logins[login])
+
     @property
     def requests(self) -> int:
         return sum(lane.requests for lane in self.lanes.values())
@@ -365,9 +372,17 @@ class Scheduler:
             return min(answer.retry_after, self.policy.backoff_max)
         return default
 
-    def stop(self, lane: Lane, cause: StopCause, answer: Answer | None = None, subject: str = "") -> Stop:
-        """Stop `lane` for good (the first stop stands); return the lane's stop."""
-        if lane.stop is None:
+    def stop(
+        self,
+        lane: Lane,
+        cause: StopCause,
+        answer: Answer | None = None,
+        subject: str = "",
+        replace: bool = False,
+    ) -> Stop:
+        """Stop `lane` for good (the first stop stands, unless `replace`: a better-known cause); return
+        the lane's stop."""
+        if lane.stop is None or replace:
             lane.stop = Stop(cause, answer, subject, lane.requests)
             lane.wait = None
             self.events.stopped(lane.name, lane.stop)

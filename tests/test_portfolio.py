@@ -20,7 +20,7 @@ from bulk_enable._metrica import LOGIN_LIMIT
 from bulk_enable._sandbox import ProfileError
 from bulk_enable._untrusted import MASK
 
-from .conftest import TOKEN, SandboxFactory, cli, cli_env, run_against, statuses
+from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses
 
 CLIENTS = {"client-alpha": "700-704", "client-beta": "800-802"}
 AGENCY: dict[str, Any] = {
@@ -386,3 +386,75 @@ def test_token_sources_are_checked_before_any_request(
     done = cli("counters", "--api-base", "http://127.0.0.1:9", *args, env=cli_env(**env))
     assert done.returncode == 2 and shown in done.stderr, done.stderr
     assert "secretlookingtoken" not in done.stderr
+
+
+# --- a wrong client login is named as such ----------------------------------------------------------
+
+MISSPELT = (
+    "accounts:\n  - {name: alpha, token_env: TA, ulogin: client-alfa, counters: [700, 701]}\n"
+    "  - {name: beta, token_env: TA, ulogin: client-beta, counters: [800, 801]}\n"
+)
+RIGHT_LINE = (
+    "client login client-alfa is not among the 2 client logins this token represents: "
+    "did you mean client-alpha?"
+)
+
+
+@pytest.mark.parametrize("kind", ["access_denied", "invalid_parameter"])
+@pytest.mark.parametrize("command", ["run", "check", "status"])
+def test_a_misspelt_ulogin_is_named_with_the_close_ones(
+    tmp_path: Path, sandbox_factory: SandboxFactory, kind: str, command: str
+) -> None:
+    """Whichever way Metrica refuses a ulogin the token does not represent, run, check and status say
+    the client login is wrong and name the close one; the token is not blamed; the other client goes on."""
+    box = sandbox_factory(**AGENCY, foreign_ulogin=kind)
+    config = tmp_path / "job.yaml"
+    config.write_text(MISSPELT)
+    report = tmp_path / f"{command}.csv"
+    done = cli(command, config, "--report", report, "--api-base", box.url, env=cli_env(TA=TOKEN))
+    assert done.returncode == 3, done.stderr
+    assert "account alpha stopped after" in done.stdout and RIGHT_LINE in done.stdout
+    assert "next: correct the client login" in done.stdout
+    assert all(blame not in done.stdout for blame in ("metrika:write", "check the token", "new OAuth token"))
+    rows = {int(r["counter_id"]): r for r in read_report(report)}
+    assert {rows[c]["status"] for c in (700, 701)} == {"deferred"}
+    assert all(
+        RIGHT_LINE in rows[c]["message"] and rows[c]["error_type"] == "wrong_ulogin" for c in (700, 701)
+    )
+    assert {rows[c]["status"] for c in (800, 801)} == {
+        "short" if command == "status" else "would_enable" if command == "check" else "enabled"
+    }
+
+
+@pytest.mark.parametrize("kind", ["access_denied", "invalid_parameter"])
+def test_counters_for_a_misspelt_ulogin_names_it(sandbox_factory: SandboxFactory, kind: str) -> None:
+    """`counters --ulogin client-alfa`: the client login is named as wrong, not the token."""
+    box = sandbox_factory(**AGENCY, foreign_ulogin=kind)
+    done = cli("counters", "--ulogin", "client-alfa", "--api-base", box.url)
+    assert (done.returncode, done.stdout) == (3, "")
+    assert RIGHT_LINE in done.stderr and "check the token" not in done.stderr
+
+
+def test_a_token_that_represents_nobody_says_so(sandbox_factory: SandboxFactory) -> None:
+    """A token whose login represents no one: the line says so, and what to use instead."""
+    box = sandbox_factory(**AGENCY, tokens={TOKEN: "loner"})
+    done = cli("counters", "--ulogin", "client-alpha", "--api-base", box.url)
+    assert done.returncode == 3
+    assert (
+        "client login client-alpha: this token represents no client logins (use that client's own token)"
+        in done.stderr
+    )
+
+
+def test_a_right_ulogin_with_refused_counters_is_not_called_wrong(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A represented client whose counters are refused: they fail as before (the ulogin is right),
+    and the list of represented logins is asked once for the account, not once per counter."""
+    box = sandbox_factory(**{**AGENCY, "fixed": {700: "read_only", 701: "read_only", 702: "read_only"}})
+    config = tmp_path / "job.yaml"
+    config.write_text("ulogin: client-alpha\ncounters: [700, 701, 702]\n")
+    done = run_against(box, config, tmp_path / "r.csv", "--max-denied", "0")
+    assert done.returncode == 1, done.stderr
+    assert set(statuses(tmp_path / "r.csv").values()) == {"failed"} and "is not among" not in done.stdout
+    assert box.stats()["requests"] == 3 + 1
