@@ -66,6 +66,8 @@ class Account:
     token_env: str | None  # None: the run's default token (YANDEX_METRICA_TOKEN or --token-file)
     counters: tuple[Counter, ...]
     ulogin: str | None = None  # act for this client login (agency access): sent as ?ulogin=
+    every: bool = False  # `counters: all`: its editable counters, listed at the start of each job
+    exclude: frozenset[int] = frozenset()  # with `counters: all`: IDs left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +173,7 @@ class _Ids:
     def result(self, accounts: list[Account], csv_delimiter: str | None = None) -> Config:
         if self.errors:
             raise ConfigError(self.errors)
-        if not any(a.counters for a in accounts):
+        if not any(a.counters or a.every for a in accounts):
             raise ConfigError([f"{self.path}: the file is empty: expected a list of counter IDs"])
         duplicates = Duplicates(self.repeats, tuple(self.examples))
         return Config(self.path, tuple(accounts), duplicates, csv_delimiter)
@@ -517,12 +519,16 @@ class _Parser:
         if isinstance(root, _Seq):
             return [self.account_counters(DEFAULT_ACCOUNT, None, None, root)]
         if isinstance(root, _Map):
-            top = self.mapping(root, required=set(), allowed={"counters", "accounts", "ulogin"})
+            top = self.mapping(root, required=set(), allowed={"counters", "accounts", "ulogin", "exclude"})
             if "counters" in top and "accounts" in top:
                 raise self.fatal(root, "use either `counters:` or `accounts:`, not both")
             if "counters" in top:
                 ulogin = self.ulogin(top["ulogin"]) if "ulogin" in top else None
-                return [self.account_counters(DEFAULT_ACCOUNT, None, ulogin, top["counters"])]
+                return [
+                    self.account_counters(DEFAULT_ACCOUNT, None, ulogin, top["counters"], top.get("exclude"))
+                ]
+            if "exclude" in top:
+                raise self.fatal(top["exclude"], "with `accounts:`, give `exclude:` inside each account")
             if "accounts" in top:
                 if "ulogin" in top:
                     raise self.fatal(top["ulogin"], "with `accounts:`, give `ulogin:` inside each account")
@@ -541,6 +547,8 @@ class _Parser:
                 )
             if _MANY_IDS.fullmatch(text):
                 return "several IDs on one line: put each on its own line as `- 12345`"
+        if isinstance(node, _Scalar) and node.tag == _STR_TAG and text.strip().isalpha():
+            return f"expected a list of counter IDs, or `all` for every editable one, got {_shown(node)}"
         return f"expected a list of counter IDs, got {_shown(node)}"
 
     def mapping(self, node: _Map, required: set[str], allowed: set[str]) -> dict[str, _Node]:
@@ -572,7 +580,7 @@ class _Parser:
             fields = self.mapping(
                 item,
                 required={"name", "token_env", "counters"},
-                allowed={"name", "token_env", "counters", "ulogin"},
+                allowed={"name", "token_env", "counters", "ulogin", "exclude"},
             )
             name = _no_surrogates(self.text(fields["name"], "account name")).strip()
             if not name:
@@ -582,7 +590,9 @@ class _Parser:
             names.add(name)
             env = self.token_env(fields["token_env"])
             ulogin = self.ulogin(fields["ulogin"]) if "ulogin" in fields else None
-            accounts.append(self.account_counters(name, env, ulogin, fields["counters"]))
+            accounts.append(
+                self.account_counters(name, env, ulogin, fields["counters"], fields.get("exclude"))
+            )
         return accounts
 
     def token_env(self, node: _Node) -> str:
@@ -608,8 +618,19 @@ class _Parser:
         return login
 
     def account_counters(
-        self, account: str, token_env: str | None, ulogin: str | None, node: _Node
+        self,
+        account: str,
+        token_env: str | None,
+        ulogin: str | None,
+        node: _Node,
+        exclude: _Node | None = None,
     ) -> Account:
+        if isinstance(node, _Scalar) and node.tag == _STR_TAG and str(node.value).strip().lower() == "all":
+            return Account(account, token_env, (), ulogin, every=True, exclude=self.excluded(exclude))
+        if exclude is not None:
+            raise self.fatal(
+                exclude, "`exclude:` goes with `counters: all` (a list names its counters itself)"
+            )
         if not isinstance(node, _Seq):
             raise self.fatal(node, self.not_a_list(node))
         if not node.value:
@@ -621,6 +642,13 @@ class _Parser:
             if counter is not None:
                 counters.append(counter)
         return Account(account, token_env, tuple(counters), ulogin)
+
+    def excluded(self, node: _Node | None) -> frozenset[int]:
+        """The IDs of `exclude:` (a list, or one ID), each checked like a counter ID."""
+        if node is None or (isinstance(node, _Scalar) and node.tag == _NULL_TAG):
+            return frozenset()
+        items = node.value if isinstance(node, _Seq) else [node]
+        return frozenset(cid for item in items if (cid := self.counter_id(item)) is not None)
 
     def counter(self, node: _Node, account: str) -> Counter | None:
         label = ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -25,9 +26,9 @@ from ._config import Account, Config
 from ._interrupt import Interrupt
 from ._metrica import CounterInfo, MetricaClient, open_session
 from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary, Window
-from ._plan import Listing, plan_rows, read_listing, state_unknown
+from ._plan import EDITABLE, Listing, plan_rows, read_listing, state_unknown
 from ._policy import Policy
-from ._portfolio import counter_item, refused, ulogin_problem
+from ._portfolio import counter_item, counter_label, refused, ulogin_problem
 from ._report import ReportError, ReportFile, pending_row
 from ._scheduler import Events, Lane, NotSent, Scheduler, Sent
 from ._untrusted import Scrubber
@@ -81,10 +82,12 @@ class _Run:
         self.state_unknown = False  # a plan was made without seeing the window's state
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
         self._ulogin_checks: dict[str, asyncio.Future[Stop | None]] = {}  # account -> its one check
+        self.listed: list[Counter] | None = None  # what `counters: all` accounts listed (None: none)
 
     def lane(self, account: Account) -> Lane:
         """The account's lane; accounts with the same token share one login's quotas and budget."""
-        return self.scheduler.lane(account.name, self.logins[account.name])
+        lane = self.scheduler.lanes.get(account.name)  # made already when its counters were listed
+        return lane if lane is not None else self.scheduler.lane(account.name, self.logins[account.name])
 
     def client(self, session: ClientSession, account: Account) -> MetricaClient:
         s = self.settings
@@ -188,6 +191,7 @@ class _Run:
             gave_up=scheduler.gave_up,
             rate=scheduler.gate.settled,
             address_quota_answers=scheduler.gate.quota_answers,
+            listed=len(self.listed) if self.listed is not None else None,
             deferred_until=scheduler.next_reset() if (quota_stop or counter_quota) else None,
         )
 
@@ -224,11 +228,13 @@ async def _rendering(report: ReportFile) -> AsyncIterator[None]:
 async def run_job(settings: Settings) -> Summary:
     """Change the window on every counter not already done; the report is written whatever happens."""
     started = time.monotonic()
-    config, job = settings.config, settings.job
+    job = settings.job
     with ReportFile(
         settings.report, Command.RUN, job, delimiter=settings.delimiter, fresh=settings.fresh
     ) as report:
         run = _Run(settings, report)
+        settings = await _every_counter(run)
+        config = settings.config
         report.begin(config.counters, pending_row(say.PENDING))
         todo = {
             a.name: _rerun_order([c for c in a.counters if not report.done(c.id)], report)
@@ -242,7 +248,45 @@ async def run_job(settings: Settings) -> Summary:
         summary = run.summary(Command.RUN, rows, started)
         summary.skipped, summary.elsewhere = skipped, report.elsewhere
         summary.state_unknown = run.state_unknown
+        if report.previous and run.listed is not None:  # a rerun: what `counters: all` newly found
+            summary.new = [c.id for c in run.listed if c.id not in report.previous]
     return summary
+
+
+async def _every_counter(run: _Run) -> Settings:
+    """The settings with each `counters: all` account's editable counters, listed now (own and edit,
+    less its `exclude:`). A counter named elsewhere in the config, or listed by an earlier account,
+    stays there. An account whose listing fails is stopped and has no counters this time."""
+    settings = run.settings
+    config = settings.config
+    every = [a for a in config.accounts if a.every]
+    if not every:
+        return settings
+    listings: dict[str, Listing] = {}
+
+    async def list_one(session: ClientSession, account: Account) -> None:
+        listings[account.name] = await run.listing(session, account, run.lane(account), None)
+
+    async with open_session(settings.policy.timeout, _connections(settings)) as session:
+        await _abandonable(settings.interrupt, _gather(list_one(session, a) for a in every))
+    taken = {c.id for c in config.counters}
+    accounts, run.listed = [], []
+    for account in config.accounts:
+        listing = listings.get(account.name)
+        if listing is not None and listing.stop is None:
+            found = [
+                Counter(info.id, counter_label(info), account.name)
+                for info in listing.counters.values()
+                if (not info.permission or info.permission in EDITABLE)
+                and info.id not in taken
+                and info.id not in account.exclude
+            ]
+            taken.update(c.id for c in found)
+            run.listed.extend(found)
+            account = dataclasses.replace(account, counters=tuple(found))
+        accounts.append(account)
+    run.settings = dataclasses.replace(settings, config=dataclasses.replace(config, accounts=tuple(accounts)))
+    return run.settings
 
 
 def _rerun_order(todo: list[Counter], report: ReportFile) -> list[Counter]:
@@ -377,11 +421,12 @@ def _connections(settings: Settings) -> int:
 async def check_job(settings: Settings) -> Summary:
     """Make the plan from each account's listing and write it as the report; never writes to the API."""
     started = time.monotonic()
-    config = settings.config
     with ReportFile(
         settings.report, Command.CHECK, settings.job, delimiter=settings.delimiter, journaled=False
     ) as report:
         run = _Run(settings, report)
+        settings = await _every_counter(run)
+        config = settings.config
         rows: dict[int, Row] = {}
         unknown = False
 
@@ -425,12 +470,14 @@ async def check_job(settings: Settings) -> Summary:
 async def status_job(settings: Settings, today: dt.date | None = None) -> Summary:
     """Read each counter's real window state (one read each); never writes to the API."""
     started = time.monotonic()
-    config, window = settings.config, settings.job.window
+    window = settings.job.window
     day = today or dt.datetime.now(dt.UTC).date()
     with ReportFile(
         settings.report, Command.STATUS, settings.job, delimiter=settings.delimiter, fresh=True
     ) as report:
         run = _Run(settings, report)
+        settings = await _every_counter(run)
+        config = settings.config
         report.begin(config.counters, pending_row(say.PENDING))
         settings.events.started(len(config.counters))
 

@@ -349,6 +349,8 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
     if summary.skipped:
         done = "were" if summary.skipped != 1 else "was"
         out.append(f"{plural(summary.skipped, 'counter')} {done} already done in this report: not sent again")
+    if summary.listed is not None:
+        out.append(_listed_line(summary.listed, summary.new))
     if summary.elsewhere:
         out.append(f"the report also keeps {plural(summary.elsewhere, 'counter')} from other configs")
     if summary.state_unknown:
@@ -368,6 +370,19 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
     out.append(f"report: {summary.report}")
     out.extend(_next_steps(summary, config, max_requests))
     return out
+
+
+def _listed_line(listed: int, new: list[int] | None) -> str:
+    """What `counters: all` found: on a rerun, the new counters by ID."""
+    found = f"counters: all listed {plural(listed, 'editable counter')}"
+    if new is None:
+        return found
+    if not new:
+        return f"{found}; none is new since the last run"
+    ids = ", ".join(str(cid) for cid in new[:LIST_FAILED_IDS]) + (
+        ", ..." if len(new) > LIST_FAILED_IDS else ""
+    )
+    return f"{found}; new since the last run: {plural(len(new), 'counter')} ({ids})"
 
 
 def _status_lines(summary: Summary) -> list[str]:

@@ -216,6 +216,8 @@ class Summary:
     state_unknown: bool = False  # a plan made from a listing that does not show the window's state
     report_error: str = ""  # the report or its journal could not be written (a full disk): the run stopped
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
+    listed: int | None = None  # counters the `counters: all` accounts listed (None: there are none)
+    new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)
 
     def count(self, *statuses: Status) -> int:
         wanted = set(statuses)

@@ -15,6 +15,7 @@ import yaml
 from aioresponses import aioresponses
 
 from bulk_enable import MetricaClient, Profile, SandboxThread, Verdict
+from bulk_enable._config import ConfigError, load_config
 from bulk_enable._demo import demo_profile
 from bulk_enable._metrica import LOGIN_LIMIT
 from bulk_enable._sandbox import ProfileError
@@ -458,3 +459,124 @@ def test_a_right_ulogin_with_refused_counters_is_not_called_wrong(
     assert done.returncode == 1, done.stderr
     assert set(statuses(tmp_path / "r.csv").values()) == {"failed"} and "is not among" not in done.stdout
     assert box.stats()["requests"] == 3 + 1
+
+
+# --- counters that keep coming: `counters: all` -----------------------------------------------------
+
+EVERY = (
+    "accounts:\n"
+    "  - {name: alpha, token_env: TA, ulogin: client-alpha, counters: all, exclude: [703]}\n"
+    "  - {name: beta, token_env: TA, ulogin: client-beta, counters: [702, 800]}\n"
+    "  - {name: own, token_env: TA, counters: [1, 2]}\n"
+)
+
+
+def test_a_daily_rerun_enables_each_new_counter_with_one_write(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """`counters: all`: each run lists the account's editable counters (less `exclude:`, less 702, named
+    under another account); a rerun after a client's new site sends exactly one write, touches nothing
+    already done, and the summary names the new counter."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "every.yaml"
+    config.write_text(EVERY)
+    report = tmp_path / "r.csv"
+    first = run_against(box, config, report, "--rps", "1000", env=cli_env(TA=TOKEN))
+    assert first.returncode == 0, first.stderr
+    rows = {int(r["counter_id"]): (r["account"], r["status"]) for r in read_report(report)}
+    assert rows == {
+        **dict.fromkeys((700, 701, 704), ("alpha", "enabled")),
+        **dict.fromkeys((702, 800), ("beta", "enabled")),
+        **dict.fromkeys((1, 2), ("own", "enabled")),
+    }
+    assert "counters: all listed 3 editable counters" in first.stdout
+    box.add_counter(705, "client-alpha")
+    before = box.stats()
+    again = run_against(box, config, report, "--rps", "1000", env=cli_env(TA=TOKEN))
+    assert again.returncode == 0, again.stderr
+    after = box.stats()
+    assert after["write_requests"] - before["write_requests"] == 1 and after["writes"]["705"] == 1
+    assert all(n == 1 for n in after["writes"].values())
+    assert "new since the last run: 1 counter (705)" in again.stdout
+    third = run_against(box, config, report, "--rps", "1000", env=cli_env(TA=TOKEN))
+    assert (
+        "none is new since the last run" in third.stdout
+        and box.stats()["write_requests"] == after["write_requests"]
+    )
+
+
+@pytest.mark.parametrize(("command", "status"), [("check", "would_enable"), ("status", "short")])
+def test_check_and_status_list_counters_all_too(
+    tmp_path: Path, sandbox_factory: SandboxFactory, command: str, status: str
+) -> None:
+    """`check` and `status` cover what `counters: all` lists at their start: the client's own and its guest
+    `edit` counter, not the guest `view` one, less `exclude:`."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "every.yaml"
+    config.write_text("ulogin: client-beta\ncounters: all\nexclude: 801\n")
+    done = cli(command, config, "--report", tmp_path / "r.csv", "--api-base", box.url)
+    assert done.returncode == 0, done.stderr
+    assert statuses(tmp_path / "r.csv") == dict.fromkeys((800, 802, 702), status)
+
+
+def test_a_counters_all_account_whose_listing_fails_stops_alone(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A `counters: all` account whose listing is refused (here: a misspelt ulogin) stops and says why;
+    the others run."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "every.yaml"
+    config.write_text(
+        "accounts:\n"
+        "  - {name: alpha, token_env: TA, ulogin: client-alfa, counters: all}\n"
+        "  - {name: own, token_env: TA, counters: [1, 2]}\n"
+    )
+    done = run_against(box, config, tmp_path / "r.csv", env=cli_env(TA=TOKEN))
+    assert done.returncode == 3 and RIGHT_LINE in done.stdout
+    assert statuses(tmp_path / "r.csv") == {1: "enabled", 2: "enabled"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("counters: all\n", [("default", None, None, True, set())]),
+        ("ulogin: client-x\ncounters: All\nexclude: [5, 6]\n", [("default", None, "client-x", True, {5, 6})]),
+        ("counters: all\nexclude: 7\n", [("default", None, None, True, {7})]),
+        (
+            "accounts:\n  - {name: a, token_env: T, ulogin: c, counters: all, exclude: [1]}\n"
+            "  - {name: b, token_env: T, counters: [2]}\n",
+            [("a", "T", "c", True, {1}), ("b", "T", None, False, set())],
+        ),
+    ],
+)
+def test_counters_all_loads(tmp_path: Path, text: str, expected: list[tuple[object, ...]]) -> None:
+    """`counters: all` (any case), optionally with `exclude:` (a list or one ID), at the top or per
+    account."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    config = load_config(path)
+    assert [(a.name, a.token_env, a.ulogin, a.every, set(a.exclude)) for a in config.accounts] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("counters: [1]\nexclude: [2]\n", "line 2: `exclude:` goes with `counters: all`"),
+        (
+            "exclude: [2]\naccounts:\n  - {name: a, token_env: T, counters: all}\n",
+            "give `exclude:` inside each account",
+        ),
+        (
+            "counters: all\nexclude: [abc, 007]\n",
+            "line 2: counter ID must be a positive whole number, got 'abc'",
+        ),
+        ("counters: everything\n", "expected a list of counter IDs, or `all` for every editable one, got"),
+    ],
+)
+def test_counters_all_mistakes_are_refused(tmp_path: Path, text: str, shown: str) -> None:
+    """`exclude:` without `counters: all`, in the wrong place, or with bad IDs: refused on its line."""
+    path = tmp_path / "job.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert shown in str(caught.value)
