@@ -344,6 +344,10 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     if near:
         log.warning("--api-base %s: did you mean https://%s? (going on as given)", api_base, near)
     config = load_config(args.config)
+    if args.ulogin:
+        from ._config import with_ulogin
+
+        config = with_ulogin(config, args.ulogin)
     job = Job(Window(args.window), not args.disable)
     usual = default_report_path(args.config, job, command)
     if usual.resolve() == args.config.resolve():  # `run reports/x.csv`: an earlier report as the job
@@ -1020,6 +1024,12 @@ def _job_options(p: argparse.ArgumentParser, command: Command) -> None:
         action="store_true",
         help="one JSON object on stdout at the end: command, config, counts, requests, elapsed_s, report, "
         "exit_code, stops, report_error, deferred_until",
+    )
+    p.add_argument(
+        "--ulogin",
+        type=_login,
+        metavar="LOGIN",
+        help="a plain list of a client's counters: act for this login",
     )
     _api_options(p)
 

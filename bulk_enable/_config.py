@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import UserError
+from ._errors import UsageError, UserError
 from ._model import Counter
 
 log = logging.getLogger("bulk_enable")
@@ -42,6 +42,7 @@ _ID_COLUMNS = ("counter_id", "id", "counter", "counterid", "tag_id", "счетч
 _ID_HEADERS = frozenset(
     {"counterid", "id", "counter", "tagid", "tag", "счетчик", "номерсчетчика", "idсчетчика", "idтега", "тег"}
 )
+_ULOGIN_HEADERS = frozenset({"ulogin", "client", "clientlogin", "логин", "логинклиента"})  # folded
 _LABEL_HEADERS = ("label", "name", "site", "подпись", "название", "имя", "клиент", "сайт", "описание")
 _THOUSANDS = re.compile(r"[0-9]{1,3}(?:[\s\u00a0\u202f\u2009][0-9]{3})+")
 _CSV_HEADER = re.compile(r"\s*['\"]?(?:" + "|".join(_ID_COLUMNS) + r")['\"]?\s*(?:[,;\t]|$)", re.IGNORECASE)
@@ -216,7 +217,8 @@ def parse_csv(text: str, path: Path) -> Config:
     folded = [_folded(h) for h in header]
     id_col = next((i for i, h in enumerate(folded) if h in _ID_HEADERS), None)
     label_col = next((folded.index(n) for n in _LABEL_HEADERS if n in folded), None)
-    if id_col is not None and label_col is None and len(header) == 2:
+    ulogin_col = next((i for i, h in enumerate(folded) if h in _ULOGIN_HEADERS), None)
+    if id_col is not None and label_col is None and ulogin_col is None and len(header) == 2:
         label_col = 1 - id_col  # the other column of two is the label, whatever its name
     start = 1
     if id_col is None:
@@ -230,7 +232,7 @@ def parse_csv(text: str, path: Path) -> Config:
             )
         # A first cell with a digit in it is an ID (checked like the others), not a header to skip.
         id_col, start = 0, (0 if header and any(ch.isdigit() for ch in header[0]) else 1)
-    counters: list[Counter] = []
+    by_login: dict[str | None, list[Counter]] = {None: []}  # a `ulogin` column splits the list by client
     for number, row in rows[start:]:
         if not any(cell.strip() for cell in row):
             continue
@@ -243,8 +245,32 @@ def parse_csv(text: str, path: Path) -> Config:
         counter_id = _id_from_text(value, number, ids)
         label = _label_cell(row[label_col]) if label_col is not None and label_col < len(row) else ""
         if counter_id is not None and ids.add(counter_id, number):
-            counters.append(Counter(counter_id, label, DEFAULT_ACCOUNT))
-    return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))], delimiter)
+            login = _ulogin_cell(row, ulogin_col, number, ids)
+            by_login.setdefault(login, []).append(Counter(counter_id, label, login or DEFAULT_ACCOUNT))
+    accounts = [Account(login or DEFAULT_ACCOUNT, None, tuple(cs), login) for login, cs in by_login.items()]
+    return ids.result([a for a in accounts if a.counters] or accounts[:1], delimiter)
+
+
+def _ulogin_cell(row: list[str], column: int | None, line: int, ids: _Ids) -> str | None:
+    """The client login of one CSV row (None: the token's own counters)."""
+    cell = row[column].strip() if column is not None and column < len(row) else ""
+    if cell and not is_login(cell):
+        shown = repr(cell if len(cell) <= 40 else cell[:37] + "...")
+        ids.problem(line, f"ulogin {shown} is not a Yandex login (letters, digits, '.', '-', '_', '@')")
+    return cell or None
+
+
+def with_ulogin(config: Config, ulogin: str) -> Config:
+    """A plain list (one account, no login of its own) acting for client login `ulogin`."""
+    if len(config.accounts) != 1 or config.accounts[0].ulogin or config.accounts[0].token_env:
+        raise UsageError(
+            f"--ulogin is for a plain list of IDs: {config.path} names its client logins itself "
+            "(`ulogin:`, a ulogin column or `accounts:`)"
+        )
+    account = config.accounts[0]
+    counters = tuple(Counter(c.id, c.label, ulogin) for c in account.counters)
+    only = Account(ulogin, None, counters, ulogin, account.every, account.exclude)
+    return Config(config.path, (only,), config.duplicates, config.csv_delimiter)
 
 
 def _folded(header: str) -> str:

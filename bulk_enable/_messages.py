@@ -263,7 +263,10 @@ def until(when: dt.datetime, now: dt.datetime | None = None) -> str:
 def plan_not_found(ulogin: str | None) -> str:
     if ulogin:
         return f"not visible to this token acting for {ulogin}"
-    return "not visible to this token (a client's counter? add `ulogin:` to the config)"
+    return (
+        "not visible to this token (a client's counter? give its login: `ulogin:` in YAML, a ulogin column "
+        "in a CSV, or --ulogin LOGIN)"
+    )
 
 
 def plan_read_only(permission: str) -> str:
@@ -448,9 +451,11 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     if summary.command is not Command.CHECK and failed:
         return [_after_failures(failed, summary.report)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
+        plain = config.suffix.lower() in (".csv", ".txt", ".tsv")
+        how = "add a ulogin column or pass --ulogin LOGIN" if plain else "add `ulogin:` to the config"
         return [
             "next: read_only and not_found counters cannot be changed with this token; "
-            "for a client's counters add `ulogin:` to the config"
+            f"for a client's counters {how}"
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
         return [

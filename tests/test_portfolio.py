@@ -580,3 +580,84 @@ def test_counters_all_mistakes_are_refused(tmp_path: Path, text: str, shown: str
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert shown in str(caught.value)
+
+
+# --- lists that know their client -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["ulogin", "Client", "Логин"])
+def test_a_csv_with_a_ulogin_column_runs_each_row_for_its_client(
+    tmp_path: Path, sandbox_factory: SandboxFactory, header: str
+) -> None:
+    """An Excel list (Windows-1251, `;`) with a client-login column: each row acts for its client, an
+    empty cell for the token's own login; each client is an account of the report."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "excel1251.csv"
+    config.write_bytes(
+        f"Счётчик;{header};Название\n700;client-alpha;Ромашка\n1;;Своё\n800;client-beta;\n".encode("cp1251")
+    )
+    done = run_against(box, config, tmp_path / "r.csv", "--rps", "1000")
+    assert done.returncode == 0, done.stderr
+    rows = [(r["counter_id"], r["label"], r["account"], r["status"]) for r in read_report(tmp_path / "r.csv")]
+    assert sorted(rows) == [
+        ("1", "Своё", "default", "enabled"),
+        ("700", "Ромашка", "client-alpha", "enabled"),
+        ("800", "", "client-beta", "enabled"),
+    ]
+    assert box.stats()["ulogins"] == {"client-alpha": 1, "client-beta": 1}
+
+
+def test_two_columns_of_id_and_ulogin_take_no_label(tmp_path: Path) -> None:
+    """`counter_id,ulogin`: the second column is the client login, not a label."""
+    path = tmp_path / "two.csv"
+    path.write_text("counter_id,ulogin\n5,client-x\n6,client-x\n")
+    config = load_config(path)
+    assert [(a.name, a.ulogin, [(c.id, c.label) for c in a.counters]) for a in config.accounts] == [
+        ("client-x", "client-x", [(5, ""), (6, "")])
+    ]
+
+
+def test_a_bad_client_login_cell_is_refused_on_its_line(tmp_path: Path) -> None:
+    """A ulogin cell that is not a Yandex login: refused, naming the line and the value."""
+    path = tmp_path / "bad.csv"
+    path.write_text("id,ulogin\n5,client x\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert f"{path}: line 2: ulogin 'client x' is not a Yandex login" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "status"), [("run", "enabled"), ("check", "would_enable"), ("status", "short")]
+)
+def test_ulogin_option_makes_a_plain_list_a_clients(
+    tmp_path: Path, sandbox_factory: SandboxFactory, command: str, status: str
+) -> None:
+    """`--ulogin LOGIN` for a .txt of IDs: every request acts for that client; the report's account is it."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "alpha.txt"
+    config.write_text("700\n701\n")
+    report = tmp_path / "r.csv"
+    done = cli(command, config, "--ulogin", "client-alpha", "--report", report, "--api-base", box.url)
+    assert done.returncode == 0, done.stderr
+    assert {(r["account"], r["status"]) for r in read_report(report)} == {("client-alpha", status)}
+    assert box.stats()["ulogins"]["client-alpha"] >= 1
+
+
+def test_ulogin_option_with_a_config_that_names_logins_is_refused(tmp_path: Path) -> None:
+    """--ulogin on a config that says its own client logins: one line, exit 2, nothing sent."""
+    config = tmp_path / "job.yaml"
+    config.write_text("ulogin: client-beta\ncounters: [1]\n")
+    done = cli("check", config, "--ulogin", "client-alpha", "--api-base", "http://127.0.0.1:9")
+    assert done.returncode == 2 and "--ulogin is for a plain list of IDs" in done.stderr
+
+
+def test_a_plan_of_a_csv_points_at_what_a_csv_can_hold(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """not_found rows of a CSV plan advise a ulogin column or --ulogin, not a YAML key a CSV cannot hold."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "list.csv"
+    config.write_text("counter_id\n700\n")
+    done = cli("check", config, "--report", tmp_path / "p.csv", "--api-base", box.url)
+    assert "for a client's counters add a ulogin column or pass --ulogin LOGIN" in done.stdout
+    assert "--ulogin LOGIN" in read_report(tmp_path / "p.csv")[0]["message"]
