@@ -229,6 +229,10 @@ def _token_sources(args: argparse.Namespace) -> list[Any]:
 def cmd_report(args: argparse.Namespace) -> int:
     from ._report import render_again, render_copy
 
+    if args.by_account is not None:
+        return _report_by_account(args)
+    if args.lang is not None or args.tz is not None:
+        raise UsageError("--lang and --tz go with --by-account FOLDER (workbooks to hand each client)")
     if args.copy is None:
         if args.csv_delimiter is not None:
             raise UsageError(
@@ -243,6 +247,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     delimiter = DELIMITERS[args.csv_delimiter] if args.csv_delimiter is not None else None
     rows = render_copy(args.report, args.copy, "\t" if args.copy.suffix.lower() == ".tsv" else delimiter)
     _tell(f"report: {args.copy} ({len(rows)} counters, from the journal of {args.report}, which reruns use)")
+    return ExitCode.OK
+
+
+def _report_by_account(args: argparse.Namespace) -> int:
+    """`report REPORT --by-account FOLDER`: a workbook per account, in the words and zone asked."""
+    from ._workbook import look, write_by_account
+
+    if args.copy is not None or args.csv_delimiter is not None:
+        raise UsageError("--by-account writes a workbook per account: drop --as and --csv-delimiter")
+    written = write_by_account(args.report, args.by_account, look(args.lang, args.tz))
+    for path, rows in written:
+        _tell(f"report: {path} ({rows} counters)")
     return ExitCode.OK
 
 
@@ -904,6 +920,18 @@ def _report_parser(sub: Any) -> None:
         help="write it to another file instead, e.g. a workbook of a CSV run: --as reports/job.xlsx",
     )
     _delimiter_option(p)
+    p.add_argument(
+        "--by-account",
+        type=Path,
+        metavar="FOLDER",
+        help="a workbook per account in FOLDER, ready to send: only its rows, a Summary sheet with a chart",
+    )
+    p.add_argument(
+        "--lang", choices=("en", "ru"), help="with --by-account: the workbooks' words (default en)"
+    )
+    p.add_argument(
+        "--tz", metavar="ZONE", help="with --by-account: the times' zone, e.g. Europe/Moscow (default UTC)"
+    )
 
 
 def _sandbox_parser(sub: Any) -> None:

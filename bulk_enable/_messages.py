@@ -115,10 +115,11 @@ COLUMN_LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def status_words(code: str) -> str:
-    """A status as a client reads it in the workbook: Russian first, then the code."""
+def status_words(code: str, lang: str | None = None) -> str:
+    """A status as a client reads it in the workbook: in Russian (by default) or English, then the code."""
     english, russian = _WORDS.get(code, (code, code))
-    return f"{russian} ({code})" if russian != code else english
+    words = english if lang == "en" else russian
+    return f"{words} ({code})" if words != code else english
 
 
 def number(n: int) -> str:

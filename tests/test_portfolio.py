@@ -3,6 +3,7 @@ a wrong client login named as such, `counters: all`, lists that know their clien
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import urllib.error
 import urllib.request
@@ -661,3 +662,169 @@ def test_a_plan_of_a_csv_points_at_what_a_csv_can_hold(
     done = cli("check", config, "--report", tmp_path / "p.csv", "--api-base", box.url)
     assert "for a client's counters add a ulogin column or pass --ulogin LOGIN" in done.stdout
     assert "--ulogin LOGIN" in read_report(tmp_path / "p.csv")[0]["message"]
+
+
+# --- a report per client ----------------------------------------------------------------------------
+
+TWO_CLIENTS = (
+    "accounts:\n"
+    "  - {name: alpha, token_env: TA, ulogin: client-alpha, counters: [700, 701, 702]}\n"
+    "  - {name: beta, token_env: TA, ulogin: client-beta, counters: [800, 801, 990]}\n"
+)
+
+
+def workbook(path: Path) -> Any:
+    import openpyxl
+
+    return openpyxl.load_workbook(path)
+
+
+def charts(path: Path) -> list[str]:
+    """The native charts a workbook file holds (their parts in the zip)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return [n for n in z.namelist() if n.startswith("xl/charts/chart")]
+
+
+def sheet_rows(book: Any, name: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in book[name].iter_rows(values_only=True)]
+
+
+@pytest.fixture
+def two_client_report(tmp_path: Path, sandbox_factory: SandboxFactory) -> Path:
+    """A run of two clients (990 is a guest `view` counter: it fails) into a CSV report."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "job.yaml"
+    config.write_text(TWO_CLIENTS)
+    report = tmp_path / "job.csv"
+    done = run_against(box, config, report, "--max-denied", "0", env=cli_env(TA=TOKEN))
+    assert done.returncode == 1, done.stderr
+    return report
+
+
+def test_report_by_account_writes_one_workbook_per_client(tmp_path: Path, two_client_report: Path) -> None:
+    """`report --by-account`: a workbook per account, only its rows, a Summary sheet (counts per status,
+    a native chart) that it opens on; times in UTC by default; no token needed."""
+    folder = tmp_path / "clients"
+    done = cli("report", two_client_report, "--by-account", folder, env=cli_env(YANDEX_METRICA_TOKEN=""))
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["alpha.xlsx", "beta.xlsx"]
+    utc = {r["counter_id"]: r["finished_at"] for r in read_report(two_client_report)}
+    for name, ids, counts in (
+        ("alpha", ["700", "701", "702"], (3, 0)),
+        ("beta", ["800", "801", "990"], (2, 1)),
+    ):
+        path = folder / f"{name}.xlsx"
+        book = workbook(path)
+        assert (
+            book.sheetnames == ["Report", "Statuses", "Columns", "Summary"] and book.active.title == "Summary"
+        )
+        rows = read_report(path)
+        assert [r["counter_id"] for r in rows] == ids and {r["account"] for r in rows} == {name}
+        assert all(r["finished_at"].replace(" ", "T") + "Z" == utc[r["counter_id"]] for r in rows)
+        summary = sheet_rows(book, "Summary")
+        enabled, failed = counts
+        assert summary[0][:2] == ("Account", "enabled now (enabled)")
+        assert summary[1][0] == name and summary[1][1] == enabled and summary[1][-1] == 3
+        assert (summary[1][2] if failed else None) == (failed or None)
+        assert len(book["Summary"]._charts) == 1 and charts(path) == ["xl/charts/chart1.xml"]
+
+
+def test_report_by_account_in_russian_and_moscow_time(tmp_path: Path, two_client_report: Path) -> None:
+    """--lang ru: Russian sheet names, headers and summary words; --tz Europe/Moscow: times three hours
+    ahead of the journal's UTC, and the Summary says which zone."""
+    folder = tmp_path / "ru"
+    done = cli("report", two_client_report, "--by-account", folder, "--lang", "ru", "--tz", "Europe/Moscow")
+    assert done.returncode == 0, done.stderr
+    book = workbook(folder / "alpha.xlsx")
+    assert book.sheetnames == ["Отчёт", "Статусы", "Столбцы", "Сводка"]
+    report = sheet_rows(book, "Отчёт")
+    assert report[0][:4] == ("Счётчик", "Подпись", "Аккаунт", "Статус") and report[0][-1] == "Обработан"
+    assert report[1][3] == "включено сейчас (enabled)"
+    utc = {int(r["counter_id"]): r["finished_at"] for r in read_report(two_client_report)}
+    for line in report[1:]:
+        moscow = dt.datetime.fromisoformat(utc[line[0]].replace("Z", "")) + dt.timedelta(hours=3)
+        assert line[-1] == moscow
+    summary = sheet_rows(book, "Сводка")
+    assert summary[0] == ("Аккаунт", "включено сейчас (enabled)", "Всего")
+    assert summary[2] == ("Все аккаунты", 3, 3)
+    assert ("Время указано в поясе Europe/Moscow", None, None) in summary
+    assert len(book["Сводка"]._charts) == 1
+    assert "Europe/Moscow" in str(sheet_rows(book, "Столбцы")[-1])
+
+
+def test_the_jobs_own_workbook_has_a_summary_row_per_account(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A run into an .xlsx report: its Summary sheet has a row per account, the totals and a chart."""
+    box = sandbox_factory(**AGENCY)
+    config = tmp_path / "job.yaml"
+    config.write_text(TWO_CLIENTS)
+    report = tmp_path / "job.xlsx"
+    run_against(box, config, report, "--max-denied", "0", env=cli_env(TA=TOKEN))
+    book = workbook(report)
+    summary = sheet_rows(book, "Summary")
+    assert summary[0] == ("Account", "включено сейчас (enabled)", "ошибка: см. сообщение (failed)", "Total")
+    assert summary[1:4] == [("alpha", 3, 0, 3), ("beta", 2, 1, 3), ("All accounts", 5, 1, 6)]
+    assert charts(report) == ["xl/charts/chart1.xml"] and book.active.title == "Report"
+
+
+def test_a_status_summary_gives_the_day_the_last_window_is_full(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A `status` report's Summary: per account, the day its last growing window reaches 21 days."""
+    box = sandbox_factory(**AGENCY, enabled_days_ago={700: 5, 701: 10, 800: 3})
+    config = tmp_path / "job.yaml"
+    config.write_text(TWO_CLIENTS)
+    report = tmp_path / "job.status.csv"
+    done = cli("status", config, "--report", report, "--api-base", box.url, env=cli_env(TA=TOKEN))
+    assert done.returncode in (0, 1), done.stderr
+    folder = tmp_path / "clients"
+    assert cli("report", report, "--by-account", folder).returncode == 0
+    today = dt.datetime.now(dt.UTC).date()
+    book = workbook(folder / "alpha.xlsx")
+    summary = sheet_rows(book, "Summary")
+    assert summary[0][-1] == "Last window full on"
+    assert summary[1][-1] == dt.datetime.combine(today + dt.timedelta(days=16), dt.time())
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["--by-account", "out", "--tz", "Mars/Olympus"], "--tz 'Mars/Olympus' is not a time zone name"),
+        (["--lang", "ru"], "--lang and --tz go with --by-account FOLDER"),
+        (["--by-account", "out", "--as", "x.xlsx"], "--by-account writes a workbook per account"),
+        (["--by-account", "out", "--lang", "de"], "unknown --lang 'de' (choose from en, ru)"),
+    ],
+)
+def test_report_by_account_mistakes_are_one_line(
+    tmp_path: Path, two_client_report: Path, args: list[str], shown: str
+) -> None:
+    """Mistakes with --by-account, --lang and --tz: one line, exit 2, nothing written."""
+    done = cli(
+        "report", two_client_report, *[str(tmp_path / a) if a in ("out", "x.xlsx") else a for a in args]
+    )
+    assert done.returncode == 2 and shown in done.stderr, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_account_names_become_safe_unique_file_names(tmp_path: Path) -> None:
+    """Account names with slashes, dots or only case to tell them apart: safe, distinct file names."""
+    from bulk_enable._model import Command, Counter, Job, Row, Status
+    from bulk_enable._report import ReportFile
+    from bulk_enable._workbook import Look, write_by_account
+
+    report = tmp_path / "r.csv"
+    with ReportFile(report, Command.RUN, Job()) as file:
+        counters = [
+            Counter(1, "", "../etc/x"),
+            Counter(2, "", "Shop"),
+            Counter(3, "", "shop"),
+            Counter(4, "", ".."),
+        ]
+        file.begin(counters, lambda c: Row.of(c, Status.ENABLED))
+        file.finish()
+    written = write_by_account(report, tmp_path / "out", Look("en"))
+    assert [p.name for p, _ in written] == ["etc_x.xlsx", "Shop.xlsx", "shop-2.xlsx", "account.xlsx"]
+    assert all(p.parent == tmp_path / "out" for p, _ in written)
