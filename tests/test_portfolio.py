@@ -34,6 +34,18 @@ AGENCY: dict[str, Any] = {
 }
 
 
+def job_file(tmp_path: Path, text: str, name: str = "job.yaml") -> Path:
+    """A job file of `text`."""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_as_agency(box: SandboxThread, config: Path, report: Path, *extra: str) -> Any:
+    """`run` against `box` with the agency's token in $TA (the variable the test configs name)."""
+    return run_against(box, config, report, *extra, env=cli_env(TA=TOKEN))
+
+
 def api(box: SandboxThread, path: str, token: str = TOKEN, method: str = "GET") -> tuple[int, Any]:
     """One request to the sandbox's API (path with its query): the status and the JSON body."""
     request = urllib.request.Request(
@@ -288,8 +300,7 @@ def test_the_whole_portfolio_is_discovered_with_gets_only_and_runs_as_written(
         ("tc", "TC", None, [900, 901, 902]),
     ]
     assert "- {id: 702, label: Counter 702 — site-702.example}  # also under client-beta" in found.stdout
-    config = tmp_path / "portfolio.yaml"
-    config.write_text(found.stdout, encoding="utf-8")
+    config = job_file(tmp_path, found.stdout, "portfolio.yaml")
     before = stats["ulogins"]
     done = run_against(box, config, tmp_path / "r.csv", "--rps", "1000", env=TWO_TOKENS)
     assert done.returncode == 0, done.stderr
@@ -410,8 +421,7 @@ def test_a_misspelt_ulogin_is_named_with_the_close_ones(
     """Whichever way Metrica refuses a ulogin the token does not represent, run, check and status say
     the client login is wrong and name the close one; the token is not blamed; the other client goes on."""
     box = sandbox_factory(**AGENCY, foreign_ulogin=kind)
-    config = tmp_path / "job.yaml"
-    config.write_text(MISSPELT)
+    config = job_file(tmp_path, MISSPELT)
     report = tmp_path / f"{command}.csv"
     done = cli(command, config, "--report", report, "--api-base", box.url, env=cli_env(TA=TOKEN))
     assert done.returncode == 3, done.stderr
@@ -454,8 +464,7 @@ def test_a_right_ulogin_with_refused_counters_is_not_called_wrong(
     """A represented client whose counters are refused: they fail as before (the ulogin is right),
     and the list of represented logins is asked once for the account, not once per counter."""
     box = sandbox_factory(**{**AGENCY, "fixed": {700: "read_only", 701: "read_only", 702: "read_only"}})
-    config = tmp_path / "job.yaml"
-    config.write_text("ulogin: client-alpha\ncounters: [700, 701, 702]\n")
+    config = job_file(tmp_path, "ulogin: client-alpha\ncounters: [700, 701, 702]\n")
     done = run_against(box, config, tmp_path / "r.csv", "--max-denied", "0")
     assert done.returncode == 1, done.stderr
     assert set(statuses(tmp_path / "r.csv").values()) == {"failed"} and "is not among" not in done.stdout
@@ -479,10 +488,9 @@ def test_a_daily_rerun_enables_each_new_counter_with_one_write(
     under another account); a rerun after a client's new site sends exactly one write, touches nothing
     already done, and the summary names the new counter."""
     box = sandbox_factory(**AGENCY)
-    config = tmp_path / "every.yaml"
-    config.write_text(EVERY)
+    config = job_file(tmp_path, EVERY, "every.yaml")
     report = tmp_path / "r.csv"
-    first = run_against(box, config, report, "--rps", "1000", env=cli_env(TA=TOKEN))
+    first = run_as_agency(box, config, report, "--rps", "1000")
     assert first.returncode == 0, first.stderr
     rows = {int(r["counter_id"]): (r["account"], r["status"]) for r in read_report(report)}
     assert rows == {
@@ -493,13 +501,13 @@ def test_a_daily_rerun_enables_each_new_counter_with_one_write(
     assert "counters: all listed 3 editable counters" in first.stdout
     box.add_counter(705, "client-alpha")
     before = box.stats()
-    again = run_against(box, config, report, "--rps", "1000", env=cli_env(TA=TOKEN))
+    again = run_as_agency(box, config, report, "--rps", "1000")
     assert again.returncode == 0, again.stderr
     after = box.stats()
     assert after["write_requests"] - before["write_requests"] == 1 and after["writes"]["705"] == 1
     assert all(n == 1 for n in after["writes"].values())
     assert "new since the last run: 1 counter (705)" in again.stdout
-    third = run_against(box, config, report, "--rps", "1000", env=cli_env(TA=TOKEN))
+    third = run_as_agency(box, config, report, "--rps", "1000")
     assert (
         "none is new since the last run" in third.stdout
         and box.stats()["write_requests"] == after["write_requests"]
@@ -513,8 +521,7 @@ def test_check_and_status_list_counters_all_too(
     """`check` and `status` cover what `counters: all` lists at their start: the client's own and its guest
     `edit` counter, not the guest `view` one, less `exclude:`."""
     box = sandbox_factory(**AGENCY)
-    config = tmp_path / "every.yaml"
-    config.write_text("ulogin: client-beta\ncounters: all\nexclude: 801\n")
+    config = job_file(tmp_path, "ulogin: client-beta\ncounters: all\nexclude: 801\n", "every.yaml")
     done = cli(command, config, "--report", tmp_path / "r.csv", "--api-base", box.url)
     assert done.returncode == 0, done.stderr
     assert statuses(tmp_path / "r.csv") == dict.fromkeys((800, 802, 702), status)
@@ -526,13 +533,13 @@ def test_a_counters_all_account_whose_listing_fails_stops_alone(
     """A `counters: all` account whose listing is refused (here: a misspelt ulogin) stops and says why;
     the others run."""
     box = sandbox_factory(**AGENCY)
-    config = tmp_path / "every.yaml"
-    config.write_text(
+    config = job_file(
+        tmp_path,
         "accounts:\n"
         "  - {name: alpha, token_env: TA, ulogin: client-alfa, counters: all}\n"
-        "  - {name: own, token_env: TA, counters: [1, 2]}\n"
+        "  - {name: own, token_env: TA, counters: [1, 2]}\n",
     )
-    done = run_against(box, config, tmp_path / "r.csv", env=cli_env(TA=TOKEN))
+    done = run_as_agency(box, config, tmp_path / "r.csv")
     assert done.returncode == 3 and RIGHT_LINE in done.stdout
     assert statuses(tmp_path / "r.csv") == {1: "enabled", 2: "enabled"}
 
@@ -635,8 +642,7 @@ def test_ulogin_option_makes_a_plain_list_a_clients(
 ) -> None:
     """`--ulogin LOGIN` for a .txt of IDs: every request acts for that client; the report's account is it."""
     box = sandbox_factory(**AGENCY)
-    config = tmp_path / "alpha.txt"
-    config.write_text("700\n701\n")
+    config = job_file(tmp_path, "700\n701\n", "alpha.txt")
     report = tmp_path / "r.csv"
     done = cli(command, config, "--ulogin", "client-alpha", "--report", report, "--api-base", box.url)
     assert done.returncode == 0, done.stderr
@@ -646,8 +652,7 @@ def test_ulogin_option_makes_a_plain_list_a_clients(
 
 def test_ulogin_option_with_a_config_that_names_logins_is_refused(tmp_path: Path) -> None:
     """--ulogin on a config that says its own client logins: one line, exit 2, nothing sent."""
-    config = tmp_path / "job.yaml"
-    config.write_text("ulogin: client-beta\ncounters: [1]\n")
+    config = job_file(tmp_path, "ulogin: client-beta\ncounters: [1]\n")
     done = cli("check", config, "--ulogin", "client-alpha", "--api-base", "http://127.0.0.1:9")
     assert done.returncode == 2 and "--ulogin is for a plain list of IDs" in done.stderr
 
@@ -657,8 +662,7 @@ def test_a_plan_of_a_csv_points_at_what_a_csv_can_hold(
 ) -> None:
     """not_found rows of a CSV plan advise a ulogin column or --ulogin, not a YAML key a CSV cannot hold."""
     box = sandbox_factory(**AGENCY)
-    config = tmp_path / "list.csv"
-    config.write_text("counter_id\n700\n")
+    config = job_file(tmp_path, "counter_id\n700\n", "list.csv")
     done = cli("check", config, "--report", tmp_path / "p.csv", "--api-base", box.url)
     assert "for a client's counters add a ulogin column or pass --ulogin LOGIN" in done.stdout
     assert "--ulogin LOGIN" in read_report(tmp_path / "p.csv")[0]["message"]
@@ -695,10 +699,9 @@ def sheet_rows(book: Any, name: str) -> list[tuple[Any, ...]]:
 def two_client_report(tmp_path: Path, sandbox_factory: SandboxFactory) -> Path:
     """A run of two clients (990 is a guest `view` counter: it fails) into a CSV report."""
     box = sandbox_factory(**AGENCY)
-    config = tmp_path / "job.yaml"
-    config.write_text(TWO_CLIENTS)
+    config = job_file(tmp_path, TWO_CLIENTS)
     report = tmp_path / "job.csv"
-    done = run_against(box, config, report, "--max-denied", "0", env=cli_env(TA=TOKEN))
+    done = run_as_agency(box, config, report, "--max-denied", "0")
     assert done.returncode == 1, done.stderr
     return report
 
@@ -759,10 +762,9 @@ def test_the_jobs_own_workbook_has_a_summary_row_per_account(
 ) -> None:
     """A run into an .xlsx report: its Summary sheet has a row per account, the totals and a chart."""
     box = sandbox_factory(**AGENCY)
-    config = tmp_path / "job.yaml"
-    config.write_text(TWO_CLIENTS)
+    config = job_file(tmp_path, TWO_CLIENTS)
     report = tmp_path / "job.xlsx"
-    run_against(box, config, report, "--max-denied", "0", env=cli_env(TA=TOKEN))
+    run_as_agency(box, config, report, "--max-denied", "0")
     book = workbook(report)
     summary = sheet_rows(book, "Summary")
     assert summary[0] == ("Account", "включено сейчас (enabled)", "ошибка: см. сообщение (failed)", "Total")
@@ -775,8 +777,7 @@ def test_a_status_summary_gives_the_day_the_last_window_is_full(
 ) -> None:
     """A `status` report's Summary: per account, the day its last growing window reaches 21 days."""
     box = sandbox_factory(**AGENCY, enabled_days_ago={700: 5, 701: 10, 800: 3})
-    config = tmp_path / "job.yaml"
-    config.write_text(TWO_CLIENTS)
+    config = job_file(tmp_path, TWO_CLIENTS)
     report = tmp_path / "job.status.csv"
     done = cli("status", config, "--report", report, "--api-base", box.url, env=cli_env(TA=TOKEN))
     assert done.returncode in (0, 1), done.stderr
