@@ -178,6 +178,7 @@ class Scheduler:
         self.interrupt = interrupt or Interrupt()
         self.gate = RateGate(policy.rps, self.interrupt)
         self.lanes: dict[str, Lane] = {}
+        self.asides: list[Lane] = []  # side questions' lanes: counted in `requests`, no account's
         self.logins: dict[str, Login] = {}
         self.retries = 0  # transient answers asked again
         self.gave_up = 0  # calls retried that got no final answer (attempts ran out, or cut short)
@@ -198,11 +199,13 @@ class Scheduler:
         (which client logins a token represents) whose trouble never stops or reports an account."""
         if login not in self.logins:
             self.logins[login] = Login(self.policy)
-        return Lane(name, self.logins[login])
+        lane = Lane(name, self.logins[login])
+        self.asides.append(lane)
+        return lane
 
     @property
     def requests(self) -> int:
-        return sum(lane.requests for lane in self.lanes.values())
+        return sum(lane.requests for lane in [*self.lanes.values(), *self.asides])
 
     def next_reset(self, after: float | None = None) -> dt.datetime:
         """The next daily quota reset after `after` (epoch seconds; default now), in UTC."""

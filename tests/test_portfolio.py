@@ -462,13 +462,14 @@ def test_a_right_ulogin_with_refused_counters_is_not_called_wrong(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
     """A represented client whose counters are refused: they fail as before (the ulogin is right),
-    and the list of represented logins is asked once for the account, not once per counter."""
+    and the list of represented logins is asked once for the account, not once per counter (and
+    counted in the summary's requests)."""
     box = sandbox_factory(**{**AGENCY, "fixed": {700: "read_only", 701: "read_only", 702: "read_only"}})
     config = job_file(tmp_path, "ulogin: client-alpha\ncounters: [700, 701, 702]\n")
     done = run_against(box, config, tmp_path / "r.csv", "--max-denied", "0")
     assert done.returncode == 1, done.stderr
     assert set(statuses(tmp_path / "r.csv").values()) == {"failed"} and "is not among" not in done.stdout
-    assert box.stats()["requests"] == 3 + 1
+    assert box.stats()["requests"] == 3 + 1 and "(3 counters, 4 requests" in done.stdout
 
 
 # --- counters that keep coming: `counters: all` -----------------------------------------------------
