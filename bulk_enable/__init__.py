@@ -5,7 +5,8 @@ The public API is re-exported here; the machinery lives in private modules, one 
 every error a user can cause), `_config` (the job file), `_untrusted`
 (network text made safe), `_metrica` (HTTP answers as typed outcomes), `_policy`, `_rate`, `_slots`
 and `_scheduler` (concurrency, rate, quotas, retries), `_report` and `_render` (journal and report
-files), `_plan` (read-only plans), `_jobs` (run, check, status, counters), `_messages` (words for
+files), `_workbook` (Summary sheets, workbooks per client), `_plan` (read-only plans), `_portfolio`
+(an agency's logins and clients), `_jobs` (run, check, status, counters), `_messages` (words for
 people), `_sandbox` (a local Metrica stand-in) and `_cli` (the command line).
 
 Names are imported on first use, so `bulk-enable --help` does not load the HTTP stack.

@@ -83,10 +83,15 @@ def cmd_counters(args: argparse.Namespace) -> int:
     from ._interrupt import Interrupt
     from ._jobs import counters_yaml, list_counters
     from ._messages import fix_for, plural, stop_reason, terminal
-    from ._tokens import default_token
+    from ._tokens import token_sources
 
     api_base = _api_base(args.api_base)
-    token = default_token(args.token_file)
+    if args.clients:
+        return _counters_of_clients(args, api_base)
+    sources = token_sources(args.token_env, args.token_file)
+    if len(sources) > 1:
+        raise UsageError("several tokens go with --clients (one config for all of them)")
+    token = sources[0].token
     interrupt = Interrupt()
     policy = policy_from(vars(args), args.command)
     found, stop = _run_async(list_counters(api_base, token, args.ulogin, policy, interrupt), interrupt)
@@ -100,9 +105,34 @@ def cmd_counters(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _counters_of_clients(args: argparse.Namespace, api_base: str) -> int:
+    """`counters --clients`: one `accounts:` config of every login the tokens reach."""
+    from ._interrupt import Interrupt
+    from ._portfolio import discover, found_summary, portfolio_yaml, unique_sources
+    from ._tokens import token_sources
+
+    if args.ulogin:
+        raise UsageError("--clients lists every client login the token represents: drop --ulogin")
+    sources, dropped = unique_sources(token_sources(args.token_env, args.token_file))
+    for line in dropped:
+        log.warning("%s", line)
+    interrupt = Interrupt()
+    policy = policy_from(vars(args), args.command)
+    portfolio = _run_async(discover(api_base, sources, args.permission, policy, interrupt), interrupt)
+    lost = write_stdout(portfolio_yaml(portfolio, len(sources)))
+    if lost is not None and not isinstance(lost, BrokenPipeError):
+        raise JobStopped(f"cannot write the config to stdout ({lost.strerror or lost})")
+    log.info("%s listed", found_summary(portfolio))
+    return ExitCode.OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ._report import DELIMITER_OF_SUFFIX, check_suffix, render_again, render_copy
 
+    if args.by_account is not None:
+        return _report_by_account(args)
+    if args.lang is not None or args.tz is not None:
+        raise UsageError("--lang and --tz go with --by-account FOLDER (workbooks to hand each client)")
     if args.copy is None:
         if args.csv_delimiter is not None:
             raise UsageError(
@@ -116,6 +146,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     given = DELIMITERS[args.csv_delimiter] if args.csv_delimiter is not None else None
     rows = render_copy(args.report, args.copy, DELIMITER_OF_SUFFIX.get(args.copy.suffix.lower(), given))
     tell(f"report: {args.copy} ({len(rows)} counters, from the journal of {args.report}, which reruns use)")
+    return ExitCode.OK
+
+
+def _report_by_account(args: argparse.Namespace) -> int:
+    """`report REPORT --by-account FOLDER`: a workbook per account, in the words and zone asked."""
+    from ._workbook import look, write_by_account
+
+    if args.copy is not None or args.csv_delimiter is not None:
+        raise UsageError("--by-account writes a workbook per account: drop --as and --csv-delimiter")
+    written = write_by_account(args.report, args.by_account, look(args.lang, args.tz))
+    for path, rows in written:
+        tell(f"report: {path} ({rows} counters)")
     return ExitCode.OK
 
 
@@ -211,6 +253,10 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
 
     api_base = _api_base(args.api_base)
     config = load_config(args.config)
+    if args.ulogin:
+        from ._config import with_ulogin
+
+        config = with_ulogin(config, args.ulogin)
     job = Job(Window(args.window), not args.disable)
     report = report_for(args.config, job, command, args.report, args.fresh)
     _warn_about(args, config)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import UserError
-from ._model import LOGIN_PATTERN, MAX_ID, Counter
+from ._errors import UsageError, UserError
+from ._model import ENV_NAME, LOGIN_PATTERN, MAX_ID, Counter
 from ._untrusted import FORMULA_START, SURROGATE
 
 log = logging.getLogger("bulk_enable")
@@ -33,12 +33,12 @@ _CORE_TAGS = frozenset(
 )
 _DIGITS = re.compile(r"[0-9]+")
 _MANY_IDS = re.compile(r"\s*[0-9]+(\s*[,;\s]\s*[0-9]+)+\s*[,;]?\s*")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ID_COLUMNS = ("counter_id", "id", "counter", "counterid", "tag_id", "счетчик", "счётчик")
 # Header cells are compared folded (lower case, ё as е, no spaces, _ or -), so `Номер счётчика` matches.
 _ID_HEADERS = frozenset(
     {"counterid", "id", "counter", "tagid", "tag", "счетчик", "номерсчетчика", "idсчетчика", "idтега", "тег"}
 )
+_ULOGIN_HEADERS = frozenset({"ulogin", "client", "clientlogin", "логин", "логинклиента"})  # folded
 _LABEL_HEADERS = ("label", "name", "site", "подпись", "название", "имя", "клиент", "сайт", "описание")
 _THOUSANDS = re.compile(r"[0-9]{1,3}(?:[\s\u00a0\u202f\u2009][0-9]{3})+")
 _CSV_HEADER = re.compile(r"\s*['\"]?(?:" + "|".join(_ID_COLUMNS) + r")['\"]?\s*(?:[,;\t]|$)", re.IGNORECASE)
@@ -63,6 +63,8 @@ class Account:
     token_env: str | None  # None: the run's default token (YANDEX_METRICA_TOKEN or --token-file)
     counters: tuple[Counter, ...]
     ulogin: str | None = None  # act for this client login (agency access): sent as ?ulogin=
+    every: bool = False  # `counters: all`: its editable counters, listed at the start of each job
+    exclude: frozenset[int] = frozenset()  # with `counters: all`: IDs left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,11 @@ class Config:
     def counters(self) -> list[Counter]:
         """All counters in input order."""
         return [c for a in self.accounts for c in a.counters]
+
+
+def is_login(text: str) -> bool:
+    """A Yandex login as `ulogin` takes it: letters, digits, '.', '-', '_', '@'."""
+    return bool(LOGIN_PATTERN.fullmatch(text))
 
 
 def load_config(path: Path) -> Config:
@@ -163,7 +170,7 @@ class _Ids:
     def result(self, accounts: list[Account], csv_delimiter: str | None = None) -> Config:
         if self.errors:
             raise ConfigError(self.errors)
-        if not any(a.counters for a in accounts):
+        if not any(a.counters or a.every for a in accounts):
             raise ConfigError([f"{self.path}: the file is empty: expected a list of counter IDs"])
         duplicates = Duplicates(self.repeats, tuple(self.examples))
         return Config(self.path, tuple(accounts), duplicates, csv_delimiter)
@@ -206,7 +213,8 @@ def parse_csv(text: str, path: Path) -> Config:
     folded = [_folded(h) for h in header]
     id_col = next((i for i, h in enumerate(folded) if h in _ID_HEADERS), None)
     label_col = next((folded.index(n) for n in _LABEL_HEADERS if n in folded), None)
-    if id_col is not None and label_col is None and len(header) == 2:
+    ulogin_col = next((i for i, h in enumerate(folded) if h in _ULOGIN_HEADERS), None)
+    if id_col is not None and label_col is None and ulogin_col is None and len(header) == 2:
         label_col = 1 - id_col  # the other column of two is the label, whatever its name
     start = 1
     if id_col is None:
@@ -220,7 +228,7 @@ def parse_csv(text: str, path: Path) -> Config:
             )
         # A first cell with a digit in it is an ID (checked like the others), not a header to skip.
         id_col, start = 0, (0 if header and any(ch.isdigit() for ch in header[0]) else 1)
-    counters: list[Counter] = []
+    by_login: dict[str | None, list[Counter]] = {None: []}  # a `ulogin` column splits the list by client
     for number, row in rows[start:]:
         if not any(cell.strip() for cell in row):
             continue
@@ -233,8 +241,32 @@ def parse_csv(text: str, path: Path) -> Config:
         counter_id = _id_from_text(value, number, ids)
         label = _label_cell(row[label_col]) if label_col is not None and label_col < len(row) else ""
         if counter_id is not None and ids.add(counter_id, number):
-            counters.append(Counter(counter_id, label, DEFAULT_ACCOUNT))
-    return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))], delimiter)
+            login = _ulogin_cell(row, ulogin_col, number, ids)
+            by_login.setdefault(login, []).append(Counter(counter_id, label, login or DEFAULT_ACCOUNT))
+    accounts = [Account(login or DEFAULT_ACCOUNT, None, tuple(cs), login) for login, cs in by_login.items()]
+    return ids.result([a for a in accounts if a.counters] or accounts[:1], delimiter)
+
+
+def _ulogin_cell(row: list[str], column: int | None, line: int, ids: _Ids) -> str | None:
+    """The client login of one CSV row (None: the token's own counters)."""
+    cell = row[column].strip() if column is not None and column < len(row) else ""
+    if cell and not is_login(cell):
+        shown = repr(cell if len(cell) <= 40 else cell[:37] + "...")
+        ids.problem(line, f"ulogin {shown} is not a Yandex login (letters, digits, '.', '-', '_', '@')")
+    return cell or None
+
+
+def with_ulogin(config: Config, ulogin: str) -> Config:
+    """A plain list (one account, no login of its own) acting for client login `ulogin`."""
+    if len(config.accounts) != 1 or config.accounts[0].ulogin or config.accounts[0].token_env:
+        raise UsageError(
+            f"--ulogin is for a plain list of IDs: {config.path} names its client logins itself "
+            "(`ulogin:`, a ulogin column or `accounts:`)"
+        )
+    account = config.accounts[0]
+    counters = tuple(Counter(c.id, c.label, ulogin) for c in account.counters)
+    only = Account(ulogin, None, counters, ulogin, account.every, account.exclude)
+    return Config(config.path, (only,), config.duplicates, config.csv_delimiter)
 
 
 def _folded(header: str) -> str:
@@ -509,12 +541,16 @@ class _Parser:
         if isinstance(root, _Seq):
             return [self.account_counters(DEFAULT_ACCOUNT, None, None, root)]
         if isinstance(root, _Map):
-            top = self.mapping(root, required=set(), allowed={"counters", "accounts", "ulogin"})
+            top = self.mapping(root, required=set(), allowed={"counters", "accounts", "ulogin", "exclude"})
             if "counters" in top and "accounts" in top:
                 raise self.fatal(root, "use either `counters:` or `accounts:`, not both")
             if "counters" in top:
                 ulogin = self.ulogin(top["ulogin"]) if "ulogin" in top else None
-                return [self.account_counters(DEFAULT_ACCOUNT, None, ulogin, top["counters"])]
+                return [
+                    self.account_counters(DEFAULT_ACCOUNT, None, ulogin, top["counters"], top.get("exclude"))
+                ]
+            if "exclude" in top:
+                raise self.fatal(top["exclude"], "with `accounts:`, give `exclude:` inside each account")
             if "accounts" in top:
                 if "ulogin" in top:
                     raise self.fatal(top["ulogin"], "with `accounts:`, give `ulogin:` inside each account")
@@ -533,6 +569,8 @@ class _Parser:
                 )
             if _MANY_IDS.fullmatch(text):
                 return "several IDs on one line: put each on its own line as `- 12345`"
+        if isinstance(node, _Scalar) and node.tag == _STR_TAG and text.strip().isalpha():
+            return f"expected a list of counter IDs, or `all` for every editable one, got {_shown(node)}"
         return f"expected a list of counter IDs, got {_shown(node)}"
 
     def mapping(self, node: _Map, required: set[str], allowed: set[str]) -> dict[str, _Node]:
@@ -564,7 +602,7 @@ class _Parser:
             fields = self.mapping(
                 item,
                 required={"name", "token_env", "counters"},
-                allowed={"name", "token_env", "counters", "ulogin"},
+                allowed={"name", "token_env", "counters", "ulogin", "exclude"},
             )
             name = _no_surrogates(self.text(fields["name"], "account name")).strip()
             if not name:
@@ -574,12 +612,14 @@ class _Parser:
             names.add(name)
             env = self.token_env(fields["token_env"])
             ulogin = self.ulogin(fields["ulogin"]) if "ulogin" in fields else None
-            accounts.append(self.account_counters(name, env, ulogin, fields["counters"]))
+            accounts.append(
+                self.account_counters(name, env, ulogin, fields["counters"], fields.get("exclude"))
+            )
         return accounts
 
     def token_env(self, node: _Node) -> str:
         env = str(node.value).strip() if isinstance(node, _Scalar) and node.tag == _STR_TAG else ""
-        if not _ENV_NAME.fullmatch(env):
+        if not ENV_NAME.fullmatch(env):
             # Never echo it: people paste the token itself here.
             raise self.fatal(
                 node,
@@ -600,8 +640,19 @@ class _Parser:
         return login
 
     def account_counters(
-        self, account: str, token_env: str | None, ulogin: str | None, node: _Node
+        self,
+        account: str,
+        token_env: str | None,
+        ulogin: str | None,
+        node: _Node,
+        exclude: _Node | None = None,
     ) -> Account:
+        if isinstance(node, _Scalar) and node.tag == _STR_TAG and str(node.value).strip().lower() == "all":
+            return Account(account, token_env, (), ulogin, every=True, exclude=self.excluded(exclude))
+        if exclude is not None:
+            raise self.fatal(
+                exclude, "`exclude:` goes with `counters: all` (a list names its counters itself)"
+            )
         if not isinstance(node, _Seq):
             raise self.fatal(node, self.not_a_list(node))
         if not node.value:
@@ -613,6 +664,13 @@ class _Parser:
             if counter is not None:
                 counters.append(counter)
         return Account(account, token_env, tuple(counters), ulogin)
+
+    def excluded(self, node: _Node | None) -> frozenset[int]:
+        """The IDs of `exclude:` (a list, or one ID), each checked like a counter ID."""
+        if node is None or (isinstance(node, _Scalar) and node.tag == _NULL_TAG):
+            return frozenset()
+        items = node.value if isinstance(node, _Seq) else [node]
+        return frozenset(cid for item in items if (cid := self.counter_id(item)) is not None)
 
     def counter(self, node: _Node, account: str) -> Counter | None:
         label = ""

@@ -28,7 +28,8 @@ def demo_config_path() -> Path:
 
 
 def demo_profile() -> Profile:
-    """Latency like the real API, some transient faults, a few counters without access."""
+    """Latency like the real API, some transient faults, a few counters without access, and two client
+    logins the agency represents (one with a guest counter that is the other's own)."""
     text = resources.files("bulk_enable").joinpath("data/demo-profile.yaml").read_text(encoding="utf-8")
     return Profile().updated(yaml.safe_load(text), "demo profile")
 
@@ -48,10 +49,13 @@ async def run_demo(
     profile = demo_profile()
     own = [a for a in config.accounts if a.ulogin is None]
     profile.counters = sorted({*profile.counters, *(c.id for a in own for c in a.counters)})
+    agency = profile.tokens[DEMO_TOKEN]
     for account in config.accounts:  # a client's counters: reachable with its ulogin, as on Metrica
         if account.ulogin is not None:
             mine = profile.clients.setdefault(account.ulogin, [])
             mine.extend(c.id for c in account.counters)
+            represented = profile.represents.setdefault(agency, [])
+            represented.extend([account.ulogin] if account.ulogin not in represented else [])
     async with serve(profile) as (sandbox, url):
         settings = Settings(
             config=config,

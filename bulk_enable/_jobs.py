@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -20,13 +21,14 @@ from typing import Any
 from aiohttp import ClientSession
 
 from . import _messages as say
-from ._answer import Verdict
+from ._answer import Answer, Verdict
 from ._config import Account, Config
 from ._interrupt import Interrupt
 from ._metrica import CounterInfo, MetricaClient, open_session
 from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary, Window
-from ._plan import Listing, plan_rows, read_listing, state_unknown
+from ._plan import EDITABLE, Listing, plan_rows, read_listing, state_unknown
 from ._policy import Policy
+from ._portfolio import counter_item, counter_label, refused, ulogin_problem
 from ._report import ReportError, ReportFile, pending_row
 from ._scheduler import Events, Lane, NotSent, Scheduler, Sent
 from ._untrusted import Scrubber
@@ -79,14 +81,52 @@ class _Run:
         self.recorded: set[int] = set()  # counters with a row from this run
         self.state_unknown = False  # a plan was made without seeing the window's state
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
+        self._ulogin_checks: dict[str, asyncio.Future[Stop | None]] = {}  # account -> its one check
+        self.listed: list[Counter] | None = None  # what `counters: all` accounts listed (None: none)
 
     def lane(self, account: Account) -> Lane:
         """The account's lane; accounts with the same token share one login's quotas and budget."""
-        return self.scheduler.lane(account.name, self.logins[account.name])
+        lane = self.scheduler.lanes.get(account.name)  # made already when its counters were listed
+        return lane if lane is not None else self.scheduler.lane(account.name, self.logins[account.name])
 
     def client(self, session: ClientSession, account: Account) -> MetricaClient:
         s = self.settings
         return MetricaClient(session, s.api_base, s.tokens[account.name], account.ulogin, self.scrubber)
+
+    async def ulogin_stop(
+        self, session: ClientSession, account: Account, answer: Answer | None
+    ) -> Stop | None:
+        """After a refusal to a client account, while none of its writes has succeeded: when its
+        `ulogin` is not a login the token represents, the account stops saying so, instead of the
+        token being blamed. `GET /accounts` is asked once per account and run, only then."""
+        lane = self.scheduler.lanes[account.name]
+        if account.ulogin is None or lane.written or not refused(answer):
+            return None
+        check = self._ulogin_checks.get(account.name)
+        if check is None:
+            check = asyncio.ensure_future(self._check_ulogin(session, account, account.ulogin))
+            self._ulogin_checks[account.name] = check
+        return await asyncio.shield(check)
+
+    async def _check_ulogin(self, session: ClientSession, account: Account, ulogin: str) -> Stop | None:
+        s = self.settings
+        client = MetricaClient(session, s.api_base, s.tokens[account.name], None, self.scrubber)
+        problem = await ulogin_problem(self.scheduler, self.logins[account.name], client, ulogin)
+        if problem is None:
+            return None
+        lane = self.scheduler.lanes[account.name]
+        return self.scheduler.stop(lane, StopCause.WRONG_ULOGIN, problem, "ulogin", replace=True)
+
+    async def listing(
+        self, session: ClientSession, account: Account, lane: Lane, wanted: set[int] | None
+    ) -> Listing:
+        """The account's listing; one refused for a ulogin the token does not represent says so."""
+        listing = await read_listing(self.scheduler, lane, self.client(session, account), wanted)
+        if listing.stop is not None:
+            better = await self.ulogin_stop(session, account, listing.stop.answer)
+            if better is not None:
+                return Listing(listing.counters, listing.requests, better)
+        return listing
 
     def record(self, row: Row) -> None:
         self.recorded.add(row.counter_id)
@@ -151,6 +191,7 @@ class _Run:
             gave_up=scheduler.gave_up,
             rate=scheduler.gate.settled,
             address_quota_answers=scheduler.gate.quota_answers,
+            listed=len(self.listed) if self.listed is not None else None,
             deferred_until=scheduler.next_reset() if (quota_stop or counter_quota) else None,
         )
 
@@ -187,11 +228,13 @@ async def _rendering(report: ReportFile) -> AsyncIterator[None]:
 async def run_job(settings: Settings) -> Summary:
     """Change the window on every counter not already done; the report is written whatever happens."""
     started = time.monotonic()
-    config, job = settings.config, settings.job
+    job = settings.job
     with ReportFile(
         settings.report, Command.RUN, job, delimiter=settings.delimiter, fresh=settings.fresh
     ) as report:
         run = _Run(settings, report)
+        settings = await _every_counter(run)
+        config = settings.config
         report.begin(config.counters, pending_row(say.PENDING))
         todo = {
             a.name: _rerun_order([c for c in a.counters if not report.done(c.id)], report)
@@ -205,7 +248,45 @@ async def run_job(settings: Settings) -> Summary:
         summary = run.summary(Command.RUN, rows, started)
         summary.skipped, summary.elsewhere = skipped, report.elsewhere
         summary.state_unknown = run.state_unknown
+        if report.previous and run.listed is not None:  # a rerun: what `counters: all` newly found
+            summary.new = [c.id for c in run.listed if c.id not in report.previous]
     return summary
+
+
+async def _every_counter(run: _Run) -> Settings:
+    """The settings with each `counters: all` account's editable counters, listed now (own and edit,
+    less its `exclude:`). A counter named elsewhere in the config, or listed by an earlier account,
+    stays there. An account whose listing fails is stopped and has no counters this time."""
+    settings = run.settings
+    config = settings.config
+    every = [a for a in config.accounts if a.every]
+    if not every:
+        return settings
+    listings: dict[str, Listing] = {}
+
+    async def list_one(session: ClientSession, account: Account) -> None:
+        listings[account.name] = await run.listing(session, account, run.lane(account), None)
+
+    async with open_session(settings.policy.timeout, _connections(settings)) as session:
+        await _abandonable(settings.interrupt, _gather(list_one(session, a) for a in every))
+    taken = {c.id for c in config.counters}
+    accounts, run.listed = [], []
+    for account in config.accounts:
+        listing = listings.get(account.name)
+        if listing is not None and listing.stop is None:
+            found = [
+                Counter(info.id, counter_label(info), account.name)
+                for info in listing.counters.values()
+                if (not info.permission or info.permission in EDITABLE)
+                and info.id not in taken
+                and info.id not in account.exclude
+            ]
+            taken.update(c.id for c in found)
+            run.listed.extend(found)
+            account = dataclasses.replace(account, counters=tuple(found))
+        accounts.append(account)
+    run.settings = dataclasses.replace(settings, config=dataclasses.replace(config, accounts=tuple(accounts)))
+    return run.settings
 
 
 def _rerun_order(todo: list[Counter], report: ReportFile) -> list[Counter]:
@@ -235,7 +316,7 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
     )
     client = run.client(session, account)
     if settings.preflight and todo:
-        listing = await read_listing(scheduler, lane, client, {c.id for c in todo})
+        listing = await run.listing(session, account, lane, {c.id for c in todo})
         if listing.stop is not None or listing.interrupted:
             return
         plan = plan_rows(todo, listing, job, account.ulogin)
@@ -251,6 +332,8 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
     async def switch(counter: Counter) -> Row:
         send = functools.partial(client.switch_window, counter.id, job.window, job.enable)
         outcome = await scheduler.call(lane, f"counter={counter.id}", send, write=True)
+        if isinstance(outcome, Sent) and (stop := await run.ulogin_stop(session, account, outcome.answer)):
+            return _stopped_row(counter, outcome, stop)
         row = _run_row(run, counter, outcome)
         if (
             settings.policy.until_done
@@ -266,6 +349,18 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
         await scheduler.wait_for_reset()
         again, tomorrow[:] = list(tomorrow), []
         await run.each(lane, again, switch)
+
+
+def _stopped_row(counter: Counter, outcome: Sent[Any], stop: Stop) -> Row:
+    """A counter whose answer stopped its account (a wrong ulogin): deferred, with the stop's reason."""
+    return Row.of(
+        counter,
+        Status.DEFERRED,
+        attempts=outcome.attempts,
+        http_status=outcome.answer.http_status,
+        error_type=stop.answer.error_type if stop.answer is not None else "",
+        message=say.deferred_message(stop),
+    )
 
 
 def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
@@ -326,11 +421,12 @@ def _connections(settings: Settings) -> int:
 async def check_job(settings: Settings) -> Summary:
     """Make the plan from each account's listing and write it as the report; never writes to the API."""
     started = time.monotonic()
-    config = settings.config
     with ReportFile(
         settings.report, Command.CHECK, settings.job, delimiter=settings.delimiter, journaled=False
     ) as report:
         run = _Run(settings, report)
+        settings = await _every_counter(run)
+        config = settings.config
         rows: dict[int, Row] = {}
         unknown = False
 
@@ -339,8 +435,7 @@ async def check_job(settings: Settings) -> Summary:
             if not account.counters:  # all its IDs are listed under an earlier account
                 return
             lane = run.lane(account)
-            wanted = {c.id for c in account.counters}
-            listing: Listing = await read_listing(run.scheduler, lane, run.client(session, account), wanted)
+            listing = await run.listing(session, account, lane, {c.id for c in account.counters})
             if listing.stop is not None or listing.interrupted:
                 stop = listing.stop
                 error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
@@ -375,12 +470,14 @@ async def check_job(settings: Settings) -> Summary:
 async def status_job(settings: Settings, today: dt.date | None = None) -> Summary:
     """Read each counter's real window state (one read each); never writes to the API."""
     started = time.monotonic()
-    config, window = settings.config, settings.job.window
+    window = settings.job.window
     day = today or dt.datetime.now(dt.UTC).date()
     with ReportFile(
         settings.report, Command.STATUS, settings.job, delimiter=settings.delimiter, fresh=True
     ) as report:
         run = _Run(settings, report)
+        settings = await _every_counter(run)
+        config = settings.config
         report.begin(config.counters, pending_row(say.PENDING))
         settings.events.started(len(config.counters))
 
@@ -391,6 +488,10 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
             async def read(counter: Counter) -> Row:
                 send = functools.partial(client.read_window_since, counter.id, window)
                 outcome = await run.scheduler.call(lane, f"counter={counter.id}", send)
+                if isinstance(outcome, Sent) and (
+                    stop := await run.ulogin_stop(session, account, outcome.answer)
+                ):
+                    return _stopped_row(counter, outcome, stop)
                 if isinstance(outcome, Sent) and outcome.answer.verdict is Verdict.DONE and outcome.value:
                     since = outcome.value
                     odd = (
@@ -456,9 +557,14 @@ async def list_counters(
     async with open_session(policy.timeout, 4) as session:
         client = MetricaClient(session, api_base, token, ulogin, Scrubber([token]))
         listing = await read_listing(scheduler, lane, client)
+        stop = listing.stop
+        if stop is not None and ulogin is not None and refused(stop.answer):
+            itself = MetricaClient(session, api_base, token, None, Scrubber([token]))
+            problem = await ulogin_problem(scheduler, "default", itself, ulogin)
+            stop = Stop(StopCause.WRONG_ULOGIN, problem, "ulogin") if problem is not None else stop
     if listing.interrupted:
         raise KeyboardInterrupt
-    return list(listing.counters.values()), listing.stop
+    return list(listing.counters.values()), stop
 
 
 def counters_yaml(
@@ -472,8 +578,7 @@ def counters_yaml(
     for info in counters:
         if wanted is not None and info.permission and info.permission not in wanted:
             continue
-        label = " — ".join(part for part in (info.name, info.site) if part)
-        items.append({"id": info.id, "label": label} if label else {"id": info.id})
+        items.append(counter_item(info))
     now = dt.datetime.now(dt.UTC)
     seen = say.plural(len(counters), "counter")
     kept = f"{len(items)} with permission {permission} of {seen}" if wanted is not None else seen

@@ -152,13 +152,13 @@ COLUMN_LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def status_words(code: str) -> str:
-    """A status as a client reads it in the workbook: Russian first, then the code."""
+def status_words(code: str, lang: str | None = None) -> str:
+    """A status as a client reads it in the workbook: in Russian (by default) or English, then the code."""
     try:
         words = STATUS_WORDS[Status(code)]
     except ValueError:  # not a status (a journal from a newer version): as it is
         return code
-    return f"{words.short_ru} ({code})"
+    return f"{words.short if lang == 'en' else words.short_ru} ({code})"
 
 
 def number(n: int) -> str:
@@ -218,12 +218,34 @@ def stop_reason(stop: Stop, max_requests: int | None = None) -> str:
             return f"this does not look like the Metrica API ({what})"
         case StopCause.LISTING:
             return f"the counter list could not be read ({what})"
+        case StopCause.WRONG_ULOGIN:
+            return what if stop.answer is None else stop.answer.message
         case StopCause.THROTTLED:
             return (
                 f"Metrica refused this address's every request for a long while ({what}): another tool may "
                 "be using all of its 30 requests a second"
             )
     return stop.cause.value  # pragma: no cover
+
+
+def wrong_ulogin(ulogin: str, represented: list[str]) -> str:
+    """A `ulogin` that is not among the logins the token represents, with the close ones."""
+    import difflib
+
+    if not represented:
+        return f"client login {ulogin}: this token represents no client logins (use that client's own token)"
+    # Client logins often share a prefix (client-...): only the very close ones, else the closest.
+    close = difflib.get_close_matches(ulogin, represented, n=3, cutoff=0.8)
+    close = close or difflib.get_close_matches(ulogin, represented, n=1, cutoff=0.6)
+    if close:
+        hint = (
+            f": did you mean {' or '.join([', '.join(close[:-1]), close[-1]] if len(close) > 1 else close)}?"
+        )
+    else:
+        more = ", ..." if len(represented) > 5 else ""
+        hint = f" ({', '.join(represented[:5])}{more})"
+    what = plural(len(represented), "client login")
+    return f"client login {ulogin} is not among the {what} this token represents{hint}"
 
 
 def deferred_message(stop: Stop | None, max_requests: int | None = None, attempts: int = 0) -> str:
@@ -281,7 +303,10 @@ def until(when: dt.datetime, now: dt.datetime | None = None) -> str:
 def plan_not_found(ulogin: str | None) -> str:
     if ulogin:
         return f"not visible to this token acting for {ulogin}"
-    return "not visible to this token (a client's counter? add `ulogin:` to the config)"
+    return (
+        "not visible to this token (a client's counter? give its login: `ulogin:` in YAML, a ulogin column "
+        "in a CSV, or --ulogin LOGIN)"
+    )
 
 
 def plan_read_only(permission: str) -> str:
@@ -367,6 +392,8 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
     if summary.skipped:
         done = "were" if summary.skipped != 1 else "was"
         out.append(f"{plural(summary.skipped, 'counter')} {done} already done in this report: not sent again")
+    if summary.listed is not None:
+        out.append(_listed_line(summary.listed, summary.new))
     if summary.elsewhere:
         out.append(f"the report also keeps {plural(summary.elsewhere, 'counter')} from other configs")
     if summary.state_unknown:
@@ -386,6 +413,19 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
     out.append(f"report: {summary.report}")
     out.extend(_next_steps(summary, config, max_requests))
     return out
+
+
+def _listed_line(listed: int, new: list[int] | None) -> str:
+    """What `counters: all` found: on a rerun, the new counters by ID."""
+    found = f"counters: all listed {plural(listed, 'editable counter')}"
+    if new is None:
+        return found
+    if not new:
+        return f"{found}; none is new since the last run"
+    ids = ", ".join(str(cid) for cid in new[:LIST_FAILED_IDS]) + (
+        ", ..." if len(new) > LIST_FAILED_IDS else ""
+    )
+    return f"{found}; new since the last run: {plural(len(new), 'counter')} ({ids})"
 
 
 def _status_lines(summary: Summary) -> list[str]:
@@ -416,6 +456,10 @@ def fix_for(cause: StopCause, config: Path | str = "CONFIG", again: str = AGAIN)
         StopCause.UNREACHABLE: f"check --api-base and the network, then {again}",
         StopCause.LISTING: f"{again}; if the listing keeps failing, check the token",
         StopCause.THROTTLED: f"let the other tool on this address finish (or run from another), then {again}",
+        StopCause.WRONG_ULOGIN: (
+            f"correct the client login (`bulk-enable counters --clients` lists every login the token "
+            f"reaches), then {again}"
+        ),
     }.get(cause, again)
 
 
@@ -448,9 +492,11 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     if summary.command is not Command.CHECK and failed:
         return [_after_failures(failed, summary.report)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
+        plain = config.suffix.lower() in (".csv", ".txt", ".tsv")
+        how = "add a ulogin column or pass --ulogin LOGIN" if plain else "add `ulogin:` to the config"
         return [
             "next: read_only and not_found counters cannot be changed with this token; "
-            "for a client's counters add `ulogin:` to the config"
+            f"for a client's counters {how}"
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
         return [

@@ -39,6 +39,9 @@ WINDOW_FLAGS = {
 LIST_PAGE_SIZE = 10_000  # asked for; the API may return fewer (1,000 by default): paging follows what came
 WRITE_ANSWER_LIMIT = 64 * 1024  # a write or state answer is a few bytes; an error page a few KB
 LISTING_ANSWER_LIMIT = 32 * 1024 * 1024  # 10,000 counters with every field: a few MB
+ACCOUNTS_ANSWER_LIMIT = 4 * 1024 * 1024  # 10,000 represented logins: under 1 MB
+MAX_ACCOUNTS = 10_000  # represented logins an answer may list (agencies have dozens, not thousands)
+LOGIN_LIMIT = 100  # characters of a login taken from an answer (Yandex logins are far shorter)
 RETRY_AFTER_LIMIT = 24 * 3600.0  # seconds; the scheduler caps it much lower
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
@@ -223,6 +226,30 @@ class MetricaClient:
         counters = [c for c in map(self._counter_info, body["counters"]) if c is not None]
         rows = body.get("rows")
         return answer, Page(counters, rows if isinstance(rows, int) and not isinstance(rows, bool) else None)
+
+    async def list_accounts(self) -> tuple[Answer, list[str]]:
+        """The logins this login represents (`GET /accounts`), each once, in the API's order.
+
+        Only ever a GET: the same path's PUT replaces the list and revokes every login it leaves out,
+        so this client has no method that changes it. A client made with a `ulogin` asks for the
+        logins *that* login represents."""
+        answer, body = await self._request("GET", f"{self._base}/accounts", ACCOUNTS_ANSWER_LIMIT)
+        if answer.verdict is not Verdict.DONE:
+            return answer, []
+        items = body.get("accounts") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            shown = self._scrubber.clean(body, 200)
+            message = f"unexpected answer to the list of represented logins {shown}"
+            return Answer(Verdict.RETRY, answer.http_status, "bad_accounts", message), []
+        if len(items) > MAX_ACCOUNTS:
+            message = f"the list of represented logins has {len(items):,} entries, over {MAX_ACCOUNTS:,}"
+            return Answer(Verdict.FAILED, answer.http_status, "accounts_too_long", message), []
+        logins = [
+            self._scrubber.clean(login, LOGIN_LIMIT)
+            for item in items
+            if isinstance(item, dict) and isinstance(login := item.get("user_login"), str) and login
+        ]
+        return answer, list(dict.fromkeys(logins))
 
     def _counter_info(self, item: Any) -> CounterInfo | None:
         if not isinstance(item, dict):

@@ -20,6 +20,7 @@ from ._answer import Answer
 DEFAULT_API_BASE = "https://api-metrika.yandex.net"  # the current docs' spelling (see docs/metrica-api.md)
 TOKEN_ENV = "YANDEX_METRICA_TOKEN"  # where the token comes from when nothing else says
 MAX_ID = 2**63 - 1  # the largest counter ID a config takes (int32 in the docs, but IDs only grow)
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # an environment variable's name
 LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")  # a Yandex login, as the API spells them
 
 
@@ -189,6 +190,7 @@ class StopCause(enum.Enum):
     NOT_THE_API = "not_the_api"  # the answers do not come from the Metrica API
     LISTING = "listing"  # the account's counters could not be listed (a plan needs them)
     THROTTLED = "throttled"  # the per-address quota kept refusing every request: the address is used up
+    WRONG_ULOGIN = "wrong_ulogin"  # the account's ulogin is not a login its token represents
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +223,8 @@ class Summary:
     state_unknown: bool = False  # a plan made from a listing that does not show the window's state
     report_error: str = ""  # the report or its journal could not be written (a full disk): the run stopped
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
+    listed: int | None = None  # counters the `counters: all` accounts listed (None: there are none)
+    new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)
 
     def count(self, *statuses: Status) -> int:
         wanted = set(statuses)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._model import DEFAULT_API_BASE, LOGIN_PATTERN, TOKEN_ENV, Window
+from ._model import DEFAULT_API_BASE, ENV_NAME, LOGIN_PATTERN, TOKEN_ENV, Window
 from ._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT, Policy
 
 DELIMITERS = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
@@ -117,6 +117,16 @@ def login(text: str) -> str:
     if not LOGIN_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a Yandex login (letters, digits, '.', '-', '_', '@')"
+        )
+    return text
+
+
+def env_name(text: str) -> str:
+    """The NAME of an environment variable (never the token it holds)."""
+    if not ENV_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            "give the NAME of an environment variable holding the token (e.g. METRICA_TOKEN_CLIENT_A), "
+            "never the token itself"
         )
     return text
 
@@ -268,10 +278,33 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         ("--token-file",),
-        API,
+        JOB,
         f"read the token from PATH instead of ${TOKEN_ENV}",
         type=Path,
         metavar="PATH",
+    ),
+    Option(
+        ("--token-file",),
+        frozenset({"counters"}),
+        f"read the token from PATH instead of ${TOKEN_ENV} (repeatable with --clients)",
+        type=Path,
+        metavar="PATH",
+        repeat=True,
+    ),
+    Option(
+        ("--token-env",),
+        frozenset({"counters"}),
+        "read a token from this environment variable (repeatable with --clients)",
+        type=env_name,
+        metavar="NAME",
+        repeat=True,
+    ),
+    Option(
+        ("--clients",),
+        frozenset({"counters"}),
+        "the whole portfolio: the token's own counters and those of every client login it represents, "
+        "as one accounts: config (only GET requests)",
+        flag=True,
     ),
     Option(
         ("--max-attempts",),
@@ -384,6 +417,13 @@ OPTIONS: tuple[Option, ...] = (
         type=login,
         metavar="LOGIN",
     ),
+    Option(
+        ("--ulogin",),
+        JOB,
+        "a plain list of a client's counters: act for this login (agency access)",
+        type=login,
+        metavar="LOGIN",
+    ),
     # --- report
     Option(
         ("report",),
@@ -399,6 +439,25 @@ OPTIONS: tuple[Option, ...] = (
         type=Path,
         metavar="PATH",
         dest="copy",
+    ),
+    Option(
+        ("--by-account",),
+        frozenset({"report"}),
+        "a workbook per account in FOLDER, ready to send: only its rows, a Summary sheet with a chart",
+        type=Path,
+        metavar="FOLDER",
+    ),
+    Option(
+        ("--lang",),
+        frozenset({"report"}),
+        "with --by-account: the workbooks' words (default en)",
+        choices=("en", "ru"),
+    ),
+    Option(
+        ("--tz",),
+        frozenset({"report"}),
+        "with --by-account: the times' zone, e.g. Europe/Moscow (default UTC)",
+        metavar="ZONE",
     ),
     # --- sandbox
     Option(

@@ -16,11 +16,14 @@ import tempfile
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from ._messages import COLUMN_LEGEND, STATUS_LEGEND, status_words
+from ._messages import COLUMN_LEGEND, STATUS_LEGEND
 from ._model import COLUMNS, Row
 from ._untrusted import FORMULA_START
+
+if TYPE_CHECKING:
+    from ._workbook import Look
 
 XLSX_MARKER = "bulk_enable report"  # in the workbook's properties: how a report is told from other files
 _EXCEL_MAX_EXACT = 2**53  # larger IDs are written as text: a spreadsheet number would round them
@@ -51,15 +54,17 @@ def is_xlsx(path: Path) -> bool:
     return path.suffix.lower() == ".xlsx"
 
 
-def render(path: Path, rows: Sequence[Row], columns: Sequence[str], delimiter: str = ",") -> None:
-    """Write `rows` to `path` (xlsx by its suffix, else CSV) atomically."""
+def render(
+    path: Path, rows: Sequence[Row], columns: Sequence[str], delimiter: str = ",", look: Look | None = None
+) -> None:
+    """Write `rows` to `path` (xlsx by its suffix, else CSV) atomically; a workbook in `look`'s words."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         if is_xlsx(path):
             os.close(fd)
-            _write_xlsx(tmp, rows, columns)
+            _write_xlsx(tmp, rows, columns, look)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         else:
@@ -95,9 +100,13 @@ def neutralise(cell: str) -> str:
     return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
-def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
+def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str], look: Look | None = None) -> None:
     import xlsxwriter  # only xlsx reports need it
     from xlsxwriter.exceptions import FileCreateError
+
+    from ._workbook import Look, add_summary
+
+    look = look or Look()
 
     workbook = xlsxwriter.Workbook(
         path,
@@ -112,27 +121,30 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
     header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
     day = workbook.add_format({"num_format": "yyyy-mm-dd"})
     moment = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-    sheet = workbook.add_worksheet("Report")
+    sheet = workbook.add_worksheet(look.sheet("Report"))
     for col, name in enumerate(columns):
         sheet.set_column(col, col, _WIDTHS.get(name, 14))
     sheet.freeze_panes(1, 0)
     sheet.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
     for col, name in enumerate(columns):
-        sheet.write_string(0, col, name, header)
+        sheet.write_string(0, col, look.header(name), header)
     for r, row in enumerate(rows, start=1):
         for col, name in enumerate(columns):
             value = row.cell(name)
             if value is None or value == "":
                 continue
             if name == "status":
-                sheet.write_string(r, col, status_words(str(value)))
+                sheet.write_string(r, col, look.status(str(value)))
             elif name in _NUMBERS and isinstance(value, int) and abs(value) < _EXCEL_MAX_EXACT:
                 sheet.write_number(r, col, value)
             elif name in _DATES and (when := _when(str(value))) is not None:
                 sheet.write_datetime(r, col, when, day if name in _DAYS else moment)
             else:
                 sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
-    _legend(workbook, header, columns)
+    _legend(workbook, header, columns, look)
+    summary = add_summary(workbook, rows, header, look)
+    if look.lang:  # a workbook to hand a client opens on its Summary
+        summary.activate()
     try:
         workbook.close()
     except FileCreateError as e:  # xlsxwriter wraps the OSError of writing the file
@@ -149,11 +161,12 @@ def _when(text: str) -> dt.datetime | None:
     return when if when.year >= 1900 else None  # a spreadsheet has no date before 1900: text, then
 
 
-def _legend(workbook: object, header: object, columns: Sequence[str]) -> None:
+def _legend(workbook: object, header: object, columns: Sequence[str], look: Look) -> None:
     """Two sheets that explain the report in English and Russian: its statuses, then its columns."""
-    shown = [entry for entry in COLUMN_LEGEND if entry[0] in columns]
+    zone = look.zone  # the times' zone, where the legend says UTC
+    shown = [(c, e.replace("UTC", zone), r.replace("UTC", zone)) for c, e, r in COLUMN_LEGEND if c in columns]
     for title, first, entries in (("Statuses", "status", STATUS_LEGEND), ("Columns", "column", shown)):
-        sheet = workbook.add_worksheet(title)  # type: ignore[attr-defined]
+        sheet = workbook.add_worksheet(look.sheet(title))  # type: ignore[attr-defined]
         sheet.set_column(0, 0, 18)
         sheet.set_column(1, 2, 70)
         for col, name in enumerate((first, "meaning", "значение")):

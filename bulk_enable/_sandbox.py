@@ -2,11 +2,15 @@
 
 By default it models the *documented* API (docs/metrica-api.md), never a kinder one: listings of
 CounterBrief items (`site2.site`, no `offline_options`), at most 1,000 counters a page whatever
-`per_page` asks, counters of client logins reachable only with `ulogin=`, 401 without a token,
-tokens that can read but not write, the join-threshold reads, and the documented error bodies and
-quotas (per login: 3 in flight and a daily count for reads and for writes; per address: requests a
-second). Where the documentation is silent (the quota status, a bad token's status, the shape of
-the threshold date, `offline_options`), a profile setting picks the answer and the tests run both.
+`per_page` asks, counters of client logins reachable only with `ulogin=` and only for the logins a
+token's login represents (`GET /accounts` lists them; a client's listing holds guest counters owned
+by someone else, and one counter can be seen under several logins), 401 without a token, tokens
+that can read but not write, the join-threshold reads, and the documented error bodies and quotas
+(per login: 3 in flight and a daily count for reads and for writes; per address: requests a
+second). `PUT /accounts` and `DELETE /account` (which revoke access on Metrica) are recorded and
+refused. Where the documentation is silent (the quota status, a bad token's status, the shape of
+the threshold date, `offline_options`, the answer to a `ulogin` the token does not represent), a
+profile setting picks the answer and the tests run both.
 
 Each request goes through a pipeline of aiohttp middlewares (count, authenticate, quotas, trouble),
 so each handler is only API behaviour. It misbehaves on purpose when told to: latency, transient
@@ -46,6 +50,10 @@ FIXED_BEHAVIOURS = (
     "read_only",
 )
 FAULT_KINDS = ("backend_error", "timeout", "html_500", "drop", "slow")
+# The answer to a `ulogin` the token's login does not represent: the documentation does not say.
+FOREIGN_ULOGIN = {"access_denied": 403, "invalid_parameter": 400}
+GUEST_PERMISSIONS = ("view", "edit", "analyst", "view_access_filter", "analyst_access_filter")
+STRANGER = "someone-else"  # owner_login of a guest counter that no modelled login owns
 DEFAULT_TOKEN = "sandbox-token"
 DEFAULT_COUNTERS = "1-1000,12345678,23456789,34567890"
 _WRITES = {"calls_extended_threshold": "calls", "extended_threshold": "conversions"}
@@ -96,6 +104,9 @@ class Profile:
         default_factory=lambda: parse_ranges(DEFAULT_COUNTERS)
     )  # editable by every login
     clients: dict[str, list[int]] = field(default_factory=dict)  # client login -> its counters (need ulogin)
+    represents: dict[str, list[str]] = field(default_factory=dict)  # login -> client logins it may ulogin
+    guests: dict[str, dict[int, str]] = field(default_factory=dict)  # login -> {guest counter: permission}
+    foreign_ulogin: str = "access_denied"  # the answer to a ulogin not represented (docs: silent)
     fixed: dict[int, str] = field(default_factory=dict)  # counter -> one of FIXED_BEHAVIOURS
     enabled_days_ago: dict[int, int] = field(default_factory=dict)  # counter -> window enabled N days ago
     latency: float = 0.0  # seconds, each request
@@ -143,11 +154,20 @@ class Profile:
                 int(k): int(v) for k, v in (merged["enabled_days_ago"] or {}).items()
             }
             merged["tokens"] = {str(k): str(v) for k, v in (merged["tokens"] or {}).items()}
+            merged["represents"] = {
+                str(k): [str(login) for login in (v if isinstance(v, list) else [v])]
+                for k, v in (merged["represents"] or {}).items()
+            }
+            merged["guests"] = {
+                str(k): {int(cid): str(p) for cid, p in (v or {}).items()}
+                for k, v in (merged["guests"] or {}).items()
+            }
             profile = Profile(**merged)
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, AttributeError) as e:
             raise ProfileError(f"{source}: a sandbox setting has the wrong type ({e})") from None
         bad = {v for v in profile.fixed.values() if v not in FIXED_BEHAVIOURS}
         bad |= {f for f in profile.faults if f not in FAULT_KINDS}
+        bad |= {p for given in profile.guests.values() for p in given.values() if p not in GUEST_PERMISSIONS}
         if bad:
             raise ProfileError(f"{source}: unknown behaviour(s): {', '.join(sorted(bad))}")
         if profile.quota_status not in (420, 429):
@@ -156,6 +176,8 @@ class Profile:
             raise ProfileError(f"{source}: bad_token_status must be 401 or 403")
         if profile.threshold_format not in ("date", "datetime"):
             raise ProfileError(f"{source}: threshold_format must be date or datetime")
+        if profile.foreign_ulogin not in FOREIGN_ULOGIN:
+            raise ProfileError(f"{source}: foreign_ulogin must be {' or '.join(FOREIGN_ULOGIN)}")
         return profile
 
 
@@ -178,6 +200,8 @@ class Stats:
     faults: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
     methods: collections.Counter[str] = field(default_factory=collections.Counter)  # "POST calls", ...
+    http_methods: collections.Counter[str] = field(default_factory=collections.Counter)  # "GET", "POST"...
+    account_changes: list[str] = field(default_factory=list)  # "PUT /management/v1/accounts": refused
 
     def as_json(self) -> dict[str, Any]:
         writes = self.writes
@@ -199,6 +223,8 @@ class Stats:
             "faults": dict(self.faults),
             "statuses": {str(k): v for k, v in self.statuses.items()},
             "methods": dict(self.methods),
+            "http_methods": dict(self.http_methods),
+            "account_changes": list(self.account_changes),
         }
 
 
@@ -225,6 +251,9 @@ class Sandbox:
         self.stats = Stats()
         self.shared = set(profile.counters)
         self.owned_by = {cid: login for login, ids in profile.clients.items() for cid in ids}
+        self.guest_ids = {cid for given in profile.guests.values() for cid in given}
+        # Logins that are someone's client: they see their own counters, never the shared ones.
+        self.client_logins = set(profile.clients) | {c for cs in profile.represents.values() for c in cs}
         self.enabled: dict[str, dict[int, dt.date]] = {"calls": {}, "conversions": {}}
         self.dead = set(profile.dead_tokens)
         self._daily: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -247,6 +276,10 @@ class Sandbox:
         app.router.add_get(_BASE + "/counter/{id}/offline_conversions/{method}", self.read_state)
         app.router.add_get(_BASE + "/counter/{id}", self.counter)
         app.router.add_get(_BASE + "/counters", self.listing)
+        app.router.add_get(_BASE + "/accounts", self.accounts)
+        for method in ("PUT", "POST", "DELETE"):  # on Metrica these replace or revoke representatives
+            app.router.add_route(method, _BASE + "/accounts", self.change_accounts)
+            app.router.add_route(method, _BASE + "/account", self.change_accounts)
         app.router.add_get("/_sandbox/stats", self.stats_view)
         app.router.add_post("/_sandbox/reset-day", self.reset_day_view)
         app.router.add_post("/_sandbox/revoke", self.revoke_view)
@@ -267,6 +300,16 @@ class Sandbox:
         """A token that could only read gets `metrika:write` (a new token with the right scope)."""
         if token in self.profile.write_denied_tokens:
             self.profile.write_denied_tokens.remove(token)
+
+    def add_counter(self, cid: int, login: str | None = None) -> None:
+        """A new counter appears: a client login's own (`login`), or one of the shared ones."""
+        if login is None:
+            self.profile.counters.append(cid)
+            self.shared.add(cid)
+            return
+        self.profile.clients.setdefault(login, []).append(cid)
+        self.owned_by[cid] = login
+        self.client_logins.add(login)
 
     # --- the API: each handler is only API behaviour ------------------------------------------
 
@@ -337,6 +380,16 @@ class Sandbox:
         page = ids[offset - 1 : offset - 1 + min(per_page, self.profile.page_cap)]
         return _json(200, {"rows": len(ids), "counters": [self._describe(c, login) for c in page]})
 
+    async def accounts(self, request: web.Request) -> web.StreamResponse:
+        """The logins the acting login represents, in the documented shape."""
+        logins = self.profile.represents.get(request[AS_LOGIN_KEY], [])
+        return _json(200, {"accounts": [{"user_login": u, "created_at": _CREATED} for u in logins]})
+
+    async def change_accounts(self, request: web.Request) -> web.StreamResponse:
+        """Recorded and refused: on Metrica a PUT replaces the list and revokes every login left out."""
+        self.stats.account_changes.append(f"{request.method} {request.path}")
+        return _error(403, "access_denied", "The sandbox never changes representatives")
+
     # --- the sandbox's own endpoints -----------------------------------------------------------
 
     async def stats_view(self, request: web.Request) -> web.StreamResponse:
@@ -360,6 +413,7 @@ class Sandbox:
             return await handler(request)
         stats = self.stats
         stats.requests += 1
+        stats.http_methods[request.method] += 1
         method = request.match_info.get("method", "")
         if method in _WRITES and request.method in ("POST", "DELETE"):
             stats.write_requests += 1
@@ -389,8 +443,9 @@ class Sandbox:
         ulogin = request.query.get("ulogin")
         if ulogin is not None:
             self.stats.ulogins[ulogin] += 1
-            if ulogin != login and ulogin not in self.profile.clients:
-                return _error(403, "access_denied", f"No access to the user {ulogin}")
+            if ulogin != login and ulogin not in self.profile.represents.get(login, []):
+                kind = self.profile.foreign_ulogin
+                return _error(FOREIGN_ULOGIN[kind], kind, f"No access to the user {ulogin}")
         request[TOKEN_KEY], request[LOGIN_KEY], request[AS_LOGIN_KEY] = token, login, ulogin or login
         self.stats.requests_by_login[login] += 1
         return await handler(request)
@@ -465,10 +520,10 @@ class Sandbox:
     def _fixed_answer(self, cid: int, login: str) -> web.Response | None:
         behaviour = self.profile.fixed.get(cid)
         if not self._visible(cid, login):
-            if self.owned_by.get(cid) is not None:
+            if cid in self.owned_by or cid in self.guest_ids:
                 return _error(403, "access_denied", "Access is denied")  # a client's counter without ulogin
             return _error(404, "not_found", "Counter not found")
-        if behaviour in ("access_denied", "read_only"):
+        if self._permission(cid, login) not in ("own", "edit"):  # fixed access_denied, or a guest's view
             return _error(403, "access_denied", "Access is denied")
         if behaviour == "counter_in_connect":
             return _error(403, "counter_in_connect", "Counter is in Connect")
@@ -477,21 +532,36 @@ class Sandbox:
         return None
 
     def _ids_of(self, login: str) -> list[int]:
-        ids = self.profile.clients.get(login, self.profile.counters)
-        return [c for c in ids if self.profile.fixed.get(c) != "not_found"]
+        """The login's own counters (a client's, or the shared ones), then its guest counters."""
+        own = self.profile.clients.get(login, []) if login in self.client_logins else self.profile.counters
+        known = set(own)
+        guest = [c for c in self.profile.guests.get(login, {}) if c not in known]
+        return [c for c in [*own, *guest] if self.profile.fixed.get(c) != "not_found"]
 
     def _visible(self, cid: int, login: str) -> bool:
         if self.profile.fixed.get(cid) == "not_found":
             return False
+        if cid in self.profile.guests.get(login, {}):
+            return True
         owner = self.owned_by.get(cid)
         if owner is not None:
             return owner == login
-        return cid in self.shared and login not in self.profile.clients
+        return cid in self.shared and login not in self.client_logins
 
     def _permission(self, cid: int, login: str) -> str:
         if self.profile.fixed.get(cid) in ("access_denied", "read_only"):
             return "view"
-        return "own" if self.owned_by.get(cid) == login else "edit"
+        if self.owned_by.get(cid) == login:
+            return "own"
+        return self.profile.guests.get(login, {}).get(cid, "edit")
+
+    def _owner(self, cid: int) -> str:
+        owner = self.owned_by.get(cid)
+        if owner is not None:
+            return owner
+        if cid in self.shared:
+            return next(iter(self.profile.tokens.values()), "agency")
+        return STRANGER
 
     def _describe(self, cid: int, login: str) -> dict[str, Any]:
         """A CounterBrief, as the documented listing gives it."""
@@ -501,11 +571,14 @@ class Sandbox:
             "site2": {"site": f"site-{cid}.example"},
             "permission": self._permission(cid, login),
             "status": "Active",
-            "owner_login": self.owned_by.get(cid, next(iter(self.profile.tokens.values()), "agency")),
+            "owner_login": self._owner(cid),
         }
         if self.profile.offline_options:
             body["offline_options"] = {_FLAGS[w]: cid in on for w, on in self.enabled.items()}
         return body
+
+
+_CREATED = "2024-03-01T09:00:00Z"  # when each representative was added (the shape is what matters)
 
 
 def _today() -> dt.date:
@@ -594,6 +667,10 @@ class SandboxThread:
     def grant_write(self, token: str) -> None:
         """`token` may write from now on."""
         self._on_loop(lambda box: box.grant_write(token))
+
+    def add_counter(self, cid: int, login: str | None = None) -> None:
+        """Counter `cid` exists from now on (a client login's own, or a shared one)."""
+        self._on_loop(lambda box: box.add_counter(cid, login))
 
     def _on_loop(self, fn: Callable[[Sandbox], Any]) -> Any:
         sandbox = self._sandbox

@@ -178,6 +178,7 @@ class Scheduler:
         self.interrupt = interrupt or Interrupt()
         self.gate = RateGate(policy.rps, self.interrupt)
         self.lanes: dict[str, Lane] = {}
+        self.asides: list[Lane] = []  # side questions' lanes: counted in `requests`, no account's
         self.logins: dict[str, Login] = {}
         self.retries = 0  # transient answers asked again
         self.gave_up = 0  # calls retried that got no final answer (attempts ran out, or cut short)
@@ -193,9 +194,18 @@ class Scheduler:
         lane = self.lanes[name] = Lane(name, self.logins[key])
         return lane
 
+    def aside(self, name: str, login: str) -> Lane:
+        """A lane on `login`'s quotas and budget that is no account of the run: a side question
+        (which client logins a token represents) whose trouble never stops or reports an account."""
+        if login not in self.logins:
+            self.logins[login] = Login(self.policy)
+        lane = Lane(name, self.logins[login])
+        self.asides.append(lane)
+        return lane
+
     @property
     def requests(self) -> int:
-        return sum(lane.requests for lane in self.lanes.values())
+        return sum(lane.requests for lane in [*self.lanes.values(), *self.asides])
 
     def next_reset(self, after: float | None = None) -> dt.datetime:
         """The next daily quota reset after `after` (epoch seconds; default now), in UTC."""
@@ -365,9 +375,17 @@ class Scheduler:
             return min(answer.retry_after, self.policy.backoff_max)
         return default
 
-    def stop(self, lane: Lane, cause: StopCause, answer: Answer | None = None, subject: str = "") -> Stop:
-        """Stop `lane` for good (the first stop stands); return the lane's stop."""
-        if lane.stop is None:
+    def stop(
+        self,
+        lane: Lane,
+        cause: StopCause,
+        answer: Answer | None = None,
+        subject: str = "",
+        replace: bool = False,
+    ) -> Stop:
+        """Stop `lane` for good (the first stop stands, unless `replace`: a better-known cause); return
+        the lane's stop."""
+        if lane.stop is None or replace:
             lane.stop = Stop(cause, answer, subject, lane.requests)
             lane.wait = None
             self.events.stopped(lane.name, lane.stop)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,3 +115,49 @@ def checked_token(token: str, source: str) -> str:
             "characters): is it pasted whole, and only it?"
         )
     return token
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSource:
+    """Where one token comes from, as a config refers to it: never the token itself."""
+
+    token: str = field(repr=False)
+    env: str | None = None  # the environment variable that holds it
+    file: Path | None = None  # or the file
+
+    @property
+    def reference(self) -> tuple[str, str]:
+        """The account key and value that say where the token is: token_env or token_file."""
+        return (
+            ("token_file", str(self.file)) if self.file is not None else ("token_env", self.env or TOKEN_ENV)
+        )
+
+    @property
+    def shown(self) -> str:
+        """How a message names it: `$NAME` or the file's path."""
+        return str(self.file) if self.file is not None else f"${self.env or TOKEN_ENV}"
+
+    @property
+    def own_name(self) -> str:
+        """The account name of the token login's own counters (its login is not known)."""
+        if self.file is not None:
+            stem = self.file.name.split(".")[0]
+        elif self.env in (None, TOKEN_ENV):
+            return "own"
+        else:
+            stem = str(self.env).lower().replace("_", "-")
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "own"
+
+
+def token_sources(envs: list[str] | None, files: list[Path] | None) -> list[TokenSource]:
+    """`--token-env NAME` and `--token-file PATH` (each repeatable) in that order, else the default."""
+    sources = []
+    for name in envs or []:
+        token = os.environ.get(name, "").strip()
+        if not token and looks_like_token(name):  # never echoed: it may be the token itself
+            raise UsageError("--token-env looks like a token itself: give the NAME of a variable holding it")
+        if not token:
+            raise UsageError(f"--token-env {name}: that environment variable is not set")
+        sources.append(TokenSource(checked_token(token, f"${name}"), env=name))
+    sources += [TokenSource(default_token(path), file=path) for path in files or []]
+    return sources or [TokenSource(default_token(None), env=TOKEN_ENV)]

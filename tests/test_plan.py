@@ -117,7 +117,9 @@ def test_counters_output_runs_as_it_is(tmp_path: Path, sandbox_factory: SandboxF
 def test_a_clients_counters_need_ulogin(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """Agency access: a client's counters are not found and refused without ulogin, and are listed,
     planned, enabled and read with it; every request carries it."""
-    box = sandbox_factory(counters="1-10", clients={"client-x": "700-709"}, ip_rps=0)
+    box = sandbox_factory(
+        counters="1-10", clients={"client-x": "700-709"}, represents={"agency": ["client-x"]}, ip_rps=0
+    )
     bare = write_config(tmp_path / "bare.yaml", [700, 701])
     plan = check(box, bare, tmp_path / "bare.plan.csv")
     assert list(statuses(tmp_path / "bare.plan.csv").values()) == ["not_found", "not_found"]
@@ -143,7 +145,11 @@ def test_a_clients_counters_need_ulogin(tmp_path: Path, sandbox_factory: Sandbox
 def test_ulogin_in_the_accounts_form(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """Each account sends its own ulogin; an account without one acts for itself."""
     box = sandbox_factory(
-        counters="1-10", clients={"client-x": "700-709"}, tokens={TOKEN: "a", "tb": "b"}, ip_rps=0
+        counters="1-10",
+        clients={"client-x": "700-709"},
+        represents={"a": ["client-x"]},
+        tokens={TOKEN: "a", "tb": "b"},
+        ip_rps=0,
     )
     config = tmp_path / "acc.yaml"
     config.write_text(

@@ -393,7 +393,11 @@ def test_two_clients_of_one_agency_login_share_its_quotas(
     """Two accounts on one token with different `ulogin`: Metrica's 3 in flight and --max-requests
     are the login's, so the run never gets a parallel-quota answer and spends the budget once."""
     box = sandbox_factory(
-        tokens={TOKEN: "agency"}, clients={"cl1": "101-106", "cl2": "201-206"}, latency=0.05, ip_rps=0
+        tokens={TOKEN: "agency"},
+        clients={"cl1": "101-106", "cl2": "201-206"},
+        represents={"agency": ["cl1", "cl2"]},
+        latency=0.05,
+        ip_rps=0,
     )
     config = tmp_path / "job.yaml"
     config.write_text(

@@ -228,7 +228,7 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     records = [*some_rows(command), row(BIG, Status.ENABLED, attempts=1, http_status=200)]
     run_once(path, counters, records, command=command)
     workbook = openpyxl.load_workbook(path)
-    assert workbook.sheetnames == ["Report", "Statuses", "Columns"]
+    assert workbook.sheetnames == ["Report", "Statuses", "Columns", "Summary"]
     sheet = workbook["Report"]
     assert isinstance(sheet, Worksheet)
     columns = COLUMNS[command]
