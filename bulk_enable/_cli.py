@@ -326,7 +326,7 @@ def _warn_of_results_elsewhere(config_path: Path, config: Config, job: Job, repo
 
 
 def _warn_about(args: argparse.Namespace, config: Config) -> None:
-    from ._messages import plural
+    from ._messages import repeats_line
 
     if (args.concurrency or 0) > METRICA_MAX_IN_FLIGHT:
         log.warning(
@@ -344,29 +344,9 @@ def _warn_about(args: argparse.Namespace, config: Config) -> None:
         )
     if args.report is not None and args.report.suffix.lower() == ".xlsx" and args.csv_delimiter is not None:
         log.warning("--csv-delimiter applies to CSV reports; %s is a workbook", args.report)
-    dup = config.duplicates
-    if not dup.count:
-        return
-    cid, first, line = dup.examples[0]
-    if dup.count == 1:
-        log.warning(
-            "%s: line %d: counter %d is listed again (first on line %d): it runs once",
-            config.path,
-            line,
-            cid,
-            first,
-        )
-        return
-    where = ", under the first account that lists it" if len(config.accounts) > 1 else ""
-    log.warning(
-        "%s: %s of counters listed before (e.g. %d on lines %d and %d): each counter runs once%s",
-        config.path,
-        plural(dup.count, "repeat"),
-        cid,
-        first,
-        line,
-        where,
-    )
+    repeats = repeats_line(config)
+    if repeats:
+        log.warning("%s", repeats)
 
 
 # --- running a job -------------------------------------------------------------------------------------

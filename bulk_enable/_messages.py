@@ -10,10 +10,14 @@ import collections
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._answer import Answer
 from ._model import FAILED_STATUSES, Command, ExitCode, Job, Row, Status, Stop, StopCause, Summary, Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT
+
+if TYPE_CHECKING:
+    from ._config import Config
 
 FULL_DAYS = 21  # the extended window's full length
 LIST_FAILED_IDS = 10  # the summary names failed counters up to this many
@@ -159,6 +163,23 @@ def status_words(code: str, lang: str | None = None) -> str:
     except ValueError:  # not a status (a journal from a newer version): as it is
         return code
     return f"{words.short if lang == 'en' else words.short_ru} ({code})"
+
+
+def repeats_line(config: Config) -> str | None:
+    """The one warning for counters listed more than once (each runs once), or None."""
+    dup = config.duplicates
+    if not dup.count:
+        return None
+    cid, first, line = dup.examples[0]
+    if dup.count == 1:
+        return (
+            f"{config.path}: line {line}: counter {cid} is listed again (first on line {first}): it runs once"
+        )
+    where = ", under the first account that lists it" if len(config.accounts) > 1 else ""
+    return (
+        f"{config.path}: {plural(dup.count, 'repeat')} of counters listed before (e.g. {cid} on lines "
+        f"{first} and {line}): each counter runs once{where}"
+    )
 
 
 def number(n: int) -> str:
