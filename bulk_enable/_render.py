@@ -20,6 +20,7 @@ from typing import IO
 
 from ._messages import COLUMN_LEGEND, STATUS_LEGEND, status_words
 from ._model import COLUMNS, Row
+from ._untrusted import cell_text
 
 XLSX_MARKER = "bulk_enable report"  # in the workbook's properties: how a report is told from other files
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -87,11 +88,13 @@ def _write_csv(f: IO[str], rows: Sequence[Row], columns: Sequence[str], delimite
 
 
 def neutralise(cell: str) -> str:
-    """Make a CSV cell that a spreadsheet would run as a formula plain text (OWASP CSV injection).
+    """Make a CSV cell that a spreadsheet would run as a formula plain text (OWASP CSV injection), and
+    escape what no cell may carry raw (a NUL, U+FFFF: the xlsx writer escapes them too).
 
     CSV has no way to say "text", so the guard is a visible leading apostrophe; the xlsx report
     needs none (its cells are typed).
     """
+    cell = cell_text(cell)
     return "'" + cell if cell.startswith(_FORMULA_START) else cell
 
 

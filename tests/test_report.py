@@ -1078,3 +1078,23 @@ def test_numbers_are_never_guarded_and_pre_1900_dates_stay_text(tmp_path: Path) 
     sheet = openpyxl.load_workbook(tmp_path / "s.xlsx")["Report"]
     assert isinstance(sheet, Worksheet)
     assert sheet["E2"].value == "0001-01-01" and sheet["F2"].value == -1
+
+
+# --- 12: cells a spreadsheet cannot carry ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("column", ["label", "account", "error_type", "message"])
+@pytest.mark.parametrize(
+    ("char", "shown"),
+    [("\x00", "\\x00"), ("\uffff", "\\uffff"), ("\ufffe", "\\ufffe"), ("\x1b", "\\x1b"), ("\x0b", "\\x0b")],
+)
+def test_csv_cells_escape_what_the_xlsx_escapes(tmp_path: Path, column: str, char: str, shown: str) -> None:
+    """A NUL, U+FFFF (a config label, an API message...) is escaped in the CSV as the xlsx escapes it:
+    never raw in the file, which a CSV reader then reads; tab and line breaks stay as they are."""
+    path = tmp_path / "r.csv"
+    counter = Counter(9, "x", "a")
+    change: dict[str, Any] = {column: f"a{char}b\tc\nd"}
+    run_once(path, [counter], [dataclasses.replace(row(counter, Status.FAILED), **change)])
+    assert char.encode() not in path.read_bytes()
+    (written,) = csv_rows(path, ",")
+    assert written[column] == f"a{shown}b\tc\nd"
