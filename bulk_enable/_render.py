@@ -14,15 +14,20 @@ import functools
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
+from xml.etree import ElementTree
 
 from ._messages import COLUMN_LEGEND, STATUS_LEGEND, status_words
 from ._model import COLUMNS, Row
 from ._untrusted import cell_text
 
-XLSX_MARKER = "bulk_enable report"  # in the workbook's properties: how a report is told from other files
+XLSX_MARKER = "bulk_enable report"  # the workbook's whole description: how a report is told from other files
+_CORE = "docProps/core.xml"
+_CORE_LIMIT = 65_536  # bytes: xlsxwriter writes about 1 KB there; a larger one is not ours
+_DESCRIPTION = "{http://purl.org/dc/elements/1.1/}description"
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _EXCEL_MAX_EXACT = 2**53  # larger IDs are written as text: a spreadsheet number would round them
 _EXCEL_CELL_LIMIT = 32_767
@@ -173,10 +178,35 @@ def looks_like_report(path: Path) -> bool:
         if path.stat().st_size == 0:
             return True
         if is_xlsx(path):
-            with zipfile.ZipFile(path) as z:
-                return XLSX_MARKER.encode() in z.read("docProps/core.xml")
+            return _described_as_ours(path)
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
             first = f.readline().rstrip("\r\n")
-    except (OSError, KeyError, zipfile.BadZipFile):
+    except OSError:
         return False
     return any(first == sep.join(columns) for columns in COLUMNS.values() for sep in (",", ";", "\t"))
+
+
+def _described_as_ours(path: Path) -> bool:
+    """True when the workbook's description is exactly XLSX_MARKER: a description that only contains
+    it ("not a bulk_enable report") belongs to someone else."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if z.getinfo(_CORE).file_size > _CORE_LIMIT:
+                return False
+            with z.open(_CORE) as f:
+                data = f.read(_CORE_LIMIT + 1)
+        if len(data) > _CORE_LIMIT or b"<!" in data:  # no DTD, so no entity to expand
+            return False
+        description = ElementTree.fromstring(data).find(_DESCRIPTION)
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        RuntimeError,
+        EOFError,
+        zlib.error,
+        zipfile.BadZipFile,
+        ElementTree.ParseError,
+    ):
+        return False
+    return description is not None and description.text == XLSX_MARKER

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -1098,3 +1099,48 @@ def test_csv_cells_escape_what_the_xlsx_escapes(tmp_path: Path, column: str, cha
     assert char.encode() not in path.read_bytes()
     (written,) = csv_rows(path, ",")
     assert written[column] == f"a{shown}b\tc\nd"
+
+
+# --- 13: our workbooks, exactly ------------------------------------------------------------------------
+
+
+def _workbook_described(tmp: Path, description: str) -> Path:
+    book = openpyxl.Workbook()
+    book.properties.description = description
+    book.save(tmp / "book.xlsx")
+    return tmp / "book.xlsx"
+
+
+@pytest.mark.parametrize(
+    "description",
+    ["not a bulk_enable report", "bulk_enable report (a copy)", " bulk_enable report", "Bulk_enable report"],
+)
+def test_a_workbook_that_only_mentions_the_marker_is_not_ours(tmp_path: Path, description: str) -> None:
+    """Someone's workbook whose description contains our marker is not ours: refused without --fresh."""
+    path = _workbook_described(tmp_path, description)
+    before = path.read_bytes()
+    assert not looks_like_report(path)
+    with pytest.raises(ReportError, match="not a bulk-enable report") as error:
+        run_once(path, [ROMASHKA], [row(ROMASHKA, Status.ENABLED)])
+    one_line(error)
+    assert path.read_bytes() == before
+    run_once(path, [ROMASHKA], [row(ROMASHKA, Status.ENABLED)], fresh=True)
+    assert looks_like_report(path) and statuses(path) == {101: "enabled"}
+
+
+def test_a_workbook_described_exactly_as_ours_is_ours(tmp_path: Path) -> None:
+    """The marker is the whole description; openpyxl saving it there (as Excel does on save) keeps it ours."""
+    assert looks_like_report(_workbook_described(tmp_path, bulk_enable._render.XLSX_MARKER))
+
+
+def test_a_workbook_with_a_hostile_core_xml_is_not_ours(tmp_path: Path) -> None:
+    """Entities (a billion laughs) or a huge docProps/core.xml: not ours, and not expanded."""
+    laughs = (
+        '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "bulk_enable report">]>'
+        '<cp:coreProperties xmlns:cp="x" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        "<dc:description>&a;</dc:description></cp:coreProperties>"
+    )
+    for name, core in [("entity.xlsx", laughs.encode()), ("huge.xlsx", b" " * 200_000)]:
+        with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("docProps/core.xml", core)
+        assert not looks_like_report(tmp_path / name)
