@@ -3,6 +3,9 @@
 A render goes to a temporary file created exclusively beside the report (never through a planted
 symlink), is flushed to disk, then renamed over the report: a reader sees the old report or the
 new one, never half of one.
+
+A workbook holds at most EXCEL_ROWS rows a sheet: more continue on the sheets `Report 2`, `Report 3`...
+(each with the header), so a person opening it in Excel sees every counter, none silently dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from ._model import COLUMNS, Row
 from ._untrusted import cell_text
 
 XLSX_MARKER = "bulk_enable report"  # the workbook's whole description: how a report is told from other files
+EXCEL_ROWS = 1_048_576  # rows in one Excel sheet, the header included
 _CORE = "docProps/core.xml"
 _CORE_LIMIT = 65_536  # bytes: xlsxwriter writes about 1 KB there; a larger one is not ours
 _DESCRIPTION = "{http://purl.org/dc/elements/1.1/}description"
@@ -120,26 +124,30 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
     header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
     day = workbook.add_format({"num_format": "yyyy-mm-dd"})
     moment = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-    sheet = workbook.add_worksheet("Report")
-    for col, name in enumerate(columns):
-        sheet.set_column(col, col, _WIDTHS.get(name, 14))
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
-    for col, name in enumerate(columns):
-        sheet.write_string(0, col, name, header)
-    for r, row in enumerate(rows, start=1):
+    per_sheet = EXCEL_ROWS - 1
+    for first in range(0, max(1, len(rows)), per_sheet):
+        last = min(len(rows), first + per_sheet)
+        sheet = workbook.add_worksheet("Report" if first == 0 else f"Report {first // per_sheet + 1}")
         for col, name in enumerate(columns):
-            value = row.cell(name)
-            if value is None or value == "":
-                continue
-            if name == "status":
-                sheet.write_string(r, col, status_words(str(value)))
-            elif name in _NUMBERS and isinstance(value, int) and abs(value) < _EXCEL_MAX_EXACT:
-                sheet.write_number(r, col, value)
-            elif name in _DATES and (when := _when(str(value))) is not None:
-                sheet.write_datetime(r, col, when, day if name in _DAYS else moment)
-            else:
-                sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
+            sheet.set_column(col, col, _WIDTHS.get(name, 14))
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, max(1, last - first), len(columns) - 1)
+        for col, name in enumerate(columns):
+            sheet.write_string(0, col, name, header)
+        for r in range(1, last - first + 1):
+            row = rows[first + r - 1]
+            for col, name in enumerate(columns):
+                value = row.cell(name)
+                if value is None or value == "":
+                    continue
+                if name == "status":
+                    sheet.write_string(r, col, status_words(str(value)))
+                elif name in _NUMBERS and isinstance(value, int) and abs(value) < _EXCEL_MAX_EXACT:
+                    sheet.write_number(r, col, value)
+                elif name in _DATES and (when := _when(str(value))) is not None:
+                    sheet.write_datetime(r, col, when, day if name in _DAYS else moment)
+                else:
+                    sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
     _legend(workbook, header, columns)
     try:
         workbook.close()

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import openpyxl
 import pytest
 import xlsxwriter.workbook
+import xlsxwriter.worksheet
 from openpyxl.worksheet.worksheet import Worksheet
 
 import bulk_enable._render
@@ -1144,3 +1145,59 @@ def test_a_workbook_with_a_hostile_core_xml_is_not_ours(tmp_path: Path) -> None:
         with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_DEFLATED) as z:
             z.writestr("docProps/core.xml", core)
         assert not looks_like_report(tmp_path / name)
+
+
+# --- 14: Excel's row limit -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_sheets(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Excel (and xlsxwriter) with sheets of 5 rows, the header included; our limit follows (it is one
+    module constant), so a workbook past the limit is tested without a million rows."""
+    limit = 5
+    real_init = xlsxwriter.worksheet.Worksheet.__init__
+
+    def small(self: xlsxwriter.worksheet.Worksheet) -> None:
+        real_init(self)
+        self.xls_rowmax = limit
+
+    monkeypatch.setattr(xlsxwriter.worksheet.Worksheet, "__init__", small)
+    monkeypatch.setattr(bulk_enable._render, "EXCEL_ROWS", limit, raising=False)  # (old code: none)
+    return limit
+
+
+def _sheets(path: Path) -> dict[str, list[list[Any]]]:
+    workbook = openpyxl.load_workbook(path)
+    return {
+        name: [list(r) for r in sheet.iter_rows(values_only=True)]
+        for name, sheet in zip(workbook.sheetnames, workbook.worksheets, strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    ("rows", "sheets"),
+    [
+        (0, ["Report"]),
+        (4, ["Report"]),
+        (5, ["Report", "Report 2"]),
+        (13, ["Report", "Report 2", "Report 3", "Report 4"]),
+    ],
+)
+def test_rows_past_excels_sheet_limit_continue_on_the_next_sheet(
+    tmp_path: Path, small_sheets: int, rows: int, sheets: list[str]
+) -> None:
+    """Past Excel's rows a sheet, the report goes on in `Report 2`, `Report 3`... with the header on
+    each (frozen, filtered): every counter is in the workbook, in order, none silently dropped."""
+    counters = [Counter(1000 + i, f"клиент {i}", "a") for i in range(rows)]
+    path = tmp_path / "r.xlsx"
+    run_once(path, counters, [row(c, Status.ENABLED) for c in counters])
+    found = _sheets(path)
+    assert list(found) == [*sheets, "Statuses", "Columns"]
+    reports = [found[name] for name in sheets]
+    assert all(sheet[0] == list(RUN_HEADER.split(",")) for sheet in reports)
+    assert all(1 <= len(sheet) <= small_sheets for sheet in reports)
+    assert [r[0] for sheet in reports for r in sheet[1:]] == [c.id for c in counters]
+    workbook = openpyxl.load_workbook(path)
+    for name, sheet in zip(sheets, reports, strict=True):
+        assert workbook[name].freeze_panes == "A2"
+        assert workbook[name].auto_filter.ref == f"A1:I{max(2, len(sheet))}"
