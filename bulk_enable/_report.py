@@ -81,10 +81,10 @@ def lock_path(report: Path) -> Path:
     return report.with_name(report.name + ".lock")
 
 
-def check_name(path: Path) -> None:
+def check_name(path: Path, option: str = "--report") -> None:
     """Refuse a path with no file name (``, `.`, `/`, `x/..`): it has no journal or lock beside it."""
     if path.name in ("", ".", ".."):
-        raise ReportError(f"--report {str(path)!r} is not a file name: give one, e.g. reports/job.csv")
+        raise ReportError(f"{option} {str(path)!r} is not a file name: give one, e.g. reports/job.csv")
 
 
 def check_folder(path: Path, option: str) -> None:
@@ -94,25 +94,36 @@ def check_folder(path: Path, option: str) -> None:
         raise ReportError(f"{option} {path}: {folder} is a file, not a folder")
 
 
+def check_place(path: Path, option: str) -> None:
+    """Refuse a path no report can be written to (`--report` and `--as` alike): no file name, a
+    directory, a file posing as a folder, a symlink (to /dev/null, to /proc/self/fd/1...), a device, a
+    FIFO. A report is only ever a regular file, replaced whole."""
+    check_name(path, option)
+    if path.is_dir():
+        raise ReportError(f"{option} {path} is a directory: give a file in it, e.g. {path / 'job.csv'}")
+    check_folder(path, option)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ReportError(f"{option} {path}: exists and is not a regular file: give {option} another name")
+
+
+def check_ours(path: Path, option: str, replace: str = "") -> None:
+    """Refuse a file that is not a report this tool wrote: someone's notes or workbook stay as they are."""
+    if path.exists() and not looks_like_report(path):
+        raise ReportError(
+            f"{option} {path}: exists and is not a bulk-enable report: give {option} another name{replace}"
+        )
+
+
 def check_target(path: Path, command: Command, fresh: bool = False) -> None:
     """Refuse a report path that cannot be a report, before anything is sent."""
-    check_name(path)
-    if path.is_dir():
-        raise ReportError(f"--report {path} is a directory: give a file in it, e.g. {path / 'job.csv'}")
-    check_folder(path, "--report")
-    header = journal_header(journal_path(path))
+    check_place(path, "--report")
+    journal = journal_path(path)
+    header = journal_header(journal)
+    own = f"give `{command.value}` its own --report, e.g. {path.with_suffix('')}.{command.value}{path.suffix}"
     if header is not None and command is not Command.RUN and header.command is Command.RUN:
-        raise ReportError(
-            f"{path} is the report of a `run` (it has a journal): give `{command.value}` its own "
-            f"--report, e.g. {path.with_suffix('')}.{command.value}{path.suffix}"
-        )
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise ReportError(f"{path}: exists and is not a regular file: give --report another name")
-    if path.exists() and header is None and not fresh and not looks_like_report(path):
-        replace = ", or pass --fresh to replace it" if command is Command.RUN else ""
-        raise ReportError(
-            f"{path} exists and is not a bulk-enable report: give --report another name{replace}"
-        )
+        raise ReportError(f"{path} is the report of a `run` (it has a journal): {own}")
+    if header is None and not fresh:
+        check_ours(path, "--report", ", or pass --fresh to replace it" if command is Command.RUN else "")
 
 
 def journal_header(path: Path) -> Header | None:
@@ -403,16 +414,14 @@ def render_copy(path: Path, copy: Path, delimiter: str | None = None) -> list[Ro
     """The report's journal rendered to another file, in the format its name says (a workbook from a
     CSV run): no request, no token, and the run's own report and journal stay as they are."""
     header, rows = rows_of(path)
-    check_name(copy)
+    check_place(copy, "--as")
     if copy.resolve() in (path.resolve(), journal_path(path).resolve()):
         raise ReportError(f"--as {copy}: that is the report itself: give the copy another name")
     if journal_header(journal_path(copy)) is not None:  # a job's own report: its journal would disagree
         raise ReportError(
             f"--as {copy}: that is the report of another job (it has a journal): give another name"
         )
-    if copy.is_dir() or (copy.exists() and not looks_like_report(copy)):
-        raise ReportError(f"--as {copy}: exists and is not a bulk-enable report: give another name")
-    check_folder(copy, "--as")
+    check_ours(copy, "--as")
     if delimiter is None:  # the report's own, except that a tab belongs in a .tsv, not a .csv
         delimiter = "," if header.delimiter == "\t" else header.delimiter
     try:

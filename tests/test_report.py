@@ -45,6 +45,7 @@ from bulk_enable._report import (
     pending_row,
     read_journal,
     render_again,
+    render_copy,
 )
 
 from .conftest import read_report
@@ -1201,3 +1202,53 @@ def test_rows_past_excels_sheet_limit_continue_on_the_next_sheet(
     for name, sheet in zip(sheets, reports, strict=True):
         assert workbook[name].freeze_panes == "A2"
         assert workbook[name].auto_filter.ref == f"A1:I{max(2, len(sheet))}"
+
+
+# --- 15: --as refuses what --report refuses ------------------------------------------------------------
+
+
+def _to(target: str) -> Callable[[Path], Path]:
+    def link(tmp: Path) -> Path:
+        (tmp / "copy.csv").symlink_to(target)
+        return tmp / "copy.csv"
+
+    return link
+
+
+def _ours_linked(tmp: Path) -> Path:
+    render(tmp / "ours.csv", [], COLUMNS[RUN])
+    return _to(str(tmp / "ours.csv"))(tmp)
+
+
+def _fifo_copy(tmp: Path) -> Path:
+    os.mkfifo(tmp / "copy.csv")
+    return tmp / "copy.csv"
+
+
+BAD_COPIES: list[tuple[str, Callable[[Path], Path], str]] = [
+    ("symlink to stdout", _to("/proc/self/fd/1"), "not a regular file"),
+    ("symlink to /dev/null", _to("/dev/null"), "not a regular file"),
+    ("symlink to our report", _ours_linked, "not a regular file"),
+    ("dangling symlink", _to("nowhere.csv"), "not a regular file"),
+    ("fifo", _fifo_copy, "not a regular file"),
+    ("directory", _directory, "is a directory"),
+    ("dot", lambda _: Path("."), "not a file name"),
+    ("parent is a file", lambda t: _file(t, "file", b"x") / "copy.csv", "is a file, not a folder"),
+    ("foreign csv", lambda t: _file(t, "copy.csv", b"name,phone\n"), "not a bulk-enable report"),
+]
+
+
+@pytest.mark.parametrize(("make", "match"), [pytest.param(m, x, id=i) for i, m, x in BAD_COPIES])
+def test_render_copy_refuses_what_report_refuses(
+    in_tmp: Path, make: Callable[[Path], Path], match: str
+) -> None:
+    """`report J --as` onto a symlink (to stdout, /dev/null...), a FIFO, a directory or someone's file:
+    one line, `--as` named, and the target stays what it was (never replaced by a regular file)."""
+    report = in_tmp / "r.csv"
+    run_once(report, [ROMASHKA], [row(ROMASHKA, Status.ENABLED)])
+    copy = make(in_tmp)
+    before = {p: (p.lstat().st_mode, p.is_symlink() and p.readlink()) for p in in_tmp.rglob("*")}
+    with pytest.raises(ReportError, match=match) as error:
+        render_copy(report, copy)
+    assert one_line(error).startswith("--as ")
+    assert {p: (p.lstat().st_mode, p.is_symlink() and p.readlink()) for p in in_tmp.rglob("*")} == before
