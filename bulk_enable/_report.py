@@ -20,6 +20,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -122,6 +123,14 @@ def check_target(path: Path, command: Command, fresh: bool = False) -> None:
     own = f"give `{command.value}` its own --report, e.g. {path.with_suffix('')}.{command.value}{path.suffix}"
     if header is not None and command is not Command.RUN and header.command is Command.RUN:
         raise ReportError(f"{path} is the report of a `run` (it has a journal): {own}")
+    if header is None and damaged(journal):
+        if command is not Command.RUN:  # it may be a run's: never replace it with a plan or a status
+            raise ReportError(f"{journal}: its first line is damaged, so it may be a `run`'s journal: {own}")
+        if not fresh:
+            raise ReportError(
+                f"{journal}: its first line is damaged, so it no longer says which job it records: "
+                "repair that line, or pass --fresh to start the report over (every counter is sent again)"
+            )
     if header is None and not fresh:
         check_ours(path, "--report", ", or pass --fresh to replace it" if command is Command.RUN else "")
 
@@ -135,6 +144,16 @@ def journal_header(path: Path) -> Header | None:
             return _header(f.readline())
     except OSError:
         return None
+
+
+def damaged(journal: Path) -> bool:
+    """True when `journal` is a file with something in it but no header a journal starts with: a
+    journal whose first line was cut or edited, not a missing one (nor a planted symlink)."""
+    try:
+        info = journal.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0 and journal_header(journal) is None
 
 
 def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:

@@ -1252,3 +1252,69 @@ def test_render_copy_refuses_what_report_refuses(
         render_copy(report, copy)
     assert one_line(error).startswith("--as ")
     assert {p: (p.lstat().st_mode, p.is_symlink() and p.readlink()) for p in in_tmp.rglob("*")} == before
+
+
+# --- 16: a damaged journal header ----------------------------------------------------------------------
+
+
+def _damage(first_line: bytes) -> bytes:
+    return first_line.rstrip(b"\n").rstrip(b"}") + b"\n"  # lost its closing brace
+
+
+def _damage_header(path: Path, damage: Callable[[bytes], bytes] = _damage) -> bytes:
+    """The journal of `path` with its first line damaged; its bytes now."""
+    header, rest = journal_path(path).read_bytes().split(b"\n", 1)
+    journal_path(path).write_bytes(damage(header + b"\n") + rest)
+    return journal_path(path).read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _damage,
+        lambda line: line[: len(line) // 2] + b"\n",
+        lambda line: b"\x00" * len(line),
+        lambda line: b'{"counter_id": 101, "label": "", "account": "a", "status": "enabled"}\n',
+        lambda line: line.replace(b'"window": "calls"', b'"window": "calsl"'),
+    ],
+    ids=["brace", "half", "nul", "a row", "edited"],
+)
+@pytest.mark.parametrize("via", ["check_target", "ReportFile"])
+def test_a_damaged_journal_header_is_refused_not_replaced(
+    tmp_path: Path, damage: Callable[[bytes], bytes], via: str
+) -> None:
+    """A journal whose first line no longer says its job: a run is refused (naming the journal, nothing
+    sent, the journal as it was) and takes it over only with --fresh; nothing done is forgotten unasked."""
+    path = tmp_path / "r.csv"
+    run_once(path, CONFIG, [row(ROMASHKA, Status.ENABLED), row(PHONE, Status.ENABLED)])
+    before = _damage_header(path, damage)
+    with pytest.raises(ReportError, match=r"first line is damaged.*--fresh") as error:
+        _attempt(via, path, RUN)
+    assert one_line(error).startswith(str(journal_path(path)))
+    assert journal_path(path).read_bytes() == before
+    report = run_once(path, CONFIG, [], fresh=True)
+    assert not report.done(101) and read_journal(journal_path(path))[0] == Header(RUN, CALLS, ",")
+
+
+@pytest.mark.parametrize("command", [CHECK, STATUS])
+@pytest.mark.parametrize("fresh", [False, True])
+def test_check_and_status_never_replace_a_damaged_journal(
+    tmp_path: Path, command: Command, fresh: bool
+) -> None:
+    """It may be a run's journal: check and status (which always start afresh) are refused, even fresh."""
+    path = tmp_path / "r.csv"
+    run_once(path, CONFIG, [row(ROMASHKA, Status.ENABLED)])
+    _damage_header(path)
+    before = {p: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(ReportError, match=f"first line is damaged.*r.{command.value}.csv") as error:
+        ReportFile(path, command, CALLS, fresh=fresh, journaled=command is STATUS).__enter__()
+    one_line(error)
+    assert {p: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_an_empty_journal_is_no_journal(tmp_path: Path) -> None:
+    """An empty journal has nothing to lose: a run goes on (and writes a whole one)."""
+    path = tmp_path / "r.csv"
+    journal_path(path).write_bytes(b"")
+    run_once(path, [ROMASHKA], [row(ROMASHKA, Status.ENABLED)])
+    assert journal_rows(path)[101].status is Status.ENABLED

@@ -1,5 +1,5 @@
-"""The report from the command line, against hostile paths: `report --as` refuses what `--report`
-refuses."""
+"""The report from the command line, against hostile paths and journals: `report --as` refuses what
+`--report` refuses, a damaged journal is never replaced unasked."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from bulk_enable._report import journal_path
 
 from .conftest import SandboxFactory, cli, run_against, write_config
 
@@ -43,3 +45,24 @@ def test_report_as_refuses_a_symlink_or_a_fifo(
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert f"--as {copy}: exists and is not a regular file" in done.stderr and done.stdout == ""
     assert copy.lstat().st_mode == kind
+
+
+def test_a_run_on_a_damaged_journal_sends_nothing_until_fresh(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A journal whose first line lost its closing brace: the rerun is refused (naming the journal, no
+    request, the journal as it was), never resends the done counters unasked; --fresh starts over."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", range(1, 6))
+    report = tmp_path / "r.csv"
+    assert run_against(box, config, report).returncode == 0
+    journal = journal_path(report)
+    header, rest = journal.read_bytes().split(b"\n", 1)
+    journal.write_bytes(header.rstrip(b"}") + b"\n" + rest)
+    before, sent = journal.read_bytes(), box.stats()["write_requests"]
+    done = run_against(box, config, report)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"{journal}: its first line is damaged" in done.stderr and "--fresh" in done.stderr
+    assert journal.read_bytes() == before and box.stats()["write_requests"] == sent
+    fresh = run_against(box, config, report, "--fresh")
+    assert fresh.returncode == 0 and box.stats()["write_requests"] == sent + 5
