@@ -618,7 +618,7 @@ def _finish(args: argparse.Namespace, summary: Summary, config: Path, *more: str
     the report has every row."""
     import json
 
-    from ._messages import json_summary, summary_lines
+    from ._messages import json_summary, report_line, summary_lines
 
     lines = [*summary_lines(summary, config, args.max_requests), *more]
     if args.json:
@@ -628,7 +628,7 @@ def _finish(args: argparse.Namespace, summary: Summary, config: Path, *more: str
         lines = [json.dumps(json_summary(summary, config), ensure_ascii=False)]
     lost = _write_stdout("".join(line + "\n" for line in lines))
     if lost is not None and not isinstance(lost, BrokenPipeError):
-        _say(f"cannot write the summary to stdout ({lost.strerror or lost}); the report is {summary.report}")
+        _say(f"cannot write the summary to stdout ({lost.strerror or lost}); {report_line(summary)}")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

@@ -147,6 +147,7 @@ class _Run:
             stops=stops,
             interrupted=self.settings.interrupt.requested and self.failure is None,
             report_error=str(self.failure) if self.failure is not None else "",
+            report_written=self.report.written,
             retries=scheduler.retries,
             gave_up=scheduler.gave_up,
             rate=scheduler.gate.settled,
@@ -313,7 +314,7 @@ def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
         stop = lane.stop if lane is not None else None
         message = say.deferred_message(stop, run.settings.policy.max_requests)
         error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
-        report.rows[c.id] = Row.of(c, Status.DEFERRED, error_type=error, message=message)
+        report.amend(Row.of(c, Status.DEFERRED, error_type=error, message=message))
 
 
 def _connections(settings: Settings) -> int:
@@ -362,7 +363,7 @@ async def check_job(settings: Settings) -> Summary:
             final = [
                 rows.get(c.id) or Row.of(c, Status.DEFERRED, message=say.INTERRUPTED) for c in config.counters
             ]
-            report.rows = {r.counter_id: r for r in final}
+            report.show(final)
             report.finish()
         summary = run.summary(Command.CHECK, final, started)
         summary.state_unknown = unknown

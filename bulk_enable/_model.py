@@ -214,6 +214,7 @@ class Summary:
     address_quota_answers: int = 0
     state_unknown: bool = False  # a plan made from a listing that does not show the window's state
     report_error: str = ""  # the report or its journal could not be written (a full disk): the run stopped
+    report_written: bool = True  # False: the report on disk does not show these rows (its last render failed)
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
 
     def count(self, *statuses: Status) -> int:

@@ -24,12 +24,13 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import UserError
-from ._model import COLUMNS, ROW_FIELDS, Command, Counter, Job, Row, Status, Window, now_iso
+from ._messages import AFTER_A_WRITE_FAILED
+from ._model import COLUMNS, ROW_FIELDS, Command, Counter, ExitCode, Job, Row, Status, Window, now_iso
 from ._render import looks_like_report, render
 
 JOURNAL_VERSION = 2
@@ -246,7 +247,7 @@ class ReportFile:
         self.journaled = journaled
         self.journal = journal_path(path)
         self.previous: dict[int, Row] = {}  # rows of earlier runs of the same job
-        self.rows: dict[int, Row] = {}  # the report as it stands, in report order
+        self._rows: dict[int, Row] = {}  # the report as it stands, in report order
         self.elsewhere = 0  # rows kept for counters outside this config
         self.renders = 0
         self.render_seconds = 0.0  # the last render's duration
@@ -261,8 +262,12 @@ class ReportFile:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as e:
-            raise ReportError(f"{self.path}: cannot write the report here ({_why(e)})") from None
+        except OSError as e:  # a path refused (2), unless the disk is full (3)
+            full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise ReportError(
+                f"{self.path}: cannot write the report here ({_why(e)})",
+                exit_code=ExitCode.STOPPED if full else None,
+            ) from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -292,6 +297,16 @@ class ReportFile:
     def job(self) -> Job:
         return self.header.job
 
+    @property
+    def rows(self) -> Mapping[int, Row]:
+        """The report as it stands, in report order (changed only through this object)."""
+        return self._rows
+
+    @property
+    def written(self) -> bool:
+        """True when the report on disk shows the rows as they stand (its last render went through)."""
+        return self._rendered == self._generation
+
     def done(self, counter_id: int) -> bool:
         """True when an earlier run of this job already finished this counter."""
         row = self.previous.get(counter_id)
@@ -306,22 +321,35 @@ class ReportFile:
         kept = {cid: row for cid, row in self.previous.items() if cid not in rows}
         self.elsewhere = len(kept)
         rows.update(kept)
-        self.rows = rows
+        self.show(rows.values())
         if self.journaled:
-            self._rewrite_journal()
+            try:
+                self._rewrite_journal()
+            except ReportError as e:  # nothing sent yet: say so, and what to do
+                raise ReportError(
+                    f"{e}: nothing was sent; {AFTER_A_WRITE_FAILED}", exit_code=e.exit_code
+                ) from None
+
+    def show(self, rows: Iterable[Row]) -> None:
+        """Take `rows` as the whole report (a layout, a plan, a journal rendered again); not journaled."""
+        self._rows = {r.counter_id: r for r in rows}
+        self._changed()
+
+    def amend(self, row: Row) -> None:
+        """Change one counter's row in the report only: the journal gets it when finish() compacts it."""
+        self._rows[row.counter_id] = row
         self._changed()
 
     def record(self, row: Row) -> None:
         """Put one finished counter on disk now."""
-        self.rows[row.counter_id] = row
+        self.amend(row)
         if self._fd >= 0:
             data = _line(row)
             try:
                 while data:
                     data = data[os.write(self._fd, data) :]
             except OSError as e:
-                raise ReportError(f"{self.journal}: cannot write the journal ({_why(e)})") from None
-        self._changed()
+                raise _cannot_write(self.journal, "the journal", e) from None
 
     def finish(self) -> None:
         """Render the report one last time and compact the journal."""
@@ -331,7 +359,7 @@ class ReportFile:
 
     def render(self) -> None:
         """Render the rows as they stand now (waits for a background render in progress)."""
-        self._render(self._generation, list(self.rows.values()))
+        self._render(self._generation, list(self._rows.values()))
 
     async def keep_current(self) -> None:
         """Re-render in the background while the job runs; cancel it when the job ends."""
@@ -341,7 +369,7 @@ class ReportFile:
             if not self._dirty:
                 continue
             self._dirty = False
-            snapshot = list(self.rows.values())
+            snapshot = list(self._rows.values())
             done = loop.run_in_executor(None, self._render, self._generation, snapshot)
             try:
                 await asyncio.shield(done)
@@ -357,7 +385,7 @@ class ReportFile:
             try:
                 render(self.path, rows, self.columns, self.header.delimiter)
             except OSError as e:
-                raise ReportError(f"{self.path}: cannot write the report ({_why(e)})") from None
+                raise _cannot_write(self.path, "the report", e) from None
             self.render_seconds = time.perf_counter() - started
             self.renders += 1
             self._rendered = generation
@@ -375,14 +403,14 @@ class ReportFile:
             self._write_journal()
             self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
         except OSError as e:
-            raise ReportError(f"{self.journal}: cannot write the journal ({_why(e)})") from None
+            raise _cannot_write(self.journal, "the journal", e) from None
 
     def _write_journal(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.journal.parent, prefix=f".{self.journal.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(self.header.line().encode())
-                f.writelines(_line(r) for r in self.rows.values())
+                f.writelines(_line(r) for r in self._rows.values())
                 f.flush()
                 os.fsync(f.fileno())  # on disk before it replaces the old journal: a crash keeps one of them
             os.replace(tmp, self.journal)
@@ -424,7 +452,7 @@ def render_again(path: Path) -> list[Row]:
     """Render a report from its journal, under its lock; no request, no token."""
     header, rows = rows_of(path)
     with ReportFile(path, header.command, header.job, delimiter=header.delimiter, journaled=False) as report:
-        report.rows = {r.counter_id: r for r in rows}
+        report.show(rows)
         report.render()
     return rows
 
@@ -446,7 +474,7 @@ def render_copy(path: Path, copy: Path, delimiter: str | None = None) -> list[Ro
     try:
         render(copy, rows, COLUMNS[header.command], delimiter)
     except OSError as e:
-        raise ReportError(f"--as {copy}: cannot write it ({_why(e)})") from None
+        raise _cannot_write(f"--as {copy}", "it", e) from None
     return rows
 
 
@@ -457,6 +485,11 @@ def _holder(fd: int) -> str:
     except (OSError, UnicodeDecodeError, ValueError):
         return ""
     return f" (pid {int(pid)}, `{command}` since {since})" if pid.isdigit() and command.isalpha() else ""
+
+
+def _cannot_write(where: Path | str, what: str, e: OSError) -> ReportError:
+    """A file at an accepted path could not be written (a full disk): the job stops, exit 3."""
+    return ReportError(f"{where}: cannot write {what} ({_why(e)})", exit_code=ExitCode.STOPPED)
 
 
 def _why(e: OSError) -> str:

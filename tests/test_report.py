@@ -32,7 +32,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 import bulk_enable._render
 import bulk_enable._report
-from bulk_enable._model import COLUMNS, Command, Counter, Job, Row, Status, Window
+from bulk_enable._model import COLUMNS, Command, Counter, ExitCode, Job, Row, Status, Window
 from bulk_enable._render import looks_like_report, neutralise, render
 from bulk_enable._report import (
     Header,
@@ -1318,3 +1318,52 @@ def test_an_empty_journal_is_no_journal(tmp_path: Path) -> None:
     journal_path(path).write_bytes(b"")
     run_once(path, [ROMASHKA], [row(ROMASHKA, Status.ENABLED)])
     assert journal_rows(path)[101].status is Status.ENABLED
+
+
+# --- 17: a full disk is exit 3, and a report never written is not named ------------------------------
+
+
+def test_files_that_cannot_be_written_stop_the_job_with_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal that cannot be created (a full disk) is exit 3, not 2 (bad input), and says nothing was
+    sent and what to do; so are a journal line and a render that cannot be written."""
+    path = tmp_path / "r.csv"
+    with ReportFile(path, RUN, CALLS) as report:
+        with monkeypatch.context() as patched:
+            patched.setattr(os, "fsync", _no_space)
+            with pytest.raises(
+                ReportError, match=r"cannot write the journal.*nothing was sent; free some disk"
+            ):
+                report.begin(CONFIG, PENDING)
+        assert not journal_path(path).exists()
+        report.begin(CONFIG, PENDING)
+        errors = []
+        for write, act in [("write", report.record), ("fsync", lambda _: report.render())]:
+            with monkeypatch.context() as patched:
+                patched.setattr(os, write, _no_space)
+                with pytest.raises(ReportError) as error:
+                    act(row(SPACES, Status.ENABLED))
+            errors.append(error.value)
+    assert [e.exit_code for e in errors] == [ExitCode.STOPPED] * 2
+
+
+def test_written_says_whether_the_report_shows_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`written` is true only while the file on disk shows the rows as they stand."""
+    path = tmp_path / "r.csv"
+    with ReportFile(path, RUN, CALLS) as report:
+        report.begin(CONFIG, PENDING)
+        assert not report.written
+        report.render()
+        assert report.written
+        report.amend(row(ROMASHKA, Status.DEFERRED, message="later"))
+        assert not report.written
+        with monkeypatch.context() as patched:
+            patched.setattr(bulk_enable._render, "_write_csv", _no_space)
+            with pytest.raises(ReportError):
+                report.finish()
+        assert not report.written
+        report.finish()
+        assert report.written and statuses(path)[101] == "deferred"

@@ -1,17 +1,80 @@
-"""The report from the command line, against hostile paths and journals: `report --as` refuses what
-`--report` refuses, a damaged journal is never replaced unasked."""
+"""The report from the command line, against hostile disks and paths: a full disk is exit 3 and never a
+report named that was not written, `report --as` refuses what `--report` refuses, a damaged journal is
+never replaced unasked."""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import bulk_enable._render
+from bulk_enable import _report
 from bulk_enable._report import journal_path
 
-from .conftest import SandboxFactory, cli, run_against, write_config
+from .conftest import SandboxFactory, cli, journal_statuses, run_against, statuses, write_config
+
+
+def _no_space(*args: object, **kwargs: object) -> Any:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_journal_that_cannot_be_created_is_exit_3_and_nothing_is_sent(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk before the first counter: exit 3 (the job stopped), not 2 (bad input), one line with
+    the reason and what to do, no request sent."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    monkeypatch.setattr(os, "fsync", _no_space)
+    done = run_against(box, config, tmp_path / "r.csv")
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert (
+        "r.csv.journal: cannot write the journal (No space left on device): nothing was sent" in done.stderr
+    )
+    assert "free some disk space" in done.stderr and box.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_disk_that_fills_mid_run_never_names_a_report_it_did_not_write(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch, json_output: bool
+) -> None:
+    """The journal, then every render, fail mid-run: exit 3, and neither the summary nor the JSON names
+    a report file that does not exist; `bulk-enable report` writes it from the journal afterwards."""
+    real = _report.ReportFile.record
+    seen = []
+
+    def full_disk(self: _report.ReportFile, row: Any) -> None:
+        seen.append(row)
+        if len(seen) > 5:
+            raise _report.ReportError(f"{self.journal}: cannot write the journal (No space left on device)")
+        real(self, row)
+
+    monkeypatch.setattr(_report.ReportFile, "record", full_disk)
+    monkeypatch.setattr(bulk_enable._render, "_write_csv", _no_space)
+    box = sandbox_factory(latency=0.01)
+    config = write_config(tmp_path / "job.yaml", range(1, 101))
+    report = tmp_path / "r.csv"
+    done = run_against(box, config, report, *(["--json"] if json_output else []))
+    assert done.returncode == 3, done.stderr
+    assert not report.exists()
+    words = done.stderr if json_output else done.stdout
+    assert f"report: {report}\n" not in words
+    assert f"report: not written ({report} could not be written)" in words
+    assert f"`bulk-enable report {report}` writes it from its journal" in words
+    if json_output:
+        summary = json.loads(done.stdout)
+        assert summary["report"] is None and summary["exit_code"] == 3
+    monkeypatch.undo()
+    again = cli("report", report)
+    assert again.returncode == 0, again.stderr
+    assert statuses(report) == journal_statuses(report) and len(statuses(report)) == 100
 
 
 def _symlink_to(target: str) -> Callable[[Path], Path]:
