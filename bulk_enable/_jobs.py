@@ -47,6 +47,9 @@ class JobEvents(Events):
     def trouble(self, counter: Counter, text: str) -> None:
         """Handling one counter raised (`text`, scrubbed, says what); it is failed and the run goes on."""
 
+    def report_failing(self, error: ReportError) -> None:
+        """The report on disk keeps failing to be re-rendered; it is tried again each tick (said once)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -120,7 +123,7 @@ class _Run:
         settings, counters = self.settings, self.settings.config.counters
         try:
             async with (
-                _rendering(self.report),
+                _rendering(self.report, settings.events),
                 open_session(settings.policy.timeout, _connections(settings)) as session,
             ):
                 accounts = (work(session, account) for account in settings.config.accounts)
@@ -172,14 +175,16 @@ async def _abandonable(interrupt: Interrupt, work: Awaitable[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _rendering(report: ReportFile) -> AsyncIterator[None]:
-    """Keep the report on disk current while the block runs."""
-    task = asyncio.create_task(report.keep_current())
+async def _rendering(report: ReportFile, events: JobEvents) -> AsyncIterator[None]:
+    """Keep the report on disk current while the block runs (a failed render is tried again)."""
+    task = asyncio.create_task(report.keep_current(events.report_failing))
     try:
         yield
     finally:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)  # its own cancellation, not ours
+        (ended,) = await asyncio.gather(task, return_exceptions=True)  # its own cancellation, not ours
+        if isinstance(ended, Exception):  # not a CancelledError: a bug, never swallowed
+            raise ended
 
 
 # --- run ---------------------------------------------------------------------------------------------

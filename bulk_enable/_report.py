@@ -7,8 +7,14 @@ order (done, failed earlier, or not sent yet), then the rows it keeps for counte
 replaying it gives the report exactly, which is what `bulk-enable report` does.
 
 While a run goes, the report file is re-rendered from memory in the background, never more than
-max(2 s, 20 x the last render's time) behind the journal; at the end it is rendered once more and the
-journal compacted. `<report>.lock` (flock, never deleted) keeps two jobs off one report.
+max(2 s, 20 x the last render's time) behind the journal; a render that fails is tried again on the
+next tick. At the end it is rendered once more and the journal compacted. `<report>.lock` (flock,
+never deleted) keeps two jobs off one report.
+
+A journal whose first line is damaged no longer says which job it records: it is refused (a `run`
+takes it over only with --fresh), never silently replaced, so no done counter is sent again unasked.
+A file that cannot be written (a full disk) is exit 3, the job stopped; a path that cannot be a
+report is exit 2, bad input.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from ._render import looks_like_report, render
 JOURNAL_VERSION = 2
 RENDER_EVERY = 2.0  # seconds: the report on disk is at most this far behind, or...
 RENDER_SHARE = 20  # ...this many times the last render's duration, when rendering is slow
+FAILED_RENDERS_SAID = 2  # background renders failing in a row before the job is told, once
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Row) if f.default is not dataclasses.MISSING}
 
 
@@ -251,6 +258,7 @@ class ReportFile:
         self.elsewhere = 0  # rows kept for counters outside this config
         self.renders = 0
         self.render_seconds = 0.0  # the last render's duration
+        self.failed_renders = 0  # background renders that failed in a row
         self._fd = self._lock_fd = -1
         self._dirty = False
         self._render_lock = threading.Lock()
@@ -361,9 +369,14 @@ class ReportFile:
         """Render the rows as they stand now (waits for a background render in progress)."""
         self._render(self._generation, list(self._rows.values()))
 
-    async def keep_current(self) -> None:
-        """Re-render in the background while the job runs; cancel it when the job ends."""
+    async def keep_current(self, failing: Callable[[ReportError], None] = lambda _: None) -> None:
+        """Re-render in the background while the job runs; cancel it when the job ends.
+
+        A render that fails (a full disk, the path briefly a folder) is tried again on the next tick:
+        the journal keeps every row meanwhile. When FAILED_RENDERS_SAID fail in a row, `failing` is
+        told, once a job."""
         loop = asyncio.get_running_loop()
+        said = False
         while True:
             await asyncio.sleep(max(RENDER_EVERY, RENDER_SHARE * self.render_seconds) - self.render_seconds)
             if not self._dirty:
@@ -374,8 +387,17 @@ class ReportFile:
             try:
                 await asyncio.shield(done)
             except asyncio.CancelledError:
-                await done  # let the render in progress finish before anyone renders again
+                with contextlib.suppress(ReportError):  # the job's last render says it, if it fails too
+                    await done  # let the render in progress finish before anyone renders again
                 raise
+            except ReportError as e:
+                self._dirty = True  # again on the next tick, even with nothing new
+                self.failed_renders += 1
+                if self.failed_renders >= FAILED_RENDERS_SAID and not said:
+                    said = True
+                    failing(e)
+            else:
+                self.failed_renders = 0
 
     def _render(self, generation: int, rows: list[Row]) -> None:
         with self._render_lock:

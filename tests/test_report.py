@@ -32,6 +32,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 import bulk_enable._render
 import bulk_enable._report
+from bulk_enable._jobs import JobEvents, _rendering
 from bulk_enable._model import COLUMNS, Command, Counter, ExitCode, Job, Row, Status, Window
 from bulk_enable._render import looks_like_report, neutralise, render
 from bulk_enable._report import (
@@ -1367,3 +1368,56 @@ def test_written_says_whether_the_report_shows_the_rows(
         assert not report.written
         report.finish()
         assert report.written and statuses(path)[101] == "deferred"
+
+
+# --- 18: a background render that fails --------------------------------------------------------------
+
+
+async def test_a_failed_background_render_is_tried_again_and_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report path briefly a folder: renders go on failing quietly (said once, however many fail),
+    and the report appears as soon as it can, without waiting for the end of the run."""
+    monkeypatch.setattr(bulk_enable._report, "RENDER_EVERY", 0.02)
+    path = tmp_path / "r.csv"
+    said: list[ReportError] = []
+    with ReportFile(path, RUN, CALLS) as report:
+        report.begin(CONFIG, PENDING)
+        path.mkdir()
+        task = asyncio.create_task(report.keep_current(said.append))
+        try:
+            report.record(row(ROMASHKA, Status.ENABLED))
+            await until(lambda: report.failed_renders >= 6, 20)
+            assert len(said) == 1 and "r.csv: cannot write the report" in str(said[0])
+            path.rmdir()
+            await until(functools.partial(_shows, path, 101, "enabled"), 20)
+            report.record(row(SPACES, Status.ENABLED))
+            await until(functools.partial(_shows, path, 7, "enabled"), 20)
+            assert report.failed_renders == 0 and len(said) == 1
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class Bug(Exception):
+    """Not a ReportError: a bug."""
+
+
+async def test_a_bug_in_a_background_render_is_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anything but a ReportError from the background render ends the job with it, never silently."""
+    called = threading.Event()
+
+    def broken(*args: Any) -> None:
+        called.set()
+        raise Bug("a bug")
+
+    monkeypatch.setattr(bulk_enable._report, "RENDER_EVERY", 0.01)
+    monkeypatch.setattr(bulk_enable._report, "render", broken)
+    with ReportFile(tmp_path / "r.csv", RUN, CALLS) as report:
+        report.begin(CONFIG, PENDING)
+        with pytest.raises(Bug, match="a bug"):
+            async with _rendering(report, JobEvents()):
+                await until(called.is_set, 20)
