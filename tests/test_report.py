@@ -12,6 +12,7 @@ import errno
 import functools
 import io
 import json
+import logging
 import os
 import re
 import subprocess
@@ -34,6 +35,7 @@ import bulk_enable._render
 import bulk_enable._report
 from bulk_enable._jobs import JobEvents, _rendering
 from bulk_enable._model import COLUMNS, Command, Counter, ExitCode, Job, Row, Status, Window
+from bulk_enable._progress import CliEvents
 from bulk_enable._render import looks_like_report, neutralise, render
 from bulk_enable._report import (
     Header,
@@ -1349,6 +1351,25 @@ def test_files_that_cannot_be_written_stop_the_job_with_exit_3(
     assert [e.exit_code for e in errors] == [ExitCode.STOPPED] * 2
 
 
+@pytest.mark.parametrize(
+    ("code", "exit_code"),
+    [(errno.ENOSPC, ExitCode.STOPPED), (errno.EDQUOT, ExitCode.STOPPED), (errno.EACCES, ExitCode.USAGE)],
+)
+def test_a_lock_that_cannot_be_created_is_exit_3_only_on_a_full_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, exit_code: ExitCode
+) -> None:
+    """The lock file on a full disk: the job stopped (3); in a folder the user cannot write: bad input (2)."""
+
+    def refused(*args: object, **kwargs: object) -> Any:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "open", refused)
+    with pytest.raises(ReportError, match="cannot write the report here") as error:
+        ReportFile(tmp_path / "r.csv", RUN, CALLS).__enter__()
+    one_line(error)
+    assert error.value.exit_code is exit_code
+
+
 def test_written_says_whether_the_report_shows_the_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1421,3 +1442,14 @@ async def test_a_bug_in_a_background_render_is_not_swallowed(
         with pytest.raises(Bug, match="a bug"):
             async with _rendering(report, JobEvents()):
                 await until(called.is_set, 20)
+
+
+def test_a_failing_report_is_one_warning_line(caplog: pytest.LogCaptureFixture) -> None:
+    """What the person sees when renders keep failing: one warning with the reason and that it goes on."""
+    with caplog.at_level(logging.INFO, logger="bulk_enable"):
+        CliEvents(progress=False).report_failing(
+            ReportError("r.csv: cannot write the report (Is a directory)")
+        )
+    (said,) = caplog.records
+    assert said.levelno == logging.WARNING and "\n" not in said.getMessage()
+    assert said.getMessage().startswith("r.csv: cannot write the report (Is a directory); trying again")
