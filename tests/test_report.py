@@ -51,7 +51,7 @@ from bulk_enable._report import (
     render_copy,
 )
 
-from .conftest import read_report
+from .conftest import fifo_maker, read_report, symlink_maker
 
 T = TypeVar("T")
 
@@ -1210,30 +1210,17 @@ def test_rows_past_excels_sheet_limit_continue_on_the_next_sheet(
 # --- 15: --as refuses what --report refuses ------------------------------------------------------------
 
 
-def _to(target: str) -> Callable[[Path], Path]:
-    def link(tmp: Path) -> Path:
-        (tmp / "copy.csv").symlink_to(target)
-        return tmp / "copy.csv"
-
-    return link
-
-
 def _ours_linked(tmp: Path) -> Path:
     render(tmp / "ours.csv", [], COLUMNS[RUN])
-    return _to(str(tmp / "ours.csv"))(tmp)
-
-
-def _fifo_copy(tmp: Path) -> Path:
-    os.mkfifo(tmp / "copy.csv")
-    return tmp / "copy.csv"
+    return symlink_maker("copy.csv", "ours.csv")(tmp)
 
 
 BAD_COPIES: list[tuple[str, Callable[[Path], Path], str]] = [
-    ("symlink to stdout", _to("/proc/self/fd/1"), "not a regular file"),
-    ("symlink to /dev/null", _to("/dev/null"), "not a regular file"),
+    ("symlink to stdout", symlink_maker("copy.csv", "/proc/self/fd/1"), "not a regular file"),
+    ("symlink to /dev/null", symlink_maker("copy.csv", "/dev/null"), "not a regular file"),
     ("symlink to our report", _ours_linked, "not a regular file"),
-    ("dangling symlink", _to("nowhere.csv"), "not a regular file"),
-    ("fifo", _fifo_copy, "not a regular file"),
+    ("dangling symlink", symlink_maker("copy.csv", "nowhere.csv"), "not a regular file"),
+    ("fifo", fifo_maker("copy.csv"), "not a regular file"),
     ("directory", _directory, "is a directory"),
     ("dot", lambda _: Path("."), "not a file name"),
     ("parent is a file", lambda t: _file(t, "file", b"x") / "copy.csv", "is a file, not a folder"),

@@ -14,10 +14,18 @@ from typing import Any
 import pytest
 
 import bulk_enable._render
-from bulk_enable import _report
 from bulk_enable._report import journal_path
 
-from .conftest import SandboxFactory, cli, journal_statuses, run_against, statuses, write_config
+from .conftest import (
+    SandboxFactory,
+    cli,
+    fifo_maker,
+    journal_statuses,
+    run_against,
+    statuses,
+    symlink_maker,
+    write_config,
+)
 
 
 def _no_space(*args: object, **kwargs: object) -> Any:
@@ -45,24 +53,23 @@ def test_a_journal_that_cannot_be_created_is_exit_3_and_nothing_is_sent(
 def test_a_disk_that_fills_mid_run_never_names_a_report_it_did_not_write(
     tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch, json_output: bool
 ) -> None:
-    """The journal, then every render, fail mid-run: exit 3, and neither the summary nor the JSON names
-    a report file that does not exist; `bulk-enable report` writes it from the journal afterwards."""
-    real = _report.ReportFile.record
-    seen = []
+    """The disk fills after five journal lines, and every render fails: exit 3, and neither the summary
+    nor the JSON names a report file that does not exist; `bulk-enable report` writes it from the
+    journal afterwards."""
+    real_write, writes = os.write, []
 
-    def full_disk(self: _report.ReportFile, row: Any) -> None:
-        seen.append(row)
-        if len(seen) > 5:
-            raise _report.ReportError(f"{self.journal}: cannot write the journal (No space left on device)")
-        real(self, row)
+    def fills_up(fd: int, data: bytes) -> int:  # (in this process only the journal's lines use os.write)
+        writes.append(fd)
+        return _no_space() if len(writes) > 5 else real_write(fd, data)
 
-    monkeypatch.setattr(_report.ReportFile, "record", full_disk)
+    monkeypatch.setattr(os, "write", fills_up)
     monkeypatch.setattr(bulk_enable._render, "_write_csv", _no_space)
     box = sandbox_factory(latency=0.01)
     config = write_config(tmp_path / "job.yaml", range(1, 101))
     report = tmp_path / "r.csv"
     done = run_against(box, config, report, *(["--json"] if json_output else []))
     assert done.returncode == 3, done.stderr
+    assert "r.csv.journal: cannot write the journal (No space left on device)" in done.stderr + done.stdout
     assert not report.exists()
     words = done.stderr if json_output else done.stdout
     assert f"report: {report}\n" not in words
@@ -77,22 +84,14 @@ def test_a_disk_that_fills_mid_run_never_names_a_report_it_did_not_write(
     assert statuses(report) == journal_statuses(report) and len(statuses(report)) == 100
 
 
-def _symlink_to(target: str) -> Callable[[Path], Path]:
-    def make(tmp: Path) -> Path:
-        (tmp / "copy.csv").symlink_to(target)
-        return tmp / "copy.csv"
-
-    return make
-
-
-def _fifo(tmp: Path) -> Path:
-    os.mkfifo(tmp / "copy.csv")
-    return tmp / "copy.csv"
-
-
 @pytest.mark.parametrize(
     "make",
-    [_symlink_to("/proc/self/fd/1"), _symlink_to("/dev/null"), _symlink_to("/dev/stdout"), _fifo],
+    [
+        symlink_maker("copy.csv", "/proc/self/fd/1"),
+        symlink_maker("copy.csv", "/dev/null"),
+        symlink_maker("copy.csv", "/dev/stdout"),
+        fifo_maker("copy.csv"),
+    ],
     ids=["/proc/self/fd/1", "/dev/null", "/dev/stdout", "fifo"],
 )
 def test_report_as_refuses_a_symlink_or_a_fifo(
