@@ -291,14 +291,14 @@ def test_a_large_report_renders_in_bounded_memory(tmp_path: Path, suffix: str) -
     path = tmp_path / f"r.{suffix}"
     tracemalloc.start()
     try:
-        started = time.perf_counter()
+        started = time.process_time()  # this process's CPU: a machine busy with others does not count
         render(path, rows, COLUMNS[RUN])
-        elapsed = time.perf_counter() - started
+        elapsed = time.process_time() - started
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     assert peak < MEMORY_BUDGET, f"{peak / 1e6:.1f} MB"
-    assert elapsed < 30, f"{elapsed:.1f} s"
+    assert elapsed < 30, f"{elapsed:.1f} s of CPU"
     if suffix == "csv":
         assert path.read_bytes().count(b"\r\n") == ROWS_MEASURED + 1
     else:
