@@ -389,7 +389,7 @@ def _finish(args: argparse.Namespace, summary: Summary, config: Path, *more: str
     """The summary (and `more` lines) on stdout, or the JSON with the words on stderr. A stdout that
     cannot take it (closed, full) costs one line on stderr, never the exit code: the job is done and
     the report has every row."""
-    from ._messages import json_summary, summary_lines
+    from ._messages import json_summary, report_line, summary_lines
 
     lines = [*summary_lines(summary, config, args.max_requests), *more]
     if args.json:
@@ -400,7 +400,7 @@ def _finish(args: argparse.Namespace, summary: Summary, config: Path, *more: str
     else:
         lost = write_stdout("".join(line + "\n" for line in lines))
     if lost is not None and not isinstance(lost, BrokenPipeError):
-        say(f"cannot write the summary to stdout ({lost.strerror or lost}); the report is {summary.report}")
+        say(f"cannot write the summary to stdout ({lost.strerror or lost}); {report_line(summary)}")
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:

@@ -49,6 +49,9 @@ class JobEvents(Events):
     def trouble(self, counter: Counter, text: str) -> None:
         """Handling one counter raised (`text`, scrubbed, says what); it is failed and the run goes on."""
 
+    def report_failing(self, error: ReportError) -> None:
+        """The report on disk keeps failing to be re-rendered; it is tried again each tick (said once)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -160,7 +163,7 @@ class _Run:
         settings, counters = self.settings, self.settings.config.counters
         try:
             async with (
-                _rendering(self.report),
+                _rendering(self.report, settings.events),
                 open_session(settings.policy.timeout, _connections(settings)) as session,
             ):
                 accounts = (work(session, account) for account in settings.config.accounts)
@@ -187,6 +190,7 @@ class _Run:
             stops=stops,
             interrupted=self.settings.interrupt.requested and self.failure is None,
             report_error=str(self.failure) if self.failure is not None else "",
+            report_written=self.report.written,
             retries=scheduler.retries,
             gave_up=scheduler.gave_up,
             rate=scheduler.gate.settled,
@@ -212,14 +216,16 @@ async def _abandonable(interrupt: Interrupt, work: Awaitable[None]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _rendering(report: ReportFile) -> AsyncIterator[None]:
-    """Keep the report on disk current while the block runs."""
-    task = asyncio.create_task(report.keep_current())
+async def _rendering(report: ReportFile, events: JobEvents) -> AsyncIterator[None]:
+    """Keep the report on disk current while the block runs (a failed render is tried again)."""
+    task = asyncio.create_task(report.keep_current(events.report_failing))
     try:
         yield
     finally:
         task.cancel()
-        await asyncio.gather(task, return_exceptions=True)  # its own cancellation, not ours
+        (ended,) = await asyncio.gather(task, return_exceptions=True)  # its own cancellation, not ours
+        if isinstance(ended, Exception):  # not a CancelledError: a bug, never swallowed
+            raise ended
 
 
 # --- run ---------------------------------------------------------------------------------------------
@@ -408,7 +414,7 @@ def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
         stop = lane.stop if lane is not None else None
         message = say.deferred_message(stop, run.settings.policy.max_requests)
         error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
-        report.rows[c.id] = Row.of(c, Status.DEFERRED, error_type=error, message=message)
+        report.amend(Row.of(c, Status.DEFERRED, error_type=error, message=message))
 
 
 def _connections(settings: Settings) -> int:
@@ -457,7 +463,7 @@ async def check_job(settings: Settings) -> Summary:
             final = [
                 rows.get(c.id) or Row.of(c, Status.DEFERRED, message=say.INTERRUPTED) for c in config.counters
             ]
-            report.rows = {r.counter_id: r for r in final}
+            report.show(final)
             report.finish()
         summary = run.summary(Command.CHECK, final, started)
         summary.state_unknown = unknown

@@ -431,7 +431,7 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
         )
     if summary.report_error:
         out.append(f"stopped: {terminal(summary.report_error)}")
-    out.append(f"report: {summary.report}")
+    out.append(report_line(summary))
     out.extend(_next_steps(summary, config, max_requests))
     return out
 
@@ -449,6 +449,18 @@ def _listed_line(listed: int, new: list[int] | None) -> str:
     return f"{found}; new since the last run: {plural(len(new), 'counter')} ({ids})"
 
 
+def report_line(summary: Summary) -> str:
+    """Where the report is; never names a file as the report when its last render failed."""
+    if summary.report_written:
+        return f"report: {summary.report}"
+    if summary.command is Command.CHECK:  # a plan has no journal to render it from
+        return f"report: not written ({summary.report} could not be written)"
+    return (
+        f"report: not written ({summary.report} could not be written); once it can be, "
+        f"`bulk-enable report {summary.report}` writes it from its journal"
+    )
+
+
 def _status_lines(summary: Summary) -> list[str]:
     growing = [r for r in summary.rows if r.status is Status.GROWING and r.full_on]
     if not growing:
@@ -458,6 +470,7 @@ def _status_lines(summary: Summary) -> list[str]:
 
 
 AGAIN = "run the same command again"
+AFTER_A_WRITE_FAILED = f"free some disk space (or fix the report's folder), then {AGAIN}"
 
 
 def fix_for(cause: StopCause, config: Path | str = "CONFIG", again: str = AGAIN) -> str:
@@ -490,9 +503,8 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         return [f"next: interrupted; {again} to finish the rest"]
     if summary.report_error:
         return [
-            f"next: free some disk space (or fix the report's folder), then {again}: the journal keeps "
-            "what it recorded before the failure (the few counters done after it are sent again, "
-            "harmlessly)"
+            f"next: {AFTER_A_WRITE_FAILED}: the journal keeps what it recorded before the failure (the few "
+            "counters done after it are sent again, harmlessly)"
         ]
     causes = {stop.cause for stop in summary.stops.values()}
     waitable = {StopCause.DAILY_QUOTA, StopCause.BUDGET}
@@ -554,7 +566,7 @@ def json_summary(summary: Summary, config: Path) -> dict[str, object]:
         "counts": dict(counts(summary)),
         "requests": summary.requests,
         "elapsed_s": round(summary.elapsed, 3),
-        "report": str(summary.report),
+        "report": str(summary.report) if summary.report_written else None,
         "exit_code": int(exit_code(summary)),
         "error": None,  # an exit without a summary has its one line here instead
         "stops": {account: stop.cause.value for account, stop in summary.stops.items()},

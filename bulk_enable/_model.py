@@ -222,6 +222,7 @@ class Summary:
     address_quota_answers: int = 0
     state_unknown: bool = False  # a plan made from a listing that does not show the window's state
     report_error: str = ""  # the report or its journal could not be written (a full disk): the run stopped
+    report_written: bool = True  # False: the report on disk does not show these rows (its last render failed)
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
     listed: int | None = None  # counters the `counters: all` accounts listed (None: there are none)
     new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)

@@ -15,6 +15,7 @@ from . import _messages as say
 from ._answer import Answer
 from ._jobs import JobEvents
 from ._model import Counter, Row, Stop
+from ._report import ReportError
 
 log = logging.getLogger("bulk_enable")
 WAIT_LOG_EVERY = 600.0  # seconds between "still waiting" lines when stderr is not a terminal
@@ -79,6 +80,12 @@ class CliEvents(JobEvents):
 
     def trouble(self, counter: Counter, text: str) -> None:
         log.error("counter %d: %s (marked failed; the run goes on)", counter.id, say.terminal(text))
+
+    def report_failing(self, error: ReportError) -> None:
+        log.warning(
+            "%s; trying again every few seconds (the journal keeps every counter meanwhile)",
+            say.terminal(str(error)),
+        )
 
     def tick(self) -> None:
         """Once a second: the countdown on a terminal, a line every 10 minutes otherwise."""

@@ -3,6 +3,9 @@
 A render goes to a temporary file created exclusively beside the report (never through a planted
 symlink), is flushed to disk, then renamed over the report: a reader sees the old report or the
 new one, never half of one.
+
+A workbook holds at most EXCEL_ROWS rows a sheet: more continue on the sheets `Report 2`, `Report 3`...
+(each with the header), so a person opening it in Excel sees every counter, none silently dropped.
 """
 
 from __future__ import annotations
@@ -14,18 +17,24 @@ import functools
 import os
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
+from xml.etree import ElementTree
 
 from ._messages import COLUMN_LEGEND, STATUS_LEGEND
 from ._model import COLUMNS, Row
-from ._untrusted import FORMULA_START
+from ._untrusted import FORMULA_START, cell_text
 
 if TYPE_CHECKING:
     from ._workbook import Look
 
-XLSX_MARKER = "bulk_enable report"  # in the workbook's properties: how a report is told from other files
+XLSX_MARKER = "bulk_enable report"  # the workbook's whole description: how a report is told from other files
+EXCEL_ROWS = 1_048_576  # rows in one Excel sheet, the header included
+_CORE = "docProps/core.xml"
+_CORE_LIMIT = 65_536  # bytes: xlsxwriter writes about 1 KB there; a larger one is not ours
+_DESCRIPTION = "{http://purl.org/dc/elements/1.1/}description"
 _EXCEL_MAX_EXACT = 2**53  # larger IDs are written as text: a spreadsheet number would round them
 _EXCEL_CELL_LIMIT = 32_767
 _WIDTHS = {
@@ -92,11 +101,13 @@ def _write_csv(f: IO[str], rows: Sequence[Row], columns: Sequence[str], delimite
 
 
 def neutralise(cell: str) -> str:
-    """Make a CSV cell that a spreadsheet would run as a formula plain text (OWASP CSV injection).
+    """Make a CSV cell that a spreadsheet would run as a formula plain text (OWASP CSV injection), and
+    escape what no cell may carry raw (a NUL, U+FFFF: the xlsx writer escapes them too).
 
     CSV has no way to say "text", so the guard is a visible leading apostrophe; the xlsx report
     needs none (its cells are typed).
     """
+    cell = cell_text(cell)
     return "'" + cell if cell.startswith(FORMULA_START) else cell
 
 
@@ -121,26 +132,31 @@ def _write_xlsx(path: str, rows: Sequence[Row], columns: Sequence[str], look: Lo
     header = workbook.add_format({"bold": True, "bg_color": "#EEEEEE", "bottom": 1})
     day = workbook.add_format({"num_format": "yyyy-mm-dd"})
     moment = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
-    sheet = workbook.add_worksheet(look.sheet("Report"))
-    for col, name in enumerate(columns):
-        sheet.set_column(col, col, _WIDTHS.get(name, 14))
-    sheet.freeze_panes(1, 0)
-    sheet.autofilter(0, 0, max(1, len(rows)), len(columns) - 1)
-    for col, name in enumerate(columns):
-        sheet.write_string(0, col, look.header(name), header)
-    for r, row in enumerate(rows, start=1):
+    per_sheet = EXCEL_ROWS - 1
+    for first in range(0, max(1, len(rows)), per_sheet):
+        last = min(len(rows), first + per_sheet)
+        number = first // per_sheet + 1
+        sheet = workbook.add_worksheet(look.sheet("Report") + ("" if number == 1 else f" {number}"))
         for col, name in enumerate(columns):
-            value = row.cell(name)
-            if value is None or value == "":
-                continue
-            if name == "status":
-                sheet.write_string(r, col, look.status(str(value)))
-            elif name in _NUMBERS and isinstance(value, int) and abs(value) < _EXCEL_MAX_EXACT:
-                sheet.write_number(r, col, value)
-            elif name in _DATES and (when := _when(str(value))) is not None:
-                sheet.write_datetime(r, col, when, day if name in _DAYS else moment)
-            else:
-                sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
+            sheet.set_column(col, col, _WIDTHS.get(name, 14))
+        sheet.freeze_panes(1, 0)
+        sheet.autofilter(0, 0, max(1, last - first), len(columns) - 1)
+        for col, name in enumerate(columns):
+            sheet.write_string(0, col, look.header(name), header)
+        for r in range(1, last - first + 1):
+            row = rows[first + r - 1]
+            for col, name in enumerate(columns):
+                value = row.cell(name)
+                if value is None or value == "":
+                    continue
+                if name == "status":
+                    sheet.write_string(r, col, look.status(str(value)))
+                elif name in _NUMBERS and isinstance(value, int) and abs(value) < _EXCEL_MAX_EXACT:
+                    sheet.write_number(r, col, value)
+                elif name in _DATES and (when := _when(str(value))) is not None:
+                    sheet.write_datetime(r, col, when, day if name in _DAYS else moment)
+                else:
+                    sheet.write_string(r, col, str(value)[:_EXCEL_CELL_LIMIT])
     _legend(workbook, header, columns, look)
     summary = add_summary(workbook, rows, header, look)
     if look.lang:  # a workbook to hand a client opens on its Summary
@@ -183,10 +199,35 @@ def looks_like_report(path: Path) -> bool:
         if path.stat().st_size == 0:
             return True
         if is_xlsx(path):
-            with zipfile.ZipFile(path) as z:
-                return XLSX_MARKER.encode() in z.read("docProps/core.xml")
+            return _described_as_ours(path)
         with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
             first = f.readline().rstrip("\r\n")
-    except (OSError, KeyError, zipfile.BadZipFile):
+    except OSError:
         return False
     return any(first == sep.join(columns) for columns in COLUMNS.values() for sep in (",", ";", "\t"))
+
+
+def _described_as_ours(path: Path) -> bool:
+    """True when the workbook's description is exactly XLSX_MARKER: a description that only contains
+    it ("not a bulk_enable report") belongs to someone else."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if z.getinfo(_CORE).file_size > _CORE_LIMIT:
+                return False
+            with z.open(_CORE) as f:
+                data = f.read(_CORE_LIMIT + 1)
+        if len(data) > _CORE_LIMIT or b"<!" in data:  # no DTD, so no entity to expand
+            return False
+        description = ElementTree.fromstring(data).find(_DESCRIPTION)
+    except (
+        OSError,
+        KeyError,
+        ValueError,
+        RuntimeError,
+        EOFError,
+        zlib.error,
+        zipfile.BadZipFile,
+        ElementTree.ParseError,
+    ):
+        return False
+    return description is not None and description.text == XLSX_MARKER

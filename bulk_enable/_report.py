@@ -7,8 +7,14 @@ order (done, failed earlier, or not sent yet), then the rows it keeps for counte
 replaying it gives the report exactly, which is what `bulk-enable report` does.
 
 While a run goes, the report file is re-rendered from memory in the background, never more than
-max(2 s, 20 x the last render's time) behind the journal; at the end it is rendered once more and the
-journal compacted. `<report>.lock` (flock, never deleted) keeps two jobs off one report.
+max(2 s, 20 x the last render's time) behind the journal; a render that fails is tried again on the
+next tick. At the end it is rendered once more and the journal compacted. `<report>.lock` (flock,
+never deleted) keeps two jobs off one report.
+
+A journal whose first line is damaged no longer says which job it records: it is refused (a `run`
+takes it over only with --fresh), never silently replaced, so no done counter is sent again unasked.
+A file that cannot be written (a full disk) is exit 3, the job stopped; a path that cannot be a
+report is exit 2, bad input.
 """
 
 from __future__ import annotations
@@ -20,20 +26,23 @@ import errno
 import fcntl
 import json
 import os
+import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import UserError
-from ._model import COLUMNS, ROW_FIELDS, Command, Counter, Job, Row, Status, Window, now_iso
+from ._messages import AFTER_A_WRITE_FAILED
+from ._model import COLUMNS, ROW_FIELDS, Command, Counter, ExitCode, Job, Row, Status, Window, now_iso
 from ._render import looks_like_report, render
 
 JOURNAL_VERSION = 2
 RENDER_EVERY = 2.0  # seconds: the report on disk is at most this far behind, or...
 RENDER_SHARE = 20  # ...this many times the last render's duration, when rendering is slow
+FAILED_RENDERS_SAID = 2  # background renders failing in a row before the job is told, once
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(Row) if f.default is not dataclasses.MISSING}
 
 
@@ -149,10 +158,10 @@ def lock_path(report: Path) -> Path:
     return report.with_name(report.name + ".lock")
 
 
-def check_name(path: Path) -> None:
+def check_name(path: Path, option: str = "--report") -> None:
     """Refuse a path with no file name (``, `.`, `/`, `x/..`): it has no journal or lock beside it."""
     if path.name in ("", ".", ".."):
-        raise ReportError(f"--report {str(path)!r} is not a file name: give one, e.g. reports/job.csv")
+        raise ReportError(f"{option} {str(path)!r} is not a file name: give one, e.g. reports/job.csv")
 
 
 def check_folder(path: Path, option: str) -> None:
@@ -162,25 +171,44 @@ def check_folder(path: Path, option: str) -> None:
         raise ReportError(f"{option} {path}: {folder} is a file, not a folder")
 
 
+def check_place(path: Path, option: str) -> None:
+    """Refuse a path no report can be written to (`--report` and `--as` alike): no file name, a
+    directory, a file posing as a folder, a symlink (to /dev/null, to /proc/self/fd/1...), a device, a
+    FIFO. A report is only ever a regular file, replaced whole."""
+    check_name(path, option)
+    if path.is_dir():
+        raise ReportError(f"{option} {path} is a directory: give a file in it, e.g. {path / 'job.csv'}")
+    check_folder(path, option)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise ReportError(f"{option} {path}: exists and is not a regular file: give {option} another name")
+
+
+def check_ours(path: Path, option: str, replace: str = "") -> None:
+    """Refuse a file that is not a report this tool wrote: someone's notes or workbook stay as they are."""
+    if path.exists() and not looks_like_report(path):
+        raise ReportError(
+            f"{option} {path}: exists and is not a bulk-enable report: give {option} another name{replace}"
+        )
+
+
 def check_target(path: Path, command: Command, fresh: bool = False) -> None:
     """Refuse a report path that cannot be a report, before anything is sent."""
-    check_name(path)
-    if path.is_dir():
-        raise ReportError(f"--report {path} is a directory: give a file in it, e.g. {path / 'job.csv'}")
-    check_folder(path, "--report")
-    header = journal_header(journal_path(path))
+    check_place(path, "--report")
+    journal = journal_path(path)
+    header = journal_header(journal)
+    own = f"give `{command.value}` its own --report, e.g. {path.with_suffix('')}.{command.value}{path.suffix}"
     if header is not None and command is not Command.RUN and header.command is Command.RUN:
-        raise ReportError(
-            f"{path} is the report of a `run` (it has a journal): give `{command.value}` its own "
-            f"--report, e.g. {path.with_suffix('')}.{command.value}{path.suffix}"
-        )
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise ReportError(f"{path}: exists and is not a regular file: give --report another name")
-    if path.exists() and header is None and not fresh and not looks_like_report(path):
-        replace = ", or pass --fresh to replace it" if command is Command.RUN else ""
-        raise ReportError(
-            f"{path} exists and is not a bulk-enable report: give --report another name{replace}"
-        )
+        raise ReportError(f"{path} is the report of a `run` (it has a journal): {own}")
+    if header is None and damaged(journal):
+        if command is not Command.RUN:  # it may be a run's: never replace it with a plan or a status
+            raise ReportError(f"{journal}: its first line is damaged, so it may be a `run`'s journal: {own}")
+        if not fresh:
+            raise ReportError(
+                f"{journal}: its first line is damaged, so it no longer says which job it records: "
+                "repair that line, or pass --fresh to start the report over (every counter is sent again)"
+            )
+    if header is None and not fresh:
+        check_ours(path, "--report", ", or pass --fresh to replace it" if command is Command.RUN else "")
 
 
 def journal_header(path: Path) -> Header | None:
@@ -192,6 +220,16 @@ def journal_header(path: Path) -> Header | None:
             return _header(f.readline())
     except OSError:
         return None
+
+
+def damaged(journal: Path) -> bool:
+    """True when `journal` is a file with something in it but no header a journal starts with: a
+    journal whose first line was cut or edited, not a missing one (nor a planted symlink)."""
+    try:
+        info = journal.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0 and journal_header(journal) is None
 
 
 def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:
@@ -284,10 +322,11 @@ class ReportFile:
         self.journaled = journaled
         self.journal = journal_path(path)
         self.previous: dict[int, Row] = {}  # rows of earlier runs of the same job
-        self.rows: dict[int, Row] = {}  # the report as it stands, in report order
+        self._rows: dict[int, Row] = {}  # the report as it stands, in report order
         self.elsewhere = 0  # rows kept for counters outside this config
         self.renders = 0
         self.render_seconds = 0.0  # the last render's duration
+        self.failed_renders = 0  # background renders that failed in a row
         self._fd = self._lock_fd = -1
         self._dirty = False
         self._render_lock = threading.Lock()
@@ -299,8 +338,12 @@ class ReportFile:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        except OSError as e:
-            raise ReportError(f"{self.path}: cannot write the report here ({_why(e)})") from None
+        except OSError as e:  # a path refused (2), unless the disk is full (3)
+            full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+            raise ReportError(
+                f"{self.path}: cannot write the report here ({_why(e)})",
+                exit_code=ExitCode.STOPPED if full else None,
+            ) from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -330,6 +373,16 @@ class ReportFile:
     def job(self) -> Job:
         return self.header.job
 
+    @property
+    def rows(self) -> Mapping[int, Row]:
+        """The report as it stands, in report order (changed only through this object)."""
+        return self._rows
+
+    @property
+    def written(self) -> bool:
+        """True when the report on disk shows the rows as they stand (its last render went through)."""
+        return self._rendered == self._generation
+
     def done(self, counter_id: int) -> bool:
         """True when an earlier run of this job already finished this counter."""
         row = self.previous.get(counter_id)
@@ -344,22 +397,35 @@ class ReportFile:
         kept = {cid: row for cid, row in self.previous.items() if cid not in rows}
         self.elsewhere = len(kept)
         rows.update(kept)
-        self.rows = rows
+        self.show(rows.values())
         if self.journaled:
-            self._rewrite_journal()
+            try:
+                self._rewrite_journal()
+            except ReportError as e:  # nothing sent yet: say so, and what to do
+                raise ReportError(
+                    f"{e}: nothing was sent; {AFTER_A_WRITE_FAILED}", exit_code=e.exit_code
+                ) from None
+
+    def show(self, rows: Iterable[Row]) -> None:
+        """Take `rows` as the whole report (a layout, a plan, a journal rendered again); not journaled."""
+        self._rows = {r.counter_id: r for r in rows}
+        self._changed()
+
+    def amend(self, row: Row) -> None:
+        """Change one counter's row in the report only: the journal gets it when finish() compacts it."""
+        self._rows[row.counter_id] = row
         self._changed()
 
     def record(self, row: Row) -> None:
         """Put one finished counter on disk now."""
-        self.rows[row.counter_id] = row
+        self.amend(row)
         if self._fd >= 0:
             data = _line(row)
             try:
                 while data:
                     data = data[os.write(self._fd, data) :]
             except OSError as e:
-                raise ReportError(f"{self.journal}: cannot write the journal ({_why(e)})") from None
-        self._changed()
+                raise _cannot_write(self.journal, "the journal", e) from None
 
     def finish(self) -> None:
         """Render the report one last time and compact the journal."""
@@ -369,23 +435,37 @@ class ReportFile:
 
     def render(self) -> None:
         """Render the rows as they stand now (waits for a background render in progress)."""
-        self._render(self._generation, list(self.rows.values()))
+        self._render(self._generation, list(self._rows.values()))
 
-    async def keep_current(self) -> None:
-        """Re-render in the background while the job runs; cancel it when the job ends."""
+    async def keep_current(self, failing: Callable[[ReportError], None] = lambda _: None) -> None:
+        """Re-render in the background while the job runs; cancel it when the job ends.
+
+        A render that fails (a full disk, the path briefly a folder) is tried again on the next tick:
+        the journal keeps every row meanwhile. When FAILED_RENDERS_SAID fail in a row, `failing` is
+        told, once a job."""
         loop = asyncio.get_running_loop()
+        said = False
         while True:
             await asyncio.sleep(max(RENDER_EVERY, RENDER_SHARE * self.render_seconds) - self.render_seconds)
             if not self._dirty:
                 continue
             self._dirty = False
-            snapshot = list(self.rows.values())
+            snapshot = list(self._rows.values())
             done = loop.run_in_executor(None, self._render, self._generation, snapshot)
             try:
                 await asyncio.shield(done)
             except asyncio.CancelledError:
-                await done  # let the render in progress finish before anyone renders again
+                with contextlib.suppress(ReportError):  # the job's last render says it, if it fails too
+                    await done  # let the render in progress finish before anyone renders again
                 raise
+            except ReportError as e:
+                self._dirty = True  # again on the next tick, even with nothing new
+                self.failed_renders += 1
+                if self.failed_renders >= FAILED_RENDERS_SAID and not said:
+                    said = True
+                    failing(e)
+            else:
+                self.failed_renders = 0
 
     def _render(self, generation: int, rows: list[Row]) -> None:
         with self._render_lock:
@@ -395,7 +475,7 @@ class ReportFile:
             try:
                 render(self.path, rows, self.columns, self.header.delimiter)
             except OSError as e:
-                raise ReportError(f"{self.path}: cannot write the report ({_why(e)})") from None
+                raise _cannot_write(self.path, "the report", e) from None
             self.render_seconds = time.perf_counter() - started
             self.renders += 1
             self._rendered = generation
@@ -413,14 +493,14 @@ class ReportFile:
             self._write_journal()
             self._fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW)
         except OSError as e:
-            raise ReportError(f"{self.journal}: cannot write the journal ({_why(e)})") from None
+            raise _cannot_write(self.journal, "the journal", e) from None
 
     def _write_journal(self) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.journal.parent, prefix=f".{self.journal.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(self.header.line().encode())
-                f.writelines(_line(r) for r in self.rows.values())
+                f.writelines(_line(r) for r in self._rows.values())
                 f.flush()
                 os.fsync(f.fileno())  # on disk before it replaces the old journal: a crash keeps one of them
             os.replace(tmp, self.journal)
@@ -462,7 +542,7 @@ def render_again(path: Path) -> list[Row]:
     """Render a report from its journal, under its lock; no request, no token."""
     header, rows = rows_of(path)
     with ReportFile(path, header.command, header.job, delimiter=header.delimiter, journaled=False) as report:
-        report.rows = {r.counter_id: r for r in rows}
+        report.show(rows)
         report.render()
     return rows
 
@@ -471,22 +551,20 @@ def render_copy(path: Path, copy: Path, delimiter: str | None = None) -> list[Ro
     """The report's journal rendered to another file, in the format its name says (a workbook from a
     CSV run): no request, no token, and the run's own report and journal stay as they are."""
     header, rows = rows_of(path)
-    check_name(copy)
+    check_place(copy, "--as")
     if copy.resolve() in (path.resolve(), journal_path(path).resolve()):
         raise ReportError(f"--as {copy}: that is the report itself: give the copy another name")
     if journal_header(journal_path(copy)) is not None:  # a job's own report: its journal would disagree
         raise ReportError(
             f"--as {copy}: that is the report of another job (it has a journal): give another name"
         )
-    if copy.is_dir() or (copy.exists() and not looks_like_report(copy)):
-        raise ReportError(f"--as {copy}: exists and is not a bulk-enable report: give another name")
-    check_folder(copy, "--as")
+    check_ours(copy, "--as")
     if delimiter is None:  # the report's own, except that a tab belongs in a .tsv, not a .csv
         delimiter = "," if header.delimiter == "\t" else header.delimiter
     try:
         render(copy, rows, COLUMNS[header.command], delimiter)
     except OSError as e:
-        raise ReportError(f"--as {copy}: cannot write it ({_why(e)})") from None
+        raise _cannot_write(f"--as {copy}", "it", e) from None
     return rows
 
 
@@ -497,6 +575,11 @@ def _holder(fd: int) -> str:
     except (OSError, UnicodeDecodeError, ValueError):
         return ""
     return f" (pid {int(pid)}, `{command}` since {since})" if pid.isdigit() and command.isalpha() else ""
+
+
+def _cannot_write(where: Path | str, what: str, e: OSError) -> ReportError:
+    """A file at an accepted path could not be written (a full disk): the job stops, exit 3."""
+    return ReportError(f"{where}: cannot write {what} ({_why(e)})", exit_code=ExitCode.STOPPED)
 
 
 def _why(e: OSError) -> str:

@@ -30,6 +30,9 @@ _UNSAFE = re.compile(
     "\U000e0001\U000e0020-\U000e007f]"
 )
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# What a spreadsheet cell cannot carry as it is (the xlsx writer escapes the same): C0 controls other than
+# tab and the line breaks, and the noncharacters U+FFFE and U+FFFF.
+_NOT_IN_A_CELL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -38,6 +41,11 @@ def _escape(match: re.Match[str]) -> str:
         return _NAMED[ch]
     code = ord(ch)
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def cell_text(text: str) -> str:
+    """`text` with what a spreadsheet cell cannot carry (a NUL, U+FFFF...) escaped as `clean` escapes it."""
+    return _NOT_IN_A_CELL.sub(_escape, text)
 
 
 class Scrubber:

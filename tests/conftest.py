@@ -25,10 +25,12 @@ from aiohttp import ClientResponse, web
 from bulk_enable import SandboxThread
 from bulk_enable._cli import main
 
+from .support import fifo_maker as fifo_maker
 from .support import journal_statuses as journal_statuses
 from .support import read_report as read_report
 from .support import sandbox_thread
 from .support import statuses as statuses
+from .support import symlink_maker as symlink_maker
 from .support import write_config as write_config
 
 TOKEN = "test-token-7f3a9c2e41"  # distinctive, so a leak is found by a plain substring search

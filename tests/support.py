@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,26 @@ def write_config(path: Path, ids: range | list[int]) -> Path:
     """A bare-list YAML job of these IDs."""
     path.write_text("".join(f"- {i}\n" for i in ids), encoding="utf-8")
     return path
+
+
+def symlink_maker(name: str, target: str) -> Callable[[Path], Path]:
+    """Makes `name` in a folder, a symlink to `target` (from that folder), and returns its path."""
+
+    def make(folder: Path) -> Path:
+        (folder / name).symlink_to(target)
+        return folder / name
+
+    return make
+
+
+def fifo_maker(name: str) -> Callable[[Path], Path]:
+    """Makes `name` in a folder, a FIFO, and returns its path."""
+
+    def make(folder: Path) -> Path:
+        os.mkfifo(folder / name)
+        return folder / name
+
+    return make
 
 
 def read_report(path: Path) -> list[dict[str, str]]:
