@@ -175,9 +175,8 @@ def cmd_counters(args: argparse.Namespace) -> int:
     policy = _policy(args)
     found, stop = _run_async(list_counters(api_base, token, args.ulogin, policy, interrupt), interrupt)
     if stop is not None:
-        raise JobStopped(
-            f"{terminal(stop_reason(stop))}; next: {fix_for(stop.cause).replace(AGAIN, 'try again')}"
-        )
+        fix = fix_for(stop.cause, answer=stop.answer).replace(AGAIN, "try again")
+        raise JobStopped(f"{terminal(stop_reason(stop))}; next: {fix}")
     text, n = counters_yaml(found, args.permission, args.ulogin)
     lost = _write_stdout(text)
     if lost is not None and not isinstance(lost, BrokenPipeError):  # `| head`: the reader has its part
@@ -400,7 +399,7 @@ def _policy(args: argparse.Namespace) -> Policy:
         "rps": "rps",
         "max_attempts": "max_attempts",
         "max_requests": "max_requests",
-        "max_denied": "max_denied",
+        "max_failures": "max_failures",
         "timeout": "timeout",
         "backoff": "backoff_initial",
         "until_done": "until_done",
@@ -1043,16 +1042,18 @@ def _pace_options(p: argparse.ArgumentParser, until: bool) -> None:
         metavar="N",
         help="per login, the most requests to spend" + (" (per day with --until-done)" if until else ""),
     )
+    p.add_argument(
+        "--max-failures",
+        "--max-denied",  # its old name, from when only access_denied stopped a login
+        type=_count(0, 10**6),
+        default=DEFAULTS.max_failures,
+        metavar="N",
+        help=f"stop a login after N counters failed the same way and none succeeded (after "
+        f"{DEFAULTS.method_failures} when the answers blame the method or --api-base) "
+        f"(default {DEFAULTS.max_failures}; 0: never)",
+    )
     if not until:
         return
-    p.add_argument(
-        "--max-denied",
-        type=_count(0, 10**6),
-        default=DEFAULTS.max_denied,
-        metavar="N",
-        help="stop a login after N writes refused with access_denied and none succeeded "
-        f"(default {DEFAULTS.max_denied}; 0: never)",
-    )
     p.add_argument(
         "--until-done",
         action="store_true",

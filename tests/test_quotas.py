@@ -386,7 +386,7 @@ def test_without_a_terminal_a_wait_says_so_every_ten_minutes(
     assert "default: waiting for the daily quota until" in still[0]
 
 
-@pytest.mark.parametrize("budget", [None, 3])
+@pytest.mark.parametrize("budget", [None, 4])  # 4: the first write alone (slow start), then 3 at once
 def test_two_clients_of_one_agency_login_share_its_quotas(
     tmp_path: Path, sandbox_factory: SandboxFactory, budget: int | None
 ) -> None:
