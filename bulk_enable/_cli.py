@@ -561,6 +561,7 @@ def _profile(args: argparse.Namespace) -> Any:
         "counters",
         "page_cap",
         "bad_token_status",
+        "method_failure",
     )
     overrides: dict[str, object] = {name: getattr(args, name) for name in names}
     if args.offline_options:
@@ -929,6 +930,12 @@ def _sandbox_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--offline-options", action="store_true", help="add the undocumented offline_options to listings"
+    )
+    p.add_argument(
+        "--method-failure",
+        metavar="MODE",
+        help="answer every write and join-threshold read as a gone or broken method would: gone "
+        "(JSON 404 not_found), http_405, html_501, html_200, empty_200 ({}) or invalid_parameter (400)",
     )
 
 

@@ -46,6 +46,9 @@ FIXED_BEHAVIOURS = (
     "read_only",
 )
 FAULT_KINDS = ("backend_error", "timeout", "html_500", "drop", "slow")
+# What the four threshold methods (missing from today's reference) might answer were they gone or
+# changed: every write and join-threshold read gets it (docs/metrica-api.md).
+METHOD_FAILURES = ("gone", "http_405", "html_501", "html_200", "empty_200", "invalid_parameter")
 DEFAULT_TOKEN = "sandbox-token"
 DEFAULT_COUNTERS = "1-1000,12345678,23456789,34567890"
 _WRITES = {"calls_extended_threshold": "calls", "extended_threshold": "conversions"}
@@ -114,6 +117,7 @@ class Profile:
     )
     offline_options: bool = False  # add the undocumented offline_options object to listings
     threshold_format: str = "date"  # the join-threshold answer: "date" (YYYY-MM-DD) or "datetime"
+    method_failure: str = ""  # one of METHOD_FAILURES for every write and join-threshold read; "": none
     seed: int = 0
 
     @classmethod
@@ -156,6 +160,8 @@ class Profile:
             raise ProfileError(f"{source}: bad_token_status must be 401 or 403")
         if profile.threshold_format not in ("date", "datetime"):
             raise ProfileError(f"{source}: threshold_format must be date or datetime")
+        if profile.method_failure not in ("", *METHOD_FAILURES):
+            raise ProfileError(f"{source}: method_failure must be one of {', '.join(METHOD_FAILURES)}")
         return profile
 
 
@@ -273,6 +279,8 @@ class Sandbox:
     async def write(self, request: web.Request) -> web.StreamResponse:
         window = _WRITES.get(request.match_info["method"])
         cid = _counter_id(request)
+        if window is not None and self.profile.method_failure:
+            return _method_failure(self.profile.method_failure)
         if window is None:
             return _error(404, "not_found", "Unknown method")
         if cid is None:
@@ -300,6 +308,8 @@ class Sandbox:
     async def read_state(self, request: web.Request) -> web.StreamResponse:
         window = _READS.get(request.match_info["method"])
         cid = _counter_id(request)
+        if window is not None and self.profile.method_failure:
+            return _method_failure(self.profile.method_failure)
         if window is None or cid is None:
             return _error(405 if window is None else 400, "invalid_parameter", "Unsupported request")
         self.stats.state_reads[cid] += 1
@@ -506,6 +516,21 @@ class Sandbox:
         if self.profile.offline_options:
             body["offline_options"] = {_FLAGS[w]: cid in on for w, on in self.enabled.items()}
         return body
+
+
+def _method_failure(mode: str) -> web.Response:
+    """The answer of a threshold method that is gone or broken, the same for every counter."""
+    if mode == "gone":
+        return _error(404, "not_found", "Not found")
+    if mode == "http_405":
+        return _error(405, "invalid_parameter", "Method not allowed")
+    if mode == "invalid_parameter":
+        return _error(400, "invalid_parameter", "Invalid parameter")
+    if mode == "empty_200":
+        return _json(200, {})
+    status = 501 if mode == "html_501" else 200
+    page = f"<html><body><h1>{'501 Not Implemented' if status == 501 else 'Welcome'}</h1></body></html>"
+    return web.Response(status=status, text=page, content_type="text/html")
 
 
 def _today() -> dt.date:
