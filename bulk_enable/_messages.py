@@ -176,10 +176,10 @@ def stop_reason(stop: Stop, max_requests: int | None = None) -> str:
             times = plural(stop.alike, "time") if stop.alike else "again and again"
             if stop.answer is not None and stop.answer.blame is Blame.METHOD:
                 return (
-                    f"the API's answers blame the method itself, not the counters ({what}, {times}), and "
-                    "nothing has succeeded"
+                    f"answers that blame the method itself, not the counters, came back {times} and "
+                    f"nothing has succeeded ({what})"
                 )
-            return f"the same failure came back {times} ({what}) and nothing has succeeded"
+            return f"the same failure came back {times} and nothing has succeeded ({what})"
         case StopCause.UNREACHABLE:
             return f"cannot reach the API ({what})"
         case StopCause.NOT_THE_API:
