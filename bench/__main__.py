@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from bulk_enable import Counter, Row, Status
 from bulk_enable._model import RUN_COLUMNS
@@ -34,7 +33,7 @@ from bulk_enable._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS
 from bulk_enable._render import render
 from bulk_enable._report import RENDER_EVERY, RENDER_SHARE, journal_path, read_journal
 from bulk_enable._sandbox import SandboxThread
-from tests.support import read_report, sandbox_thread, serve_app, statuses, write_config
+from tests.support import read_report, sandbox_thread, statuses, web_server, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -353,15 +352,7 @@ def _server(settings: dict[str, Any] | None) -> Iterator[tuple[str, Callable[[],
         with sandbox(ip_rps=0, **settings) as box:
             yield box.url, lambda: int(box.stats()["requests"])
         return
-    hits: list[str] = []
-
-    async def not_found(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.Response(status=404, text="<html><body>Not Found</body></html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", not_found)
-    with serve_app(app) as url:
+    with web_server(404, "<html><body>Not Found</body></html>") as (url, hits):
         yield url, lambda: len(hits)
 
 

@@ -28,6 +28,7 @@ from .support import read_report as read_report
 from .support import sandbox_thread
 from .support import serve_app as serve_app
 from .support import statuses as statuses
+from .support import web_server as web_server
 from .support import write_config as write_config
 
 TOKEN = "test-token-7f3a9c2e41"  # distinctive, so a leak is found by a plain substring search

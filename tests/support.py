@@ -44,6 +44,22 @@ def serve_app(app: web.Application) -> Iterator[str]:
         thread.join(10)
 
 
+@contextlib.contextmanager
+def web_server(status: int, page: str) -> Iterator[tuple[str, list[str]]]:
+    """A web server that is not the API (a wrong --api-base): whatever it is asked, it answers
+    `status` with the HTML `page`; yields its URL and the paths it was asked for."""
+    hits: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    with serve_app(app) as url:
+        yield url, hits
+
+
 def write_config(path: Path, ids: range | list[int]) -> Path:
     """A bare-list YAML job of these IDs."""
     path.write_text("".join(f"- {i}\n" for i in ids), encoding="utf-8")

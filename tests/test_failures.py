@@ -7,12 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bulk_enable._cli import _build_parser, _subparsers
 from bulk_enable._sandbox import METHOD_FAILURES
 
-from .conftest import SandboxFactory, cli, read_report, run_against, serve_app, statuses, write_config
+from .conftest import SandboxFactory, cli, read_report, run_against, statuses, web_server, write_config
 
 FAST = ("--rps", "1000", "--backoff", "0.01")
 N = 500
@@ -128,16 +127,8 @@ def test_deleted_counters_never_keep_the_others_from_being_enabled(
 def test_a_listing_that_is_not_the_apis_says_so(tmp_path: Path, command: str, status: int, page: str) -> None:
     """`check` and `counters` against an ordinary web server: it "does not look like the Metrica API",
     with the right next step, in one request; never "check the token"."""
-    hits: list[str] = []
-
-    async def answer(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.Response(status=status, text=page, content_type="text/html")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", answer)
     config = write_config(tmp_path / "job.yaml", range(1, 11))
-    with serve_app(app) as url:
+    with web_server(status, page) as (url, hits):
         if command == "check":
             done = cli("check", config, "--report", tmp_path / "r.plan.csv", "--api-base", url)
         else:

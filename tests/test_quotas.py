@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bulk_enable._messages import clock
 from bulk_enable._model import Row, Status, Stop, StopCause
@@ -27,8 +26,8 @@ from .conftest import (
     cli_env,
     read_report,
     run_against,
-    serve_app,
     statuses,
+    web_server,
     write_config,
 )
 
@@ -257,16 +256,8 @@ def test_a_wrong_api_root_is_refused_before_anything_is_sent(
 
 def test_a_server_that_is_not_the_api_stops_early(tmp_path: Path) -> None:
     """An --api-base that answers bare 404s (another web server): the account stops after three."""
-    hits: list[str] = []
-
-    async def not_found(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", not_found)
     config = write_config(tmp_path / "job.yaml", range(1, 301))
-    with serve_app(app) as url:
+    with web_server(404, "<html>Not Found</html>") as (url, hits):
         done = cli("run", config, "--report", tmp_path / "r.csv", "--api-base", url)
     assert done.returncode == 3
     assert len(hits) <= 5
