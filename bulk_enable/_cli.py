@@ -1055,9 +1055,9 @@ def _pace_options(p: argparse.ArgumentParser, until: bool) -> None:
         type=_count(0, 10**6),
         default=DEFAULTS.max_failures,
         metavar="N",
-        help=f"stop a login after N counters failed the same way and none succeeded (after "
-        f"{DEFAULTS.method_failures} when the answers blame the method or --api-base) "
-        f"(default {DEFAULTS.max_failures}; 0: never)",
+        help="stop a login after N counters failed the same way with none succeeded "
+        f"({DEFAULTS.method_failures} when the answers blame the method or --api-base; "
+        f"default {DEFAULTS.max_failures}; 0: never)",
     )
     if not until:
         return
