@@ -379,7 +379,8 @@ def fix_for(cause: StopCause, config: Path | str = "CONFIG", answer: Answer | No
             f"get a new OAuth token with metrika:read and metrika:write at oauth.yandex.ru, then {AGAIN}"
         ),
         StopCause.CANNOT_WRITE: (
-            f"`bulk-enable check {config}` shows which counters the token can edit; if it can edit "
+            (f"{got}: " if got else "")
+            + f"`bulk-enable check {config}` shows which counters the token can edit; if it can edit "
             f"them, get a token with metrika:write, then {AGAIN}"
         ),
         StopCause.SAME_FAILURE: (

@@ -208,6 +208,7 @@ def test_a_token_that_cannot_write_stops_within_ten_writes(
     writes = box.stats()["write_requests"]
     assert 10 <= writes <= 12
     assert "lack metrika:write" in first.stdout and "bulk-enable check" in first.stdout
+    assert 'next: it answered "403 access_denied: Access is denied"' in first.stdout
     second = run_against(box, config, report, "--rps", "1000", *FAST)
     tried = set(box.stats()["write_attempts"])
     assert second.returncode == 3 and len(tried) >= 2 * 10  # the rerun wrote to new counters
