@@ -4,14 +4,16 @@ played by the sandbox, in-process, against the real command line."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bulk_enable._cli import _build_parser, _subparsers
 from bulk_enable._sandbox import METHOD_FAILURES
 
-from .conftest import SandboxFactory, cli, read_report, run_against, statuses, web_server, write_config
+from .conftest import TOKEN, SandboxFactory, cli, read_report, run_against, statuses, web_server, write_config
 
 FAST = ("--rps", "1000", "--backoff", "0.01")
 N = 500
@@ -50,6 +52,50 @@ def test_a_broken_method_costs_a_handful_of_writes_per_run(
     assert second.returncode == 3
     assert stats["write_requests"] - writes <= 12
     assert len(stats["write_attempts"]) == stats["write_requests"]  # every write a new counter
+
+
+@pytest.mark.parametrize(
+    ("settings", "options"),
+    [
+        ({"dead_tokens": [TOKEN]}, ()),
+        ({"write_denied_tokens": [TOKEN]}, ()),
+        ({"daily_limit": 1}, ()),  # the day's quota spent after one write
+        ({}, ("--max-requests", "10")),
+        (None, ()),  # a wrong API root: a web server answering 404 pages
+    ],
+    ids=["dead token", "cannot write", "daily quota", "budget", "wrong root"],
+)
+def test_the_other_stops_cost_a_handful_too(
+    tmp_path: Path, sandbox_factory: SandboxFactory, settings: dict[str, Any] | None, options: tuple[str, ...]
+) -> None:
+    """A dead token, a token that cannot write, the daily quota, a spent budget, a wrong API root: at
+    most 12 requests per run of 500 counters, exit 3, the rest deferred with the reason; a rerun
+    spends at most 12 more."""
+    config = write_config(tmp_path / "job.yaml", range(1, N + 1))
+    report = tmp_path / "r.csv"
+    with contextlib.ExitStack() as stack:
+        if settings is None:
+            url, hits = stack.enter_context(web_server(404, "<html>Not Found</html>"))
+
+            def count() -> int:
+                return len(hits)
+        else:
+            box = sandbox_factory(ip_rps=0, **settings)
+            url = box.url
+
+            def count() -> int:
+                return int(box.stats()["requests"])
+
+        args: tuple[str | Path, ...] = ("run", config, "--report", report, "--api-base", url, *FAST, *options)
+        first = cli(*args)
+        spent = count()
+        rows = read_report(report)
+        second = cli(*args)
+        again = count() - spent
+    assert (first.returncode, second.returncode) == (3, 3)
+    assert spent <= 12 and again <= 12
+    deferred = [r for r in rows if r["status"] == "deferred"]
+    assert len(deferred) >= N - 12 and all(r["message"].startswith("not done: ") for r in deferred)
 
 
 @pytest.mark.parametrize("mode", METHOD_FAILURES)
