@@ -7,6 +7,7 @@ comes from this one run; what was learnt along the way lives in docs/benchmarks-
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from bulk_enable._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS
 from bulk_enable._render import render
 from bulk_enable._report import RENDER_EVERY, RENDER_SHARE, journal_path, read_journal
 from bulk_enable._sandbox import SandboxThread
-from tests.support import read_report, sandbox_thread, statuses, write_config
+from tests.support import read_report, sandbox_thread, statuses, web_server, write_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -297,6 +298,64 @@ def heavy_faults(n: int, rate: float) -> dict[str, Any]:
     }
 
 
+# (failure, what comes back, sandbox settings or None for a web server that is not the API, options)
+FAILURE_MODES: list[tuple[str, str, dict[str, Any] | None, tuple[str, ...]]] = [
+    ("the method is gone", "404 `not_found` (JSON)", {"method_failure": "gone"}, ()),
+    ("the method is not allowed", "405 (JSON)", {"method_failure": "http_405"}, ()),
+    ("the method is not implemented", "501, an HTML page", {"method_failure": "html_501"}, ()),
+    ("a page instead of JSON", "200, an HTML page", {"method_failure": "html_200"}, ()),
+    ("a 200 without `success`", "200 `{}`", {"method_failure": "empty_200"}, ()),
+    ("every counter refused", "400 `invalid_parameter`", {"method_failure": "invalid_parameter"}, ()),
+    ("a dead token", "403 `invalid_token`", {"dead_tokens": [TOKEN]}, ()),
+    ("a token that cannot write", "403 `access_denied`", {"write_denied_tokens": [TOKEN]}, ()),
+    ("the daily quota, 1 request left", "429 `quota_requests_by_uid`", {"daily_limit": 1}, ()),
+    ("a spent budget", "(`--max-requests 10`)", {}, ("--max-requests", "10")),
+    ("a wrong API root", "404, an HTML page, for any path", None, ()),
+]
+
+
+def failure_modes(n: int) -> list[dict[str, Any]]:
+    """Each failure nobody could fix by retrying: the requests a job of n counters spends before it
+    stops, and what a rerun of the same command spends (at latency 0, the rate lifted)."""
+    config = ids_config(f"failures-{n}", n)
+    out = []
+    for failure, answer, settings, options in FAILURE_MODES:
+        report = OUT / "failures.csv"
+        args: list[str | Path] = ["run", config, "--report", report, "--quiet", "--rps", "10000", *options]
+        with _server(settings) as (url, count):
+            first = run_client([*args, "--api-base", url, "--fresh"])
+            spent = count()
+            deferred = sum(s == "deferred" for s in statuses(report).values())
+            again = run_client([*args, "--api-base", url])
+            rerun = count() - spent
+        out.append(
+            {
+                "failure": failure,
+                "answer": answer,
+                "n": n,
+                "requests": spent,
+                "code": first.code,
+                "deferred": deferred,
+                "rerun": rerun,
+                "rerun_code": again.code,
+                "seconds": first.wall,
+            }
+        )
+    return out
+
+
+@contextlib.contextmanager
+def _server(settings: dict[str, Any] | None) -> Iterator[tuple[str, Callable[[], int]]]:
+    """The sandbox with these settings, or (None) a web server that is not the API; its URL and a
+    count of the requests it has had."""
+    if settings is not None:
+        with sandbox(ip_rps=0, **settings) as box:
+            yield box.url, lambda: int(box.stats()["requests"])
+        return
+    with web_server(404, "<html><body>Not Found</body></html>") as (url, hits):
+        yield url, lambda: len(hits)
+
+
 def kills(runs: int, n: int) -> dict[str, Any]:
     """Kill -9 at random moments: what the journal and the report on disk hold at each kill."""
     rng = random.Random(2026)
@@ -369,7 +428,18 @@ def fuzz(examples: int) -> dict[str, Any]:
     }
 
 
+FAILURES_N = 5000
+FAILURES_HEADING = "## Failures nobody could retry away"
+
+
 def main() -> None:
+    if sys.argv[1:] == ["failures"]:  # this section alone, measured again, the rest of the page kept
+        started = time.monotonic()
+        found = failure_modes(FAILURES_N)
+        lines = render_failures(found, time.monotonic() - started, alone=True)
+        DOC.write_text(replace_section(DOC.read_text(encoding="utf-8"), lines), encoding="utf-8")
+        print(f"rewrote {FAILURES_HEADING!r} in {DOC}")
+        return
     started = time.monotonic()
     log = print
     results: dict[str, Any] = {}
@@ -389,6 +459,10 @@ def main() -> None:
     results["render"] = render_cost(100_000)
     log("requests per counter ...")
     results["rerun"] = rerun_requests(1000)
+    log("failures nobody could retry away ...")
+    failures_started = time.monotonic()
+    results["failures"] = failure_modes(FAILURES_N)
+    results["failures_s"] = time.monotonic() - failures_started
     log("reliability ...")
     results["faults"] = heavy_faults(5000, 0.25)
     results["kills"] = kills(10, 1500)
@@ -526,6 +600,9 @@ def render_doc(r: dict[str, Any]) -> str:
         f"Clean run of {r['rerun']['n']:,} counters without faults: **{r['rerun']['first']:.2f}** requests per "
         f"counter. The same command again (all done): **{r['rerun']['second']:.2f}**.",
         "",
+    ]
+    lines += render_failures(r["failures"], r["failures_s"], alone=False)
+    lines += [
         "## Reliability",
         "",
     ]
@@ -557,6 +634,55 @@ def render_doc(r: dict[str, Any]) -> str:
         "kill lands mid-run.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def render_failures(found: list[dict[str, Any]], seconds: float, alone: bool) -> list[str]:
+    """The failure-modes section, ending with a blank line."""
+    ok = {True: "yes", False: "**no**"}
+    n = found[0]["n"]
+    how = (
+        f"Measured alone on {dt.date.today().isoformat()} by `python -m bench failures` in {seconds:.0f} s "
+        "(`make bench` runs it too; the rest of this page is from the run named at the top)."
+        if alone
+        else f"Measured in {seconds:.0f} s of this run (alone: `python -m bench failures`)."
+    )
+    lines = [
+        FAILURES_HEADING,
+        "",
+        f"A job of {n:,} counters on one login, against an API that gives every write the same answer no retry",
+        "can fix. A login's first writes go one at a time until one succeeds (or names its counter), and it",
+        "stops after 10 answers alike with none succeeded (`--max-failures`), after 3 when they blame the",
+        "method or the API root rather than the counters. The rest are `deferred`; a rerun tries the",
+        "counters not tried before first. Latency 0, the rate lifted; requests as the server counted them.",
+        how,
+        "",
+        "| failure | what comes back | requests before the stop | exit | deferred | a rerun's requests | its exit |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in found:
+        lines.append(
+            f"| {f['failure']} | {f['answer']} | **{f['requests']}** | {f['code']} | {f['deferred']:,} | "
+            f"{f['rerun']} | {f['rerun_code']} |"
+        )
+    worst = max(max(f["requests"], f["rerun"]) for f in found)
+    handful = all(f["requests"] <= 12 and f["rerun"] <= 12 and f["code"] == 3 for f in found)
+    lines += [
+        "",
+        f"Goal: at most 12 requests per run, exit 3, whatever the failure: {ok[handful]} (at most {worst}).",
+        "",
+    ]
+    return lines
+
+
+def replace_section(text: str, lines: list[str]) -> str:
+    """`text` with the failure-modes section replaced by `lines` (or put before Reliability)."""
+    section = "\n".join(lines) + "\n"
+    start = text.find(FAILURES_HEADING)
+    if start < 0:
+        start = end = text.index("## Reliability")
+    else:
+        end = text.index("\n## ", start) + 1
+    return text[:start] + section + text[end:]
 
 
 if __name__ == "__main__":

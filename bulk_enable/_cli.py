@@ -96,7 +96,8 @@ def cmd_counters(args: argparse.Namespace) -> int:
     policy = policy_from(vars(args), args.command)
     found, stop = _run_async(list_counters(api_base, token, args.ulogin, policy, interrupt), interrupt)
     if stop is not None:
-        raise JobStopped(f"{terminal(stop_reason(stop))}; next: {fix_for(stop.cause, again='try again')}")
+        fix = fix_for(stop.cause, answer=stop.answer, again="try again")
+        raise JobStopped(f"{terminal(stop_reason(stop))}; next: {fix}")
     text, n = counters_yaml(found, args.permission, args.ulogin)
     lost = write_stdout(text)
     if lost is not None and not isinstance(lost, BrokenPipeError):  # `| head`: the reader has its part

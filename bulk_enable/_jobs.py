@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import ClientSession
 
 from . import _messages as say
-from ._answer import Answer, Verdict
+from ._answer import Answer, Blame, Verdict
 from ._config import Account, Config
 from ._interrupt import Interrupt
 from ._metrica import CounterInfo, MetricaClient, open_session
@@ -83,6 +83,8 @@ class _Run:
         self.logins = {name: f"login-{tokens.index(t) + 1}" for name, t in settings.tokens.items()}
         self.recorded: set[int] = set()  # counters with a row from this run
         self.state_unknown = False  # a plan was made without seeing the window's state
+        self.counter_quota = False  # some counter's own daily quota is spent: it waits for the reset
+        self.lasting: set[str] = set()  # error types of failed counters that a rerun alone cannot fix
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
         self._ulogin_checks: dict[str, asyncio.Future[Stop | None]] = {}  # account -> its one check
         self.listed: list[Counter] | None = None  # what `counters: all` accounts listed (None: none)
@@ -180,7 +182,6 @@ class _Run:
         scheduler = self.scheduler
         stops = {name: lane.stop for name, lane in scheduler.lanes.items() if lane.stop is not None}
         quota_stop = any(stop.cause is StopCause.DAILY_QUOTA for stop in stops.values())
-        counter_quota = any(r.status is Status.DEFERRED and r.error_type == _COUNTER_QUOTA for r in rows)
         return Summary(
             command=command,
             report=self.report.path,
@@ -196,11 +197,9 @@ class _Run:
             rate=scheduler.gate.settled,
             address_quota_answers=scheduler.gate.quota_answers,
             listed=len(self.listed) if self.listed is not None else None,
-            deferred_until=scheduler.next_reset() if (quota_stop or counter_quota) else None,
+            deferred_until=scheduler.next_reset() if (quota_stop or self.counter_quota) else None,
+            lasting=frozenset(self.lasting),
         )
-
-
-_COUNTER_QUOTA = "quota_requests_by_counter_id"
 
 
 async def _abandonable(interrupt: Interrupt, work: Awaitable[None]) -> None:
@@ -296,15 +295,17 @@ async def _every_counter(run: _Run) -> Settings:
 
 
 def _rerun_order(todo: list[Counter], report: ReportFile) -> list[Counter]:
-    """Counters never tried go first, those that failed before go last: a rerun after a stop on
-    denied writes does not stall on the same first counters."""
-    failed_before = [
-        c for c in todo if (r := report.previous.get(c.id)) is not None and r.status is Status.FAILED
-    ]
-    if not failed_before:
+    """Counters never tried go first, those tried before (failed, or cut short) go last: a rerun after
+    a stop on failures alike (denied writes, a method that answers the same for every counter) tries
+    new counters, so it never stalls on the same first ones."""
+    tried = {
+        c.id
+        for c in todo
+        if (r := report.previous.get(c.id)) is not None and (r.status is Status.FAILED or r.attempts > 0)
+    }
+    if not tried:
         return todo
-    again = {c.id for c in failed_before}
-    return [c for c in todo if c.id not in again] + failed_before
+    return [c for c in todo if c.id not in tried] + [c for c in todo if c.id in tried]
 
 
 async def _gather(works: Iterable[Coroutine[Any, Any, None]]) -> None:
@@ -337,6 +338,8 @@ async def _run_account(run: _Run, session: ClientSession, account: Account, todo
 
     async def switch(counter: Counter) -> Row:
         send = functools.partial(client.switch_window, counter.id, job.window, job.enable)
+        if settings.preflight:
+            send = functools.partial(_listed, send)
         outcome = await scheduler.call(lane, f"counter={counter.id}", send, write=True)
         if isinstance(outcome, Sent) and (stop := await run.ulogin_stop(session, account, outcome.answer)):
             return _stopped_row(counter, outcome, stop)
@@ -369,6 +372,15 @@ def _stopped_row(counter: Counter, outcome: Sent[Any], stop: Stop) -> Row:
     )
 
 
+async def _listed(send: Callable[[], Awaitable[tuple[Answer, None]]]) -> tuple[Answer, None]:
+    """`send` for a counter the listing shows: an answer that blames the counter or a method that is
+    gone (not_found) can only mean the method."""
+    answer, value = await send()
+    if answer.blame is Blame.EITHER:
+        answer = dataclasses.replace(answer, blame=Blame.METHOD)
+    return answer, value
+
+
 def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
     """The report row for one counter's outcome."""
     policy = run.settings.policy
@@ -379,7 +391,7 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
             Status.DEFERRED,
             attempts=outcome.attempts,
             http_status=last.http_status if last else None,
-            error_type=last.error_type if last else "",
+            error_type=last.error_type if last else _stop_error(outcome.stop),
             message=say.deferred_message(outcome.stop, policy.max_requests, outcome.attempts),
         )
     answer = outcome.answer
@@ -392,6 +404,7 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
     if verdict is Verdict.DONE:
         return Row.of(counter, run.settings.job.changed, **common)
     if verdict is Verdict.COUNTER_QUOTA:
+        run.counter_quota = True
         reset = run.scheduler.next_reset()
         return Row.of(counter, Status.DEFERRED, message=say.counter_quota_message(answer, reset), **common)
     if verdict in (Verdict.ACCOUNT_QUOTA, Verdict.ACCOUNT_REFUSED):
@@ -401,6 +414,8 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
         return Row.of(counter, Status.DEFERRED, message=say.kept_slowing_message(answer), **common)
     if outcome.gave_up:
         return Row.of(counter, Status.FAILED, message=say.gave_up_message(outcome.attempts, answer), **common)
+    if answer.blame.lasting:
+        run.lasting.add(answer.error_type)
     return Row.of(counter, Status.FAILED, message=answer.message, **common)
 
 
@@ -413,8 +428,12 @@ def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
         lane = lanes.get(c.account)
         stop = lane.stop if lane is not None else None
         message = say.deferred_message(stop, run.settings.policy.max_requests)
-        error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
-        report.amend(Row.of(c, Status.DEFERRED, error_type=error, message=message))
+        report.amend(Row.of(c, Status.DEFERRED, error_type=_stop_error(stop), message=message))
+
+
+def _stop_error(stop: Stop | None) -> str:
+    """The error type of the answer that stopped an account, for its counters left undone."""
+    return stop.answer.error_type if stop is not None and stop.answer is not None else ""
 
 
 def _connections(settings: Settings) -> int:
@@ -444,10 +463,9 @@ async def check_job(settings: Settings) -> Summary:
             listing = await run.listing(session, account, lane, {c.id for c in account.counters})
             if listing.stop is not None or listing.interrupted:
                 stop = listing.stop
-                error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
                 for c in account.counters:
                     rows[c.id] = Row.of(
-                        c, Status.DEFERRED, error_type=error, message=say.deferred_message(stop)
+                        c, Status.DEFERRED, error_type=_stop_error(stop), message=say.deferred_message(stop)
                     )
                 return
             planned = plan_rows(account.counters, listing, settings.job, account.ulogin)
@@ -493,7 +511,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
 
             async def read(counter: Counter) -> Row:
                 send = functools.partial(client.read_window_since, counter.id, window)
-                outcome = await run.scheduler.call(lane, f"counter={counter.id}", send)
+                outcome = await run.scheduler.call(lane, f"counter={counter.id}", send, per_counter=True)
                 if isinstance(outcome, Sent) and (
                     stop := await run.ulogin_stop(session, account, outcome.answer)
                 ):

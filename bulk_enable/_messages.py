@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._answer import Answer
+from ._answer import Answer, Blame
 from ._model import FAILED_STATUSES, Command, ExitCode, Job, Row, Status, Stop, StopCause, Summary, Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT
 
@@ -233,6 +233,14 @@ def stop_reason(stop: Stop, max_requests: int | None = None) -> str:
                 "writes keep being refused with access_denied and none has succeeded: the token may "
                 "have expired or lack metrika:write, or these counters are not editable by it"
             )
+        case StopCause.SAME_FAILURE:
+            times = plural(stop.alike, "time") if stop.alike else "again and again"
+            if stop.answer is not None and stop.answer.blame is Blame.METHOD:
+                return (
+                    f"answers that blame the method itself, not the counters, came back {times} and "
+                    f"nothing has succeeded ({what})"
+                )
+            return f"the same failure came back {times} and nothing has succeeded ({what})"
         case StopCause.UNREACHABLE:
             return f"cannot reach the API ({what})"
         case StopCause.NOT_THE_API:
@@ -473,19 +481,37 @@ AGAIN = "run the same command again"
 AFTER_A_WRITE_FAILED = f"free some disk space (or fix the report's folder), then {AGAIN}"
 
 
-def fix_for(cause: StopCause, config: Path | str = "CONFIG", again: str = AGAIN) -> str:
-    """What the user does about a stop that waiting cannot fix, as the rest of a `next:` line (`again`:
-    how to go on, for a command that is not a job)."""
+QUOTE_LIMIT = 100  # characters of an answer quoted in a `next:` line
+
+
+def fix_for(
+    cause: StopCause, config: Path | str = "CONFIG", answer: Answer | None = None, again: str = AGAIN
+) -> str:
+    """What the user does about a stop that waiting cannot fix, as the rest of a `next:` line; the
+    answer that caused it is quoted (short) where it tells what to look at; `again` says how to go on
+    (for a command that is not a job)."""
+    got = f'it answered "{PLAIN.clean(answer_text(answer), QUOTE_LIMIT)}"' if answer is not None else ""
     return {
         StopCause.REFUSED: (
             f"get a new OAuth token with metrika:read and metrika:write at oauth.yandex.ru, then {again}"
         ),
         StopCause.CANNOT_WRITE: (
-            f"`bulk-enable check {config}` shows which counters the token can edit; if it can edit "
+            (f"{got}: " if got else "")
+            + f"`bulk-enable check {config}` shows which counters the token can edit; if it can edit "
             f"them, get a token with metrika:write, then {again}"
+        ),
+        StopCause.SAME_FAILURE: (
+            f"{got or 'the same answer came back'}: check the API root (--api-base), that Metrica still "
+            f"has the method (docs/metrica-api.md), the token's scopes (metrika:read, metrika:write) and "
+            f"the counters (`bulk-enable check {config}`), then {again}"
         ),
         StopCause.NOT_THE_API: (
             f"give --api-base as the API root only, e.g. https://api-metrika.yandex.net, then {again}"
+            + (
+                f" ({got}; if that is the API root, Metrica may have dropped the method: docs/metrica-api.md)"
+                if got
+                else ""
+            )
         ),
         StopCause.UNREACHABLE: f"check --api-base and the network, then {again}",
         StopCause.LISTING: f"{again}; if the listing keeps failing, check the token",
@@ -506,9 +532,16 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
             f"next: {AFTER_A_WRITE_FAILED}: the journal keeps what it recorded before the failure (the few "
             "counters done after it are sent again, harmlessly)"
         ]
-    causes = {stop.cause for stop in summary.stops.values()}
+    first: dict[StopCause, Stop] = {}  # cause -> the first account's stop for it
+    for stop in summary.stops.values():
+        first.setdefault(stop.cause, stop)
+    causes = set(first)
     waitable = {StopCause.DAILY_QUOTA, StopCause.BUDGET}
-    steps = [f"next: {fix_for(cause, config)}" for cause in StopCause if cause in causes - waitable]
+    steps = [
+        f"next: {fix_for(cause, config, first[cause].answer)}"
+        for cause in StopCause
+        if cause in causes - waitable
+    ]
     if causes & waitable or summary.deferred_until:
         reset = summary.deferred_until
         when = f" after the quota reset at {clock(reset)} (in {until(reset)})" if reset else ""
@@ -523,7 +556,7 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         return [f"next: {again} to finish the rest"]
     failed = [r for r in summary.rows if r.status is Status.FAILED]
     if summary.command is not Command.CHECK and failed:
-        return [_after_failures(failed, summary.report)]
+        return [_after_failures(failed, summary)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
         plain = config.suffix.lower() in (".csv", ".txt", ".tsv")
         how = "add a ulogin column or pass --ulogin LOGIN" if plain else "add `ulogin:` to the config"
@@ -539,14 +572,10 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     return []
 
 
-# Answers a rerun cannot change: the counter, the rights or the config must change first.
-_NEEDS_A_FIX = frozenset({"access_denied", "not_found", "counter_in_connect", "invalid_parameter"})
-
-
-def _after_failures(failed: list[Row], report: Path) -> str:
+def _after_failures(failed: list[Row], summary: Summary) -> str:
     kinds = sorted({r.error_type for r in failed})
-    fixed = [k for k in kinds if k in _NEEDS_A_FIX]
-    retried = [k for k in kinds if k not in _NEEDS_A_FIX]
+    fixed = [k for k in kinds if k in summary.lasting]
+    retried = [k for k in kinds if k not in summary.lasting]
     parts = []
     if fixed:
         names = " and ".join([", ".join(fixed[:-1]), fixed[-1]] if len(fixed) > 1 else fixed)
@@ -555,7 +584,7 @@ def _after_failures(failed: list[Row], report: Path) -> str:
         )
     if retried:
         parts.append(f"{AGAIN} to retry the {'others' if fixed else 'failed ones'}")
-    return f"next: {'; '.join(parts)}; details in the `message` column of {report}"
+    return f"next: {'; '.join(parts)}; details in the `message` column of {summary.report}"
 
 
 def json_summary(summary: Summary, config: Path) -> dict[str, object]:

@@ -1,7 +1,8 @@
 """The Metrica Management API, as far as this tool uses it: one HTTP request in, one typed reply out.
 
 No retries and no scheduling here: the client only says what an answer *means* for a bulk run
-(`Verdict`), following the error table in docs/metrica-api.md. Every reply is `(Answer, value)`.
+(`Verdict`, and whom a failure blames: `Blame`), following the error table in docs/metrica-api.md.
+Every reply is `(Answer, value)`.
 Answers are read with a size cap and never followed through a redirect; every text taken from
 them passes through the run's `Scrubber` (tokens removed, escaped, capped).
 """
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._answer import Answer, Verdict
+from ._answer import Answer, Blame, Verdict
 from ._errors import UserError
 from ._model import DEFAULT_API_BASE, MAX_ID, Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT, Scrubber
@@ -45,25 +46,30 @@ LOGIN_LIMIT = 100  # characters of a login taken from an answer (Yandex logins a
 RETRY_AFTER_LIMIT = 24 * 3600.0  # seconds; the scheduler caps it much lower
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
-# error_type -> verdict, from docs/metrica-api.md
+# error_type -> (verdict, blame), from docs/metrica-api.md
 _BY_ERROR_TYPE = {
-    "backend_error": Verdict.RETRY,
-    "timeout": Verdict.RETRY,
-    "quota_requests_by_ip": Verdict.SLOW_ADDRESS,
-    "quota_parallel_requests": Verdict.SLOW_LOGIN,
-    "quota_requests_by_uid": Verdict.ACCOUNT_QUOTA,
-    "quota_delegate_requests": Verdict.ACCOUNT_QUOTA,
-    "quota_grants_requests": Verdict.ACCOUNT_QUOTA,
-    "quota_requests_by_counter_id": Verdict.COUNTER_QUOTA,
-    "invalid_token": Verdict.ACCOUNT_REFUSED,
-    "unauthorized": Verdict.ACCOUNT_REFUSED,
-    "access_denied": Verdict.DENIED,
-    "counter_in_connect": Verdict.FAILED,
-    "not_found": Verdict.FAILED,
-    "invalid_parameter": Verdict.FAILED,
+    "backend_error": (Verdict.RETRY, Blame.NONE),
+    "timeout": (Verdict.RETRY, Blame.NONE),
+    "quota_requests_by_ip": (Verdict.SLOW_ADDRESS, Blame.NONE),
+    "quota_parallel_requests": (Verdict.SLOW_LOGIN, Blame.NONE),
+    "quota_requests_by_uid": (Verdict.ACCOUNT_QUOTA, Blame.NONE),
+    "quota_delegate_requests": (Verdict.ACCOUNT_QUOTA, Blame.NONE),
+    "quota_grants_requests": (Verdict.ACCOUNT_QUOTA, Blame.NONE),
+    "quota_requests_by_counter_id": (Verdict.COUNTER_QUOTA, Blame.NONE),
+    "invalid_token": (Verdict.ACCOUNT_REFUSED, Blame.NONE),
+    "unauthorized": (Verdict.ACCOUNT_REFUSED, Blame.NONE),
+    "access_denied": (Verdict.DENIED, Blame.COUNTER),
+    "counter_in_connect": (Verdict.FAILED, Blame.COUNTER),
+    # A method that is gone may well answer these too: the answer alone cannot say which.
+    "not_found": (Verdict.FAILED, Blame.EITHER),
+    "invalid_parameter": (Verdict.FAILED, Blame.EITHER),
 }
 _QUOTA_STATUSES = frozenset({420, 429})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+# Statuses about the method, not the counter: not allowed, gone, not implemented.
+_METHOD_STATUSES = frozenset({405, 410, 501})
+# What a web server that is not the API answers for a path it does not serve.
+_ROUTING_STATUSES = _METHOD_STATUSES | {404}
 _ERROR_TYPE_LIMIT = 64
 _USERINFO = re.compile(r"[^/?#@]*@")  # what a URL can carry before its host: a user name, a password
 
@@ -182,13 +188,11 @@ class MetricaClient:
         method = "POST" if enable else "DELETE"
         answer, body = await self._request(method, self.window_url(counter_id, window), WRITE_ANSWER_LIMIT)
         if answer.verdict is Verdict.DONE and not (isinstance(body, dict) and body.get("success") is True):
-            shown = self._scrubber.clean(body) if body is not None else "an empty or non-JSON body"
-            answer = Answer(
-                Verdict.FAILED,
-                answer.http_status,
-                "success_false",
-                f"the API answered {shown}: the change was not made",
-            )
+            if isinstance(body, dict) and body.get("success") is False:
+                shown = self._scrubber.clean(body)
+                failed = f"the API answered {shown}: the change was not made"
+                return Answer(Verdict.FAILED, answer.http_status, "success_false", failed), None
+            answer = self._unexpected(answer, body, '{"success": true}', "the change was not made")
         return answer, None
 
     async def read_window_since(self, counter_id: int, window: Window) -> tuple[Answer, dt.date | None]:
@@ -199,17 +203,29 @@ class MetricaClient:
             return answer, None
         since = _date_of(body)
         if since is None:
-            shown = self._scrubber.clean(body, 200)
-            return (
-                Answer(
-                    Verdict.FAILED,
-                    answer.http_status,
-                    "unexpected_answer",
-                    f'expected {{"date": "YYYY-MM-DD"}} or a date-time, got {shown}',
-                ),
-                None,
-            )
+            return self._unexpected(answer, body, '{"date": "YYYY-MM-DD"} or a date-time'), None
         return answer, since
+
+    def _unexpected(self, answer: Answer, body: Any, expected: str, outcome: str = "") -> Answer:
+        """A 2xx whose body is not what the method answers: a page that is not JSON is not the API's
+        answer at all; JSON of another shape says the method is not what it was. Either way the
+        method, not the counter, is to blame."""
+        shown = self._scrubber.clean(body, 200) if body is not None else "an empty or non-JSON body"
+        tail = f": {outcome}" if outcome else ""
+        if body is None:
+            message = f"expected {expected}, got {shown}: not the API's answer{tail}"
+            verdict, error_type = Verdict.FOREIGN, "not_json"
+        else:
+            message = f"expected {expected}, got {shown}{tail}"
+            verdict, error_type = Verdict.FAILED, "unexpected_answer"
+        return Answer(
+            verdict,
+            answer.http_status,
+            error_type,
+            message,
+            blame=Blame.METHOD,
+            content_type=answer.content_type,
+        )
 
     async def list_page(self, offset: int) -> tuple[Answer, Page]:
         """One page of the counters this account can see, from 1-based `offset`."""
@@ -219,10 +235,18 @@ class MetricaClient:
         if answer.verdict is not Verdict.DONE:
             return answer, empty
         if not isinstance(body, dict) or not isinstance(body.get("counters"), list):
+            # A web page or JSON of another shape: not the API's listing (a wrong --api-base?)
             shown = self._scrubber.clean(body, 200)
-            return Answer(
-                Verdict.RETRY, answer.http_status, "bad_listing", f"unexpected listing {shown}"
-            ), empty
+            message = f"unexpected listing {shown}: not the API's counters listing"
+            foreign = Answer(
+                Verdict.FOREIGN,
+                answer.http_status,
+                "bad_listing",
+                message,
+                blame=Blame.METHOD,
+                content_type=answer.content_type,
+            )
+            return foreign, empty
         counters = [c for c in map(self._counter_info, body["counters"]) if c is not None]
         rows = body.get("rows")
         return answer, Page(counters, rows if isinstance(rows, int) and not isinstance(rows, bool) else None)
@@ -297,42 +321,55 @@ class MetricaClient:
                 raw = await _read_capped(response, limit)
                 retry_after = _retry_after(response.headers.get("Retry-After"))
                 location = response.headers.get("Location", "")
+                media = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
         except TimeoutError:
-            return Answer(Verdict.RETRY, None, "client_timeout", "no answer within --timeout"), None
+            return Answer(Verdict.NO_ANSWER, None, "client_timeout", "no answer within --timeout"), None
         except aiohttp.ClientError as e:
-            return Answer(Verdict.RETRY, None, "connection_error", clean(f"{type(e).__name__}: {e}")), None
+            return Answer(
+                Verdict.NO_ANSWER, None, "connection_error", clean(f"{type(e).__name__}: {e}")
+            ), None
+        media = clean(media, _ERROR_TYPE_LIMIT)
         if raw is None:
             message = f"the answer was larger than {limit // 1024} KB: not read"
-            return Answer(Verdict.FAILED, status, "answer_too_large", message), None
+            return Answer(Verdict.FAILED, status, "answer_too_large", message, content_type=media), None
         body = _json_or_none(raw)
         if 200 <= status < 300:
-            return Answer(Verdict.DONE, status), body
+            return Answer(Verdict.DONE, status, content_type=media), body
         if 300 <= status < 400:
             where = clean(location, 200) or "nowhere"
             message = f"the API answered with a redirect to {where}: not followed, nothing was changed"
-            return Answer(Verdict.FOREIGN, status, "redirect", message), body
-        return self._classify(status, raw, body, retry_after), body
+            redirect = Answer(
+                Verdict.FOREIGN, status, "redirect", message, blame=Blame.METHOD, content_type=media
+            )
+            return redirect, body
+        return self._classify(status, raw, body, retry_after, media), body
 
-    def _classify(self, status: int, raw: bytes, body: Any, retry_after: float | None) -> Answer:
+    def _classify(self, status: int, raw: bytes, body: Any, retry_after: float | None, media: str) -> Answer:
         clean = self._scrubber.clean
         error_type, message, is_metrica = _error_of(body)
         message = clean(message) if message else (clean(raw) if raw else f"HTTP {status}")
-        verdict = _BY_ERROR_TYPE.get(error_type)
+        verdict, blame = _BY_ERROR_TYPE.get(error_type, (None, Blame.NONE))
         if verdict is None:
             if status == 401:
                 verdict, error_type = Verdict.ACCOUNT_REFUSED, error_type or "unauthorized"
-            elif status == 404 and not is_metrica:
-                verdict = Verdict.FOREIGN  # a web server's 404, not the API's: a wrong --api-base?
             elif status in _QUOTA_STATUSES:
                 verdict = Verdict.SLOW_ADDRESS  # an unknown quota answer: slow down, ask again
             elif status in _TRANSIENT_STATUSES:
                 verdict = Verdict.RETRY
+            elif status in _ROUTING_STATUSES and not is_metrica:
+                verdict, blame = Verdict.FOREIGN, Blame.METHOD  # a web server's, not the API's: --api-base?
             else:
                 verdict = Verdict.FAILED
+                # A page where the API's JSON error was expected blames the method (or the API root).
+                blame = Blame.METHOD if status in _METHOD_STATUSES or not is_metrica else Blame.NONE
             error_type = error_type or f"http_{status}"  # no JSON error body (an HTML 500, a proxy)
         elif status == 401:
             verdict = Verdict.ACCOUNT_REFUSED
-        return Answer(verdict, status, clean(error_type, _ERROR_TYPE_LIMIT), message, retry_after)
+        elif status in _METHOD_STATUSES and verdict in (Verdict.FAILED, Verdict.DENIED):
+            blame = Blame.METHOD  # "not allowed", "gone", "not implemented": whatever the error type says
+        return Answer(
+            verdict, status, clean(error_type, _ERROR_TYPE_LIMIT), message, retry_after, blame, media
+        )
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes | None:

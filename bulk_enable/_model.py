@@ -186,6 +186,7 @@ class StopCause(enum.Enum):
     DAILY_QUOTA = "daily_quota"  # the login's daily quota is spent, until the reset
     BUDGET = "budget"  # --max-requests is spent
     CANNOT_WRITE = "cannot_write"  # writes keep being denied and none has succeeded
+    SAME_FAILURE = "same_failure"  # the same failure keeps coming back and nothing has succeeded
     UNREACHABLE = "unreachable"  # nothing answers at all
     NOT_THE_API = "not_the_api"  # the answers do not come from the Metrica API
     LISTING = "listing"  # the account's counters could not be listed (a plan needs them)
@@ -201,6 +202,7 @@ class Stop:
     answer: Answer | None = None
     subject: str = ""  # what got the stopping answer, e.g. "counter=123" or "listing"
     requests: int = 0  # requests the account had sent by then
+    alike: int = 0  # for a stop on failures alike: how many came back
 
 
 @dataclass
@@ -226,6 +228,7 @@ class Summary:
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
     listed: int | None = None  # counters the `counters: all` accounts listed (None: there are none)
     new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)
+    lasting: frozenset[str] = frozenset()  # error types of failed counters a rerun alone cannot fix
 
     def count(self, *statuses: Status) -> int:
         wanted = set(statuses)

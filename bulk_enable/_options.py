@@ -366,13 +366,14 @@ OPTIONS: tuple[Option, ...] = (
         policy="max_requests",
     ),
     Option(
-        ("--max-denied",),
-        frozenset({"run"}),
-        "stop a login after N writes refused with access_denied and none succeeded (default {default}; "
-        "0: never)",
+        ("--max-failures", "--max-denied"),  # its old name, from when only access_denied stopped a login
+        PACED,
+        "stop a login after N counters failed the same way with none succeeded "
+        f"({Policy().method_failures} when the answers blame the method or --api-base; default "
+        "{default}; 0: never)",
         type=count(0, 10**6),
         metavar="N",
-        policy="max_denied",
+        policy="max_failures",
     ),
     Option(
         ("--until-done",),
@@ -597,6 +598,14 @@ OPTIONS: tuple[Option, ...] = (
         type=count(1, 10**6),
         metavar="N",
         profile="page_cap",
+    ),
+    Option(
+        ("--method-failure",),
+        frozenset({"sandbox"}),
+        "answer every write and join-threshold read as a gone or broken method would: gone (JSON 404 "
+        "not_found), http_405, html_501, html_200, empty_200 ({}) or invalid_parameter (400)",
+        metavar="MODE",
+        profile="method_failure",
     ),
     Option(
         ("--offline-options",),

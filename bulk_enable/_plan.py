@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from . import _messages as say
-from ._answer import Answer, Verdict
+from ._answer import Answer, Blame, Verdict
 from ._metrica import CounterInfo, MetricaClient
 from ._model import Counter, Job, Row, Status, Stop, StopCause
 from ._scheduler import Lane, NotSent, Scheduler
@@ -52,10 +52,16 @@ async def read_listing(
         requests += outcome.attempts
         if isinstance(outcome, NotSent):
             return Listing(kept, requests, outcome.stop, interrupted=outcome.stop is None)
-        if outcome.answer.verdict is not Verdict.DONE:
-            nothing = outcome.answer.http_status is None  # no answer at all: the address or the network
-            cause = StopCause.UNREACHABLE if nothing else StopCause.LISTING
-            return Listing(kept, requests, scheduler.stop(lane, cause, outcome.answer, "listing"))
+        answer = outcome.answer
+        if answer.verdict is not Verdict.DONE:
+            cause = (
+                StopCause.UNREACHABLE  # no answer at all: the address or the network
+                if answer.verdict is Verdict.NO_ANSWER
+                else StopCause.NOT_THE_API  # a web page, or JSON of another shape: a wrong --api-base?
+                if answer.blame is Blame.METHOD
+                else StopCause.LISTING
+            )
+            return Listing(kept, requests, scheduler.stop(lane, cause, answer, "listing"))
         page = outcome.value
         new = [c for c in page.counters if c.id not in received]  # the first of a repeated ID stands
         received.update(c.id for c in new)

@@ -22,9 +22,9 @@ class Policy:
     rps: float = DEFAULT_RPS  # for the whole run; 0: no client-side limit (tests and benchmarks)
     max_attempts: int = 6  # requests per counter that count as attempts (quota answers do not)
     max_requests: int | None = None  # per account and run (per day with `until_done`)
-    max_denied: int = (
-        10  # access-denied writes in a row, with none succeeded, before the account stops; 0: never
-    )
+    # Final failures alike (one error type) of an account's per-counter calls, with none of them
+    # succeeded in this job, before the account stops; 0: never (the method breaker included).
+    max_failures: int = 10
     timeout: float = 30.0  # seconds per request
     backoff_initial: float = 0.5  # seconds; tests make it tiny, as stamina's testing mode does
     backoff_max: float = 30.0  # the longest wait between two attempts, Retry-After included
@@ -36,7 +36,7 @@ class Policy:
     )
     workers_per_slot: int = 4  # counters in progress per slot, so backoffs do not idle a slot
     unreachable_after: int = 2  # counters' worth of transport failures in a row before an account stops
-    foreign_after: int = 3  # first answers of an account that are not the API's before it stops
+    method_failures: int = 3  # answers blaming the method or the API root, none succeeded, before a stop
     quota_answers_cap: int = 60  # quota answers for one counter before it is deferred, not retried
     address_refusals_cap: int = (
         60  # per-address quota answers in a row, nothing else between, before the run stops

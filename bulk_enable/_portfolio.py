@@ -172,7 +172,7 @@ def _stopped(stop: Stop | None, source: TokenSource, what: str) -> NoReturn:
     if stop is None:
         raise KeyboardInterrupt
     reason = say.terminal(say.stop_reason(stop))
-    fix = say.fix_for(stop.cause).replace(say.AGAIN, "try again")
+    fix = say.fix_for(stop.cause, answer=stop.answer, again="try again")
     raise JobStopped(f"the token in {source.shown}: {what}: {reason}; nothing written; next: {fix}")
 
 

@@ -54,6 +54,11 @@ FAULT_KINDS = ("backend_error", "timeout", "html_500", "drop", "slow")
 FOREIGN_ULOGIN = {"access_denied": 403, "invalid_parameter": 400}
 GUEST_PERMISSIONS = ("view", "edit", "analyst", "view_access_filter", "analyst_access_filter")
 STRANGER = "someone-else"  # owner_login of a guest counter that no modelled login owns
+
+
+# What the four threshold methods (missing from today's reference) might answer were they gone or
+# changed: every write and join-threshold read gets it (docs/metrica-api.md).
+METHOD_FAILURES = ("gone", "http_405", "html_501", "html_200", "empty_200", "invalid_parameter")
 DEFAULT_TOKEN = "sandbox-token"
 DEFAULT_COUNTERS = "1-1000,12345678,23456789,34567890"
 _WRITES = {"calls_extended_threshold": "calls", "extended_threshold": "conversions"}
@@ -125,6 +130,7 @@ class Profile:
     )
     offline_options: bool = False  # add the undocumented offline_options object to listings
     threshold_format: str = "date"  # the join-threshold answer: "date" (YYYY-MM-DD) or "datetime"
+    method_failure: str = ""  # one of METHOD_FAILURES for every write and join-threshold read; "": none
     seed: int = 0
 
     @classmethod
@@ -178,6 +184,8 @@ class Profile:
             raise ProfileError(f"{source}: threshold_format must be date or datetime")
         if profile.foreign_ulogin not in FOREIGN_ULOGIN:
             raise ProfileError(f"{source}: foreign_ulogin must be {' or '.join(FOREIGN_ULOGIN)}")
+        if profile.method_failure not in ("", *METHOD_FAILURES):
+            raise ProfileError(f"{source}: method_failure must be one of {', '.join(METHOD_FAILURES)}")
         return profile
 
 
@@ -316,6 +324,8 @@ class Sandbox:
     async def write(self, request: web.Request) -> web.StreamResponse:
         window = _WRITES.get(request.match_info["method"])
         cid = _counter_id(request)
+        if window is not None and self.profile.method_failure:
+            return _method_failure(self.profile.method_failure)
         if window is None:
             return _error(404, "not_found", "Unknown method")
         if cid is None:
@@ -343,6 +353,8 @@ class Sandbox:
     async def read_state(self, request: web.Request) -> web.StreamResponse:
         window = _READS.get(request.match_info["method"])
         cid = _counter_id(request)
+        if window is not None and self.profile.method_failure:
+            return _method_failure(self.profile.method_failure)
         if window is None or cid is None:
             return _error(405 if window is None else 400, "invalid_parameter", "Unsupported request")
         self.stats.state_reads[cid] += 1
@@ -579,6 +591,21 @@ class Sandbox:
 
 
 _CREATED = "2024-03-01T09:00:00Z"  # when each representative was added (the shape is what matters)
+
+
+def _method_failure(mode: str) -> web.Response:
+    """The answer of a threshold method that is gone or broken, the same for every counter."""
+    if mode == "gone":
+        return _error(404, "not_found", "Not found")
+    if mode == "http_405":
+        return _error(405, "invalid_parameter", "Method not allowed")
+    if mode == "invalid_parameter":
+        return _error(400, "invalid_parameter", "Invalid parameter")
+    if mode == "empty_200":
+        return _json(200, {})
+    status = 501 if mode == "html_501" else 200
+    page = f"<html><body><h1>{'501 Not Implemented' if status == 501 else 'Welcome'}</h1></body></html>"
+    return web.Response(status=status, text=page, content_type="text/html")
 
 
 def _today() -> dt.date:

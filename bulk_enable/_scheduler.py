@@ -2,9 +2,15 @@
 
 The Metrica quotas are the boundary of a run (docs/metrica-api.md):
 - per login: at most `concurrency` (3) requests in flight, a budget (`max_requests`), and a stop on
-  a refused token, a spent daily quota, writes that keep being denied, or answers that are not the
-  API's (`Lane`); with `until_done`, a spent quota or budget waits for the reset instead;
+  a refused token or a spent daily quota (`Lane`); with `until_done`, a spent quota or budget waits
+  for the reset instead;
 - per address, shared by every login of the run: an evenly spaced, adaptive rate (`RateGate`).
+
+Whatever else goes wrong costs a handful of requests, never one per counter: a login's first
+per-counter requests go one at a time until an answer shows the method works (slow start), and an
+account whose per-counter calls keep ending on the same failure, none of them succeeded in this
+job, stops after `max_failures` of them (`_Breaker`), after `method_failures` when the answers blame
+the method or the API root rather than the counters.
 
 The scheduler sends whatever `send` it is given, acts on the `Verdict` of each answer and hands the
 caller's own value back in a typed outcome (`Sent` or `NotSent`). It knows nothing of windows,
@@ -14,16 +20,18 @@ reports or words for people: what happens is told to an `Events` object.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import datetime as dt
 import enum
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from ._answer import Answer, Verdict
+from ._answer import Answer, Blame, Verdict
 from ._interrupt import Interrupt
 from ._model import Stop, StopCause
 from ._policy import Policy
@@ -33,6 +41,7 @@ from ._slots import Slots
 T = TypeVar("T")
 Send = Callable[[], Awaitable[tuple[Answer, T]]]
 LOGIN_PAUSE = 0.2  # seconds at most a login waits after a parallel-quota answer
+OPEN = 1_000_000  # the slow-start gate's width once the method has shown it works: no gate at all
 RECHECK = 60.0  # seconds between looks at the clock during a quota wait (a suspended machine jumps)
 
 
@@ -94,19 +103,44 @@ class _Wait:
     probing: bool = False
 
 
+class CallKind(enum.Enum):
+    """What a call is, for the breaker: calls alike, one per counter, share one."""
+
+    WRITE = "write"  # a change to one counter: a success shows the token can write
+    READ = "read"  # a read of one counter's state (`status`)
+    OTHER = "other"  # anything else (a listing page): only answers that blame the method count
+
+
+@dataclass
+class _Breaker:
+    """One kind of call's final failures on one account while none of them has succeeded."""
+
+    succeeded: bool = False  # in this job: from then on, failures are the counters' own
+    alike: collections.Counter[object] = field(default_factory=collections.Counter)  # by signature
+
+
 class Login:
     """What Metrica counts per login, shared by every account that uses it (an agency's token with
-    several `ulogin` clients): the requests in flight, the budget, and a pause after the login's
-    parallel-request quota answered."""
+    several `ulogin` clients): the requests in flight, the budget, a pause after the login's
+    parallel-request quota answered, and the slow start of its per-counter requests."""
 
     def __init__(self, policy: Policy) -> None:
         self.slots = Slots(policy.concurrency)
         self.spent_today = 0  # sent since the last quota reset: the budget is per day with until_done
         self.day_ends = 0.0  # the reset that ends the day spent_today counts (epoch seconds)
         self.paused_until = 0.0
+        self.alone = Slots(1)  # per-counter requests one at a time, until one shows the method works
 
     def pause(self, seconds: float, now: float) -> None:
         self.paused_until = max(self.paused_until, now + seconds)
+
+    @property
+    def opened(self) -> bool:
+        return self.alone.limit >= OPEN
+
+    def open(self) -> None:
+        """The method works: every per-counter request may go, up to the login's slots."""
+        self.alone.widen(OPEN)
 
 
 class Lane:
@@ -118,11 +152,17 @@ class Lane:
         self.requests = 0  # sent in this run
         self.stop: Stop | None = None  # for good
         self.wait: _Wait | None = None  # until the quota resets
-        self.written = False  # a write succeeded in this job: denials are then this counter's own
-        self.denied = 0  # writes denied while none has succeeded
         self.unreachable = 0  # transport failures in a row, across counters
-        self.api_seen = False  # an answer that came from the API itself
-        self.foreign = 0  # answers that did not, before the first one that did
+        self.breakers = {kind: _Breaker() for kind in CallKind}
+
+    @property
+    def written(self) -> bool:
+        """A write succeeded in this job (this run, or an earlier one into the same report)."""
+        return self.breakers[CallKind.WRITE].succeeded
+
+    @written.setter
+    def written(self, value: bool) -> None:
+        self.breakers[CallKind.WRITE].succeeded = value
 
     @property
     def slots(self) -> Slots:
@@ -157,7 +197,7 @@ class _Tally:
         elif verdict.transient:  # the daily quota's answers under until_done are counted by its wait
             self.quota_answers += 1
 
-    def spent(self, state: RetryCallState) -> bool:
+    def spent(self, state: RetryCallState | None = None) -> bool:
         return (
             self.attempts >= self.policy.max_attempts or self.quota_answers >= self.policy.quota_answers_cap
         )
@@ -214,12 +254,15 @@ class Scheduler:
         return reset if reset > now else reset + dt.timedelta(days=1)
 
     async def call(
-        self, lane: Lane, subject: str, send: Send[T], *, write: bool = False
+        self, lane: Lane, subject: str, send: Send[T], *, write: bool = False, per_counter: bool = False
     ) -> Sent[T] | NotSent:
         """Send until a final answer, asking again on transient ones; `subject` names it in events.
 
-        `write`: the request changes something, so its denials tell whether the token can write.
+        `write`: the request changes one counter, so its denials tell whether the token can write.
+        `per_counter` (implied by `write`): one of many calls alike, one per counter, so the login's
+        first ones go alone and the same failure again and again, with no success, stops the account.
         """
+        kind = CallKind.WRITE if write else CallKind.READ if per_counter else CallKind.OTHER
         tally = _Tally(self.policy)
         last: tuple[Answer, T] | None = None
         retrying = AsyncRetrying(  # a new retrying object per call: no state shared between calls
@@ -233,12 +276,18 @@ class Scheduler:
         try:
             async for attempt in retrying:
                 with attempt:
-                    (answer, value), probe = await self._send_once(lane, send)
-                    tally.requests += 1
-                    last = (answer, value)
-                    self._react(lane, answer, subject, write, probe)
-                    if self._ask_again(answer):
-                        tally.note(answer.verdict)
+                    # The answer is acted on before the slow-start gate lets the next request go.
+                    async with self._alone(lane, kind):
+                        (answer, value), probe = await self._send_once(lane, send)
+                        tally.requests += 1
+                        last = (answer, value)
+                        self._react(lane, answer, subject, probe)
+                        again = self._ask_again(answer)
+                        if again:
+                            tally.note(answer.verdict)
+                        if not again or tally.spent():
+                            self._judge(lane, kind, answer, subject)
+                    if again:
                         raise _TryAgain(answer)
         except _TryAgain:
             assert last is not None
@@ -328,24 +377,23 @@ class Scheduler:
                 lane.login.spent_today += 1
                 return await send(), probe
 
-    def _react(self, lane: Lane, answer: Answer, subject: str, write: bool, probe: bool) -> None:
+    def _alone(self, lane: Lane, kind: CallKind) -> contextlib.AbstractAsyncContextManager[None]:
+        """The login's slow-start gate for per-counter requests, until the method has shown it works."""
+        if kind is CallKind.OTHER or lane.login.opened:
+            return contextlib.nullcontext()
+        return lane.login.alone
+
+    def _react(self, lane: Lane, answer: Answer, subject: str, probe: bool) -> None:
         """Apply what an answer says about everyone else: slow down, stop or wait."""
         verdict = answer.verdict
         if probe and lane.wait is not None:
             self._probed(lane, answer)
-        if answer.http_status is None:
+        if verdict is Verdict.NO_ANSWER:
             lane.unreachable += 1
             if lane.unreachable >= self.policy.unreachable_after * self.policy.max_attempts:
                 self.stop(lane, StopCause.UNREACHABLE, answer, subject)
             return
         lane.unreachable = 0
-        if verdict is Verdict.FOREIGN:
-            if not lane.api_seen:
-                lane.foreign += 1
-                if lane.foreign >= self.policy.foreign_after:
-                    self.stop(lane, StopCause.NOT_THE_API, answer, subject)
-            return
-        lane.api_seen = True
         self.address_refusals = self.address_refusals + 1 if verdict is Verdict.SLOW_ADDRESS else 0
         if self.address_refusals >= self.policy.address_refusals_cap:
             for each in self.lanes.values():  # the address, not a login, is used up: every account stops
@@ -363,12 +411,27 @@ class Scheduler:
             self.stop(lane, StopCause.REFUSED, answer, subject)
         elif verdict is Verdict.ACCOUNT_QUOTA:
             self._quota_spent(lane, Stop(StopCause.DAILY_QUOTA, answer, subject, lane.requests))
-        elif write and verdict is Verdict.DONE:
-            lane.written = True
-        elif write and verdict is Verdict.DENIED and not lane.written:
-            lane.denied += 1
-            if self.policy.max_denied and lane.denied >= self.policy.max_denied:
-                self.stop(lane, StopCause.CANNOT_WRITE, answer, subject)
+
+    def _judge(self, lane: Lane, kind: CallKind, answer: Answer, subject: str) -> None:
+        """A call's final answer, for the breaker: a success disarms it for good; the same failure
+        again and again, with none succeeded, stops the account before it fails every counter."""
+        breaker = lane.breakers[kind]
+        if answer.shows_the_method_works and kind is not CallKind.OTHER:
+            lane.login.open()
+        if answer.verdict is Verdict.DONE:
+            breaker.succeeded = True
+            return
+        if breaker.succeeded or not answer.verdict.failure or not self.policy.max_failures:
+            return
+        method = answer.blame is Blame.METHOD
+        if not method and kind is CallKind.OTHER:
+            return  # one listing page failing says nothing about the next: its caller decides
+        # Answers blaming the method are counted together, whatever they say: any 3 of them will do.
+        key = Blame.METHOD if method else answer.signature
+        breaker.alike[key] += 1
+        limit = self.policy.method_failures if method else self.policy.max_failures
+        if breaker.alike[key] >= limit:
+            self.stop(lane, _cause(answer, kind), answer, subject, alike=breaker.alike[key])
 
     def _pause(self, answer: Answer, default: float) -> float:
         if answer.retry_after is not None:
@@ -381,12 +444,13 @@ class Scheduler:
         cause: StopCause,
         answer: Answer | None = None,
         subject: str = "",
+        alike: int = 0,
         replace: bool = False,
     ) -> Stop:
         """Stop `lane` for good (the first stop stands, unless `replace`: a better-known cause); return
         the lane's stop."""
         if lane.stop is None or replace:
-            lane.stop = Stop(cause, answer, subject, lane.requests)
+            lane.stop = Stop(cause, answer, subject, lane.requests, alike)
             lane.wait = None
             self.events.stopped(lane.name, lane.stop)
         return lane.stop
@@ -409,7 +473,7 @@ class Scheduler:
         wait = lane.wait
         assert wait is not None
         wait.probing = False
-        if answer.http_status is None or answer.verdict in (Verdict.RETRY, Verdict.SLOW_ADDRESS):
+        if answer.verdict in (Verdict.NO_ANSWER, Verdict.RETRY, Verdict.SLOW_ADDRESS):
             return  # no word on the quota: the next request probes again
         if answer.verdict is Verdict.ACCOUNT_QUOTA:
             wait.reopens_at = self._clock() + wait.backoff
@@ -432,7 +496,7 @@ class Scheduler:
             return 0.0
         if answer.retry_after is not None:
             return min(answer.retry_after, self.policy.backoff_max)
-        if answer.verdict is not Verdict.RETRY:
+        if not answer.verdict.backs_off:
             return 0.0  # quota answers: the rate gate, the login's pause or the quota wait paces them
         backoff = wait_exponential_jitter(
             multiplier=self.policy.backoff_initial,
@@ -444,10 +508,21 @@ class Scheduler:
     def _retrying(self, state: RetryCallState, lane: Lane, subject: str) -> None:
         answer = _answer_of(state)
         assert answer is not None
-        if answer.verdict is Verdict.RETRY:
+        if answer.verdict.backs_off:
             self.retries += 1
         wait = state.next_action.sleep if state.next_action else 0.0
         self.events.retrying(lane.name, subject, state.attempt_number, wait, answer)
+
+
+def _cause(answer: Answer, kind: CallKind) -> StopCause:
+    """Why the breaker stopped an account, from the answer that tripped it."""
+    if answer.verdict is Verdict.FOREIGN:
+        return StopCause.NOT_THE_API
+    if answer.verdict is Verdict.DENIED and kind is CallKind.WRITE:
+        return StopCause.CANNOT_WRITE
+    if answer.verdict is Verdict.NO_ANSWER:
+        return StopCause.UNREACHABLE
+    return StopCause.SAME_FAILURE
 
 
 def _answer_of(state: RetryCallState) -> Answer | None:

@@ -41,11 +41,19 @@ class Slots:
 
     def _release(self) -> None:
         self.used -= 1
+        self._hand_over()
+
+    def _hand_over(self) -> None:
         while self._waiters and self.used < self.limit:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self.used += 1
                 waiter.set_result(None)
+
+    def widen(self, limit: int) -> None:
+        """Up to `limit` in flight from now on; waiters take the new slots at once."""
+        self.limit = max(self.limit, limit)
+        self._hand_over()
 
     def shrink(self) -> bool:
         """One fewer in flight from now on (never below 1); False when already at 1."""

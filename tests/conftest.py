@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +18,7 @@ from unittest import mock
 import aioresponses.core
 import pytest
 import yarl
-from aiohttp import ClientResponse, web
+from aiohttp import ClientResponse
 
 from bulk_enable import SandboxThread
 from bulk_enable._cli import main
@@ -29,8 +27,10 @@ from .support import fifo_maker as fifo_maker
 from .support import journal_statuses as journal_statuses
 from .support import read_report as read_report
 from .support import sandbox_thread
+from .support import serve_app as serve_app
 from .support import statuses as statuses
 from .support import symlink_maker as symlink_maker
+from .support import web_server as web_server
 from .support import write_config as write_config
 
 TOKEN = "test-token-7f3a9c2e41"  # distinctive, so a leak is found by a plain substring search
@@ -116,23 +116,6 @@ def sandbox_factory() -> Iterator[SandboxFactory]:
     yield start
     for box in started:
         box.__exit__(None, None, None)
-
-
-@contextlib.contextmanager
-def serve_app(app: web.Application) -> Iterator[str]:
-    """Serve an aiohttp app (a hostile or foreign server) on a loopback port in a thread; yield its URL."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(app)
-    loop.run_until_complete(runner.setup())
-    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 # --- the CLI ---------------------------------------------------------------------------------------

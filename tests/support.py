@@ -1,13 +1,19 @@
-"""Helpers shared by the tests and the benchmarks: sandboxes, job files, reading reports back."""
+"""Helpers shared by the tests and the benchmarks: sandboxes, other servers, job files, reading reports
+back."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import io
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from aiohttp import web
 
 from bulk_enable import Profile, SandboxThread
 from bulk_enable._render import is_xlsx
@@ -20,6 +26,39 @@ def sandbox_thread(token: str, known: str, **settings: Any) -> SandboxThread:
     settings.setdefault("tokens", {token: "agency"})
     settings.setdefault("counters", known)
     return SandboxThread(Profile().updated(settings))
+
+
+@contextlib.contextmanager
+def serve_app(app: web.Application) -> Iterator[str]:
+    """Serve an aiohttp app (a hostile or foreign server) on a loopback port in a thread; yield its URL."""
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+    loop.run_until_complete(runner.setup())
+    loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@contextlib.contextmanager
+def web_server(status: int, page: str) -> Iterator[tuple[str, list[str]]]:
+    """A web server that is not the API (a wrong --api-base): whatever it is asked, it answers
+    `status` with the HTML `page`; yields its URL and the paths it was asked for."""
+    hits: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    with serve_app(app) as url:
+        yield url, hits
 
 
 def write_config(path: Path, ids: range | list[int]) -> Path:

@@ -114,7 +114,7 @@ def test_a_second_signal_abandons_quietly(tmp_path: Path, sandbox_factory: Sandb
     config = write_config(tmp_path / "job.yaml", range(1, 101))
     report = tmp_path / "r.csv"
     proc = start_process("run", config, "--report", report, "--api-base", box.url, capture=True)
-    wait_for(lambda: box.stats()["write_requests"] >= 3)
+    wait_for(lambda: box.stats()["write_requests"] >= 1)  # the first write goes alone (slow start)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)

@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulk_enable import Answer, ExitCode, MetricaClient, Verdict, Window, check_api_base
+from bulk_enable._answer import Blame
 from bulk_enable._metrica import (
     LISTING_ANSWER_LIMIT,
     RETRY_AFTER_LIMIT,
@@ -126,10 +127,10 @@ async def state(client: MetricaClient, body: object, status: int = 200) -> tuple
     [
         (200, {"success": True}, Verdict.DONE, ""),
         (200, {"success": False}, Verdict.FAILED, "success_false"),
-        (200, {}, Verdict.FAILED, "success_false"),
-        (200, {"success": "true"}, Verdict.FAILED, "success_false"),
-        (200, "OK, done", Verdict.FAILED, "success_false"),
-        (200, "", Verdict.FAILED, "success_false"),
+        (200, {}, Verdict.FAILED, "unexpected_answer"),
+        (200, {"success": "true"}, Verdict.FAILED, "unexpected_answer"),
+        (200, "OK, done", Verdict.FOREIGN, "not_json"),
+        (200, "", Verdict.FOREIGN, "not_json"),
         (503, err(503, "backend_error"), Verdict.RETRY, "backend_error"),
         (504, err(504, "timeout"), Verdict.RETRY, "timeout"),
         (500, "<html><body>Internal error</body></html>", Verdict.RETRY, "http_500"),
@@ -174,6 +175,11 @@ async def state(client: MetricaClient, body: object, status: int = 200) -> tuple
         (404, {"detail": "not here"}, Verdict.FOREIGN, "http_404"),
         (400, "", Verdict.FAILED, "http_400"),
         (418, err(418, "brand_new_error"), Verdict.FAILED, "brand_new_error"),
+        (405, err(405, "invalid_parameter"), Verdict.FAILED, "invalid_parameter"),
+        (405, "<html>405 Not Allowed</html>", Verdict.FOREIGN, "http_405"),
+        (410, "", Verdict.FOREIGN, "http_410"),
+        (501, "<html>501 Not Implemented</html>", Verdict.FOREIGN, "http_501"),
+        (501, err(501, "not_implemented"), Verdict.FAILED, "not_implemented"),
     ],
 )
 async def test_answers_are_classified(
@@ -183,6 +189,56 @@ async def test_answers_are_classified(
     answer = await write(client, status, body)
     assert (answer.verdict, answer.error_type, answer.http_status) == (verdict, error_type, status)
     assert answer.message or verdict is Verdict.DONE
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "blame"),
+    [
+        (200, {"success": True}, Blame.NONE),
+        (200, {"success": False}, Blame.NONE),
+        (503, err(503, "backend_error"), Blame.NONE),
+        (418, err(418, "brand_new_error"), Blame.NONE),
+        (404, {"errors": [], "code": 404, "message": "no such counter"}, Blame.NONE),
+        (403, err(403, "access_denied"), Blame.COUNTER),
+        (403, err(403, "counter_in_connect"), Blame.COUNTER),
+        (404, err(404, "not_found"), Blame.EITHER),
+        (400, err(400, "invalid_parameter"), Blame.EITHER),
+        (405, err(405, "invalid_parameter"), Blame.METHOD),
+        (410, err(410, "not_found"), Blame.METHOD),
+        (501, err(501, "not_implemented"), Blame.METHOD),
+        (501, "<html>501 Not Implemented</html>", Blame.METHOD),
+        (404, "<html>Not Found</html>", Blame.METHOD),
+        (403, "<html>Forbidden</html>", Blame.METHOD),
+        (400, "", Blame.METHOD),
+        (200, {}, Blame.METHOD),
+        (200, "<html>Welcome</html>", Blame.METHOD),
+    ],
+)
+async def test_failures_say_whom_they_blame(
+    client: MetricaClient, status: int, body: object, blame: Blame
+) -> None:
+    """A failure names its counter (the method works), may be either, or blames the method or root."""
+    assert (await write(client, status, body)).blame is blame
+
+
+@pytest.mark.parametrize(
+    ("content_type", "signature"),
+    [
+        ("text/html; charset=utf-8", ("http_501", "text/html")),
+        ("TEXT/HTML", ("http_501", "text/html")),
+        ("application/json", ("http_501", "application/json")),
+        (None, ("http_501", "")),
+    ],
+)
+async def test_a_signature_is_the_error_type_and_the_media_type(
+    client: MetricaClient, content_type: str | None, signature: tuple[str, str]
+) -> None:
+    """Two answers are the same failure when their error type and media type (no parameters) match."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    with aioresponses() as m:
+        m.post(WRITE_URL, status=501, body=b"<html>501</html>", headers=headers, content_type="")
+        answer, _ = await client.switch_window(123, Window.CALLS, enable=True)
+    assert answer.signature == signature
 
 
 @pytest.mark.parametrize(
@@ -284,7 +340,7 @@ async def test_token_in_an_exception_text_is_scrubbed(client: MetricaClient, exc
     with aioresponses() as m:
         m.post(WRITE_URL, exception=exc)
         answer, _ = await client.switch_window(123, Window.CALLS, enable=True)
-    assert answer.verdict is Verdict.RETRY and answer.error_type == "connection_error"
+    assert answer.verdict is Verdict.NO_ANSWER and answer.error_type == "connection_error"
     assert_answer_safe(answer)
     assert MASK in answer.message
 
@@ -631,11 +687,12 @@ async def test_listing_without_rows_has_no_total(client: MetricaClient) -> None:
         "null",
     ],
 )
-async def test_a_body_that_is_not_a_listing_is_retried(client: MetricaClient, body: object) -> None:
-    """A 200 whose body is not {"counters": [...]} is a transient bad_listing, its text scrubbed."""
+async def test_a_body_that_is_not_a_listing_is_not_the_apis(client: MetricaClient, body: object) -> None:
+    """A 200 whose body is not {"counters": [...]} is not the API's listing (FOREIGN bad_listing, not
+    asked again), its text scrubbed."""
     answer, page = await listing(client, body)
-    assert (answer.verdict, answer.error_type) == (Verdict.RETRY, "bad_listing") and page == Page([], None)
-    assert answer.message.startswith("unexpected listing")
+    assert (answer.verdict, answer.error_type) == (Verdict.FOREIGN, "bad_listing") and page == Page([], None)
+    assert answer.message.startswith("unexpected listing") and "not the API's" in answer.message
     assert_answer_safe(answer)
 
 
@@ -733,14 +790,17 @@ async def test_state_dates_are_read(client: MetricaClient, value: str) -> None:
     ],
 )
 async def test_any_other_state_is_unexpected(client: MetricaClient, body: object) -> None:
-    """Any other shape is FAILED unexpected_answer, with a message that says what was expected."""
+    """Any other shape is FAILED unexpected_answer (not JSON at all: FOREIGN not_json), blaming the
+    method, with a message that says what was expected."""
     answer, since = await state(client, body)
+    json_body = not isinstance(body, str)
     assert (answer.verdict, answer.error_type, answer.http_status, since) == (
-        Verdict.FAILED,
-        "unexpected_answer",
+        Verdict.FAILED if json_body else Verdict.FOREIGN,
+        "unexpected_answer" if json_body else "not_json",
         200,
         None,
     )
+    assert answer.blame is Blame.METHOD
     assert answer.message.startswith('expected {"date": "YYYY-MM-DD"} or a date-time, got')
     assert_answer_safe(answer)
 
@@ -859,12 +919,13 @@ async def do_list(client: MetricaClient) -> Answer:
 async def test_transport_faults_are_transient(
     client: MetricaClient, call: Call, exc: Exception, error_type: str
 ) -> None:
-    """Connection errors and client timeouts are retried, with no HTTP status."""
+    """Connection errors and client timeouts are NO_ANSWER (retried as transient), with no HTTP status."""
     with aioresponses() as m:
         m.add(ANYWHERE, "POST", exception=exc)
         m.add(ANYWHERE, "GET", exception=exc)
         answer = await call(client)
-    assert (answer.verdict, answer.http_status, answer.error_type) == (Verdict.RETRY, None, error_type)
+    assert (answer.verdict, answer.http_status, answer.error_type) == (Verdict.NO_ANSWER, None, error_type)
+    assert answer.verdict.transient
     assert answer.message
 
 
@@ -877,18 +938,18 @@ def closed_port() -> int:
 
 
 async def test_a_refused_connection_is_transient() -> None:
-    """Nobody listening on the API root: RETRY with no HTTP status."""
+    """Nobody listening on the API root: NO_ANSWER, with no HTTP status."""
     async with open_session(5, 4) as session:
         answer = await do_write(MetricaClient(session, f"http://127.0.0.1:{closed_port()}", TOKEN))
     assert (answer.verdict, answer.http_status, answer.error_type) == (
-        Verdict.RETRY,
+        Verdict.NO_ANSWER,
         None,
         "connection_error",
     )
 
 
 async def test_a_body_cut_short_is_transient(serve: Serve) -> None:
-    """The server closes the connection halfway through the body: RETRY, not a half-read answer."""
+    """The server closes the connection halfway through the body: NO_ANSWER, not a half-read answer."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse()
@@ -903,14 +964,14 @@ async def test_a_body_cut_short_is_transient(serve: Serve) -> None:
     async with open_session(5, 4) as session:
         answer = await do_write(MetricaClient(session, box.base, TOKEN))
     assert (answer.verdict, answer.http_status, answer.error_type) == (
-        Verdict.RETRY,
+        Verdict.NO_ANSWER,
         None,
         "connection_error",
     )
 
 
 async def test_a_slow_server_is_a_client_timeout(serve: Serve) -> None:
-    """No answer within --timeout: RETRY client_timeout."""
+    """No answer within --timeout: NO_ANSWER client_timeout."""
     gate = asyncio.Event()
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -922,7 +983,11 @@ async def test_a_slow_server_is_a_client_timeout(serve: Serve) -> None:
     async with open_session(0.05, 4) as session:
         answer = await do_write(MetricaClient(session, box.base, TOKEN))
     gate.set()
-    assert (answer.verdict, answer.http_status, answer.error_type) == (Verdict.RETRY, None, "client_timeout")
+    assert (answer.verdict, answer.http_status, answer.error_type) == (
+        Verdict.NO_ANSWER,
+        None,
+        "client_timeout",
+    )
 
 
 # --- 11. any answer at all ------------------------------------------------------------------------

@@ -25,7 +25,8 @@ def test_no_option_changes_a_policy_default_unless_given(command: str) -> None:
     [
         (["run", "x.yaml", "--rps", "7"], "rps", 7.0),
         (["run", "x.yaml", "--backoff", "0"], "backoff_initial", 0.0),
-        (["run", "x.yaml", "--max-denied", "0"], "max_denied", 0),
+        (["run", "x.yaml", "--max-denied", "0"], "max_failures", 0),
+        (["status", "x.yaml", "--max-failures", "4"], "max_failures", 4),
         (["status", "x.yaml", "--max-requests", "9"], "max_requests", 9),
         (["check", "x.yaml", "--timeout", "2.5"], "timeout", 2.5),
         (["run", "x.yaml", "--until-done"], "until_done", True),
@@ -50,7 +51,7 @@ def test_every_policy_option_names_a_real_field() -> None:
     ("command", "option", "default"),
     [
         ("run", "--max-attempts", Policy().max_attempts),
-        ("run", "--max-denied", Policy().max_denied),
+        ("run", "--max-failures", Policy().max_failures),
         ("sandbox", "--daily-limit", Profile().daily_limit),
         ("sandbox", "--page-cap", Profile().page_cap),
         ("sandbox", "--quota-status", Profile().quota_status),

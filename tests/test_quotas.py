@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from bulk_enable._messages import clock
 from bulk_enable._model import Row, Status, Stop, StopCause
@@ -27,8 +26,8 @@ from .conftest import (
     cli_env,
     read_report,
     run_against,
-    serve_app,
     statuses,
+    web_server,
     write_config,
 )
 
@@ -209,6 +208,7 @@ def test_a_token_that_cannot_write_stops_within_ten_writes(
     writes = box.stats()["write_requests"]
     assert 10 <= writes <= 12
     assert "lack metrika:write" in first.stdout and "bulk-enable check" in first.stdout
+    assert 'next: it answered "403 access_denied: Access is denied"' in first.stdout
     second = run_against(box, config, report, "--rps", "1000", *FAST)
     tried = set(box.stats()["write_attempts"])
     assert second.returncode == 3 and len(tried) >= 2 * 10  # the rerun wrote to new counters
@@ -257,16 +257,8 @@ def test_a_wrong_api_root_is_refused_before_anything_is_sent(
 
 def test_a_server_that_is_not_the_api_stops_early(tmp_path: Path) -> None:
     """An --api-base that answers bare 404s (another web server): the account stops after three."""
-    hits: list[str] = []
-
-    async def not_found(request: web.Request) -> web.Response:
-        hits.append(request.path)
-        return web.Response(status=404, text="<html>Not Found</html>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", not_found)
     config = write_config(tmp_path / "job.yaml", range(1, 301))
-    with serve_app(app) as url:
+    with web_server(404, "<html>Not Found</html>") as (url, hits):
         done = cli("run", config, "--report", tmp_path / "r.csv", "--api-base", url)
     assert done.returncode == 3
     assert len(hits) <= 5
@@ -386,7 +378,7 @@ def test_without_a_terminal_a_wait_says_so_every_ten_minutes(
     assert "default: waiting for the daily quota until" in still[0]
 
 
-@pytest.mark.parametrize("budget", [None, 3])
+@pytest.mark.parametrize("budget", [None, 4])  # 4: the first write alone (slow start), then 3 at once
 def test_two_clients_of_one_agency_login_share_its_quotas(
     tmp_path: Path, sandbox_factory: SandboxFactory, budget: int | None
 ) -> None:

@@ -24,6 +24,7 @@ from bulk_enable import (
     StopCause,
     Verdict,
 )
+from bulk_enable._answer import Blame
 from bulk_enable._scheduler import Lane
 from bulk_enable._slots import Slots
 
@@ -46,12 +47,14 @@ class Spy:
         self.delay = delay
         self.in_flight = self.peak = self.calls = 0
         self.sent_at: list[float] = []
+        self.alongside: list[int] = []  # requests in flight as each one was sent (itself included)
 
     def send(self) -> Callable[[], Awaitable[Reply]]:
         async def one() -> Reply:
             self.calls += 1
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
+            self.alongside.append(self.in_flight)
             self.sent_at.append(time.monotonic())
             try:
                 await asyncio.sleep(self.delay)
@@ -84,12 +87,12 @@ class Recorder(Events):
 
 
 async def run_all(
-    scheduler: Scheduler, lane: Lane, n: int, spy: Spy, write: bool = False
+    scheduler: Scheduler, lane: Lane, n: int, spy: Spy, write: bool = False, per_counter: bool = False
 ) -> list[Sent[None] | NotSent]:
     results: list[Sent[None] | NotSent] = []
 
     async def work(i: int) -> None:
-        results.append(await scheduler.call(lane, str(i), spy.send(), write=write))
+        results.append(await scheduler.call(lane, str(i), spy.send(), write=write, per_counter=per_counter))
 
     await scheduler.for_each(lane, range(n), work)
     return results
@@ -169,7 +172,7 @@ async def test_rate_is_kept_with_no_burst(rps: float) -> None:
     ("answers", "requests", "final", "gave_up"),
     [
         ([Answer(Verdict.RETRY, 503, "backend_error")] * 2, 3, Verdict.DONE, False),
-        ([Answer(Verdict.RETRY, None, "connection_error")] * 9, 4, Verdict.RETRY, True),
+        ([Answer(Verdict.NO_ANSWER, None, "connection_error")] * 9, 4, Verdict.NO_ANSWER, True),
         ([Answer(Verdict.FAILED, 403, "counter_in_connect")], 1, Verdict.FAILED, False),
         ([Answer(Verdict.DENIED, 403, "access_denied")], 1, Verdict.DENIED, False),
         (
@@ -313,7 +316,7 @@ async def test_denied_writes_stop_an_account_that_never_wrote(
     first: Answer | None, max_denied: int, write: bool, stops: bool
 ) -> None:
     """Writes all access_denied with none succeeded: the account stops after about max_denied of them."""
-    scheduler = Scheduler(replace(FAST, max_denied=max_denied))
+    scheduler = Scheduler(replace(FAST, max_failures=max_denied))
     lane = scheduler.lane("a")
     denied = Answer(Verdict.DENIED, 403, "access_denied", "Access is denied")
     spy = Spy([first] if first else [], answer=lambda: denied)
@@ -349,10 +352,116 @@ async def test_unreachable_api_stops_the_lane() -> None:
     """When nothing answers at all, the lane stops instead of failing every counter slowly."""
     scheduler = Scheduler(replace(FAST, max_attempts=3))
     lane = scheduler.lane("a")
-    spy = Spy(answer=lambda: Answer(Verdict.RETRY, None, "connection_error", "Cannot connect"), delay=0)
+    spy = Spy(answer=lambda: Answer(Verdict.NO_ANSWER, None, "connection_error", "Cannot connect"), delay=0)
     await run_all(scheduler, lane, 200, spy)
     assert lane.stop is not None and lane.stop.cause is StopCause.UNREACHABLE
     assert spy.calls < 30
+
+
+NOT_FOUND = Answer(Verdict.FAILED, 404, "not_found", "Not found", blame=Blame.EITHER)
+IN_CONNECT = Answer(Verdict.FAILED, 403, "counter_in_connect", "In Connect", blame=Blame.COUNTER)
+DENIED = Answer(Verdict.DENIED, 403, "access_denied", "Access is denied", blame=Blame.COUNTER)
+NOT_ALLOWED = Answer(Verdict.FAILED, 405, "invalid_parameter", "Not allowed", blame=Blame.METHOD)
+PAGE_501 = Answer(Verdict.FOREIGN, 501, "http_501", "<html>501</html>", content_type="text/html")
+NO_SUCCESS = Answer(Verdict.FAILED, 200, "unexpected_answer", "{}", blame=Blame.METHOD)
+INVALID = Answer(Verdict.FAILED, 400, "invalid_parameter", "Invalid", blame=Blame.EITHER)
+BACKEND = Answer(Verdict.RETRY, 503, "backend_error", "Internal backend error")
+
+
+@pytest.mark.parametrize(
+    ("write", "per_counter", "opens_with"),
+    [(True, False, OK), (False, True, OK), (True, False, IN_CONNECT), (True, False, DENIED)],
+)
+async def test_a_logins_first_per_counter_requests_go_alone(
+    write: bool, per_counter: bool, opens_with: Answer
+) -> None:
+    """Writes (or per-counter reads) go one at a time while the answers could mean the method is
+    gone; the first that shows it works (a success, or a failure naming the counter) opens the login."""
+    scheduler = Scheduler(FAST)
+    spy = Spy([NOT_FOUND, INVALID, NOT_FOUND, BACKEND, NOT_FOUND, opens_with], delay=0.01)
+    await run_all(scheduler, scheduler.lane("a"), 60, spy, write=write, per_counter=per_counter)
+    assert spy.alongside[:6] == [1] * 6 and spy.peak == 3
+
+
+async def test_other_calls_do_not_wait_for_the_slow_start() -> None:
+    """Listing pages and other calls that are not one per counter are not held back."""
+    scheduler = Scheduler(FAST)
+    spy = Spy([NOT_FOUND] * 6, delay=0.01)
+    await run_all(scheduler, scheduler.lane("a"), 30, spy)
+    assert spy.alongside[:3] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    ("answer", "write", "cause", "calls"),
+    [
+        (NOT_FOUND, True, StopCause.SAME_FAILURE, 10),  # a method that is gone answers like a counter
+        (INVALID, True, StopCause.SAME_FAILURE, 10),
+        (NOT_FOUND, False, StopCause.SAME_FAILURE, 10),  # per-counter reads (status) alike
+        (DENIED, False, StopCause.SAME_FAILURE, 12),  # a read denied is not "cannot write"
+        (IN_CONNECT, True, StopCause.SAME_FAILURE, 12),  # opened: 2 more were in flight
+        (NOT_ALLOWED, True, StopCause.SAME_FAILURE, 3),  # the method is to blame: 3 will do
+        (NO_SUCCESS, True, StopCause.SAME_FAILURE, 3),
+        (PAGE_501, True, StopCause.NOT_THE_API, 3),
+        (PAGE_501, False, StopCause.NOT_THE_API, 3),
+        # each gave up after 4 attempts; between one's attempts, others sent theirs
+        (BACKEND, True, StopCause.SAME_FAILURE, 10 * 4 + FAST.workers),
+    ],
+)
+async def test_the_same_failure_again_and_again_stops_the_account(
+    answer: Answer, write: bool, cause: StopCause, calls: int
+) -> None:
+    """Any failure, the same for every counter with none succeeded, stops the account after
+    --max-failures of them (3 when the answers blame the method), one at a time until then."""
+    scheduler = Scheduler(replace(FAST, max_attempts=4))
+    lane = scheduler.lane("a")
+    spy = Spy(answer=lambda: answer, delay=0.002)
+    results = await run_all(scheduler, lane, 500, spy, write=write, per_counter=not write)
+    assert lane.stop is not None and (lane.stop.cause, lane.stop.answer) == (cause, answer)
+    assert spy.calls <= calls and lane.stop.alike in (10, 3)
+    assert len(results) <= 10 + FAST.workers  # the others were never picked up
+
+
+@pytest.mark.parametrize("limit", [3, 10, 25])
+async def test_max_failures_is_the_limit_and_zero_is_never(limit: int) -> None:
+    """--max-failures N stops after N failures alike, one at a time; 0 never stops (not even a method
+    that is gone)."""
+    scheduler = Scheduler(replace(FAST, max_failures=limit))
+    lane = scheduler.lane("a")
+    spy = Spy(answer=lambda: NOT_FOUND, delay=0)
+    await run_all(scheduler, lane, 200, spy, write=True)
+    assert lane.stop is not None and spy.calls == limit
+    never = Scheduler(replace(FAST, max_failures=0))
+    method = Spy(answer=lambda: NOT_ALLOWED, delay=0)
+    await run_all(never, never.lane("a"), 200, method, write=True)
+    assert method.calls == 200 and never.lanes["a"].stop is None
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [NOT_FOUND if i % 20 == 0 else OK for i in range(400)],  # one counter in 20 deleted
+        [OK] + [NOT_FOUND, INVALID, IN_CONNECT, DENIED, NOT_ALLOWED, PAGE_501] * 20,  # after a success
+        [NOT_FOUND] * 9 + [OK] + [NOT_FOUND] * 50,  # 9 at the top, then one success
+        [NOT_FOUND, INVALID] * 4 + [NOT_ALLOWED] * 2 + [OK] + [NOT_FOUND] * 30,  # kinds counted apart
+    ],
+)
+async def test_failures_mixed_with_a_success_never_stop_the_account(script: list[Answer]) -> None:
+    """Once a write has succeeded, failures are their counters' own: every counter is sent."""
+    scheduler = Scheduler(FAST)
+    lane = scheduler.lane("a")
+    spy = Spy(list(script), delay=0)
+    await run_all(scheduler, lane, len(script), spy, write=True)
+    assert lane.stop is None and spy.calls == len(script)
+
+
+async def test_a_success_in_an_earlier_run_disarms_the_breaker() -> None:
+    """A rerun of a job that has written before: its failures alike are those counters' own."""
+    scheduler = Scheduler(FAST)
+    lane = scheduler.lane("a")
+    lane.written = True  # as _jobs sets it from the report
+    spy = Spy(answer=lambda: NOT_FOUND, delay=0)
+    await run_all(scheduler, lane, 40, spy, write=True)
+    assert lane.stop is None and spy.calls == 40
 
 
 async def test_cancellation_is_not_retried_or_swallowed() -> None:
