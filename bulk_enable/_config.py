@@ -577,16 +577,19 @@ def _tab_at(text: str, line: int, column: int, problem: str) -> bool:
 
 
 class _Node:
-    """A YAML node as validation needs it: the tag, the value, the line and whether it was quoted.
+    """A YAML node as validation needs it: the tag, the value, the line, whether it was quoted and
+    the tag it was given, if any, as written (`!!str`).
 
     PyYAML's own nodes carry two Mark objects each; for 100,000 IDs its tree peaks at ~53 MB against
     the list's 9 MB. These, built from the parser's events, keep the peak near the list itself.
     """
 
-    __slots__ = ("line", "quoted", "tag", "value")
+    __slots__ = ("given_tag", "line", "quoted", "tag", "value")
 
-    def __init__(self, tag: str, value: Any, line: int, quoted: bool = False) -> None:
-        self.tag, self.value, self.line, self.quoted = tag, value, line, quoted
+    def __init__(
+        self, tag: str, value: Any, line: int, quoted: bool = False, given_tag: str | None = None
+    ) -> None:
+        self.tag, self.value, self.line, self.quoted, self.given_tag = tag, value, line, quoted, given_tag
 
 
 class _Scalar(_Node):
@@ -656,7 +659,8 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
             if tag in (None, "!"):
                 tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
             quoted = event.style in ("'", '"')
-            attach(_Scalar(tag, event.value, _line(event), quoted), event.anchor)
+            given = None if event.tag is None else event.tag.replace("tag:yaml.org,2002:", "!!")
+            attach(_Scalar(tag, event.value, _line(event), quoted, given), event.anchor)
         elif isinstance(event, yaml.SequenceStartEvent):
             checked_tag(event)
             node: _Node = _Seq("seq", [], _line(event))
@@ -682,7 +686,7 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
                     f"the alias *{event.anchor} repeats a whole list or mapping: write its counters out once",
                 )
             # on its own line: a repeated ID is reported where it repeats
-            attach(_Scalar(target.tag, target.value, _line(event), target.quoted), None)
+            attach(_Scalar(target.tag, target.value, _line(event), target.quoted, target.given_tag), None)
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
@@ -860,6 +864,13 @@ class _Parser:
             self.fail(node, f"counter ID must be a positive whole number, got {_shown(node)}")
             return None
         value = str(node.value)
+        if node.given_tag is not None and _DIGITS.fullmatch(value.strip()):
+            # `!!str 123` is no more an ID than "123" is; a wrong number is said as such first
+            number = _id_from_text(value.strip(), line, self.ids, _shown(node))
+            if number is not None:
+                what = f"counter ID must be a positive whole number, got {node.given_tag} {number}"
+                self.fail(node, f"{what}: remove the tag, write {number}")
+            return None
         if node.quoted and _DIGITS.fullmatch(value.strip()):
             value = repr(value)  # shown as typed, quotes and all, for the hint
         elif node.tag not in (_INT_TAG, _STR_TAG, "tag:yaml.org,2002:float"):

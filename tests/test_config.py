@@ -302,6 +302,7 @@ def test_a_handwritten_report_drops_the_guard_apostrophe(tmp_path: Path, text: s
             "no counter ID column (columns: 'a', 'b'): name it counter_id, id, Счётчик",
         ),
         ("job.csv", "counter_id,label\n1," + "x" * 200_000 + "\n", 2, "longer than 65,536 characters"),
+        ("job.yaml", "- !!str 123\n", 1, "got !!str 123: remove the tag, write 123"),
         ("job.csv", "id,counter_id\n1,2\n", 1, "two counter ID columns, 'id' and 'counter_id'"),
     ],
 )
@@ -527,6 +528,37 @@ def test_accounts_are_not_counted_as_counters(tmp_path: Path, monkeypatch: pytes
         f"  - {{name: a{i}, token_env: T{i}, counters: [{i}]}}\n" for i in (1, 2, 3)
     )
     assert ids(load(tmp_path, "job.yaml", text)) == [1, 2, 3]
+
+
+MUST = "counter ID must be a positive whole number, got"
+
+
+@pytest.mark.parametrize(
+    ("text", "tagged"),
+    [
+        ("- !!str 123\n", [(1, "!!str 123")]),
+        ("- 1\n- !!float 124\n", [(2, "!!float 124")]),
+        ("- !!int 125\n", [(1, "!!int 125")]),
+        ("- ! 126\n", [(1, "! 126")]),
+        ('- !!str "127"\n', [(1, "!!str 127")]),
+        ("counters:\n  - {id: !!str 128, label: x}\n", [(2, "!!str 128")]),
+        ("- &a !!str 129\n- *a\n", [(1, "!!str 129"), (2, "!!str 129")]),
+    ],
+)
+def test_a_tagged_id_is_refused(tmp_path: Path, text: str, tagged: list[tuple[int, str]]) -> None:
+    """`!!str 123`, `!!float 124` or any other tag on an ID is refused as `"123"` is, on its line."""
+    path, lines = refuse(tmp_path, "job.yaml", text)
+    number = tagged[0][1].rsplit(" ", 1)[-1]
+    assert lines == [f"{path}: line {n}: {MUST} {t}: remove the tag, write {number}" for n, t in tagged]
+
+
+def test_a_tagged_id_that_is_wrong_anyway_says_what_is_wrong(tmp_path: Path) -> None:
+    """A tagged ID with a leading zero gets the leading-zero hint first, not "write 0130"."""
+    path, lines = refuse(tmp_path, "job.yaml", "- !!str 0130\n")
+    assert lines == [
+        f"{path}: line 1: {MUST} '0130' (text): drop the leading zero, write 130 "
+        "(YAML reads a number with a leading zero as octal)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -903,6 +935,7 @@ def test_directory_is_one_clear_line(tmp_path: Path) -> None:
         ("bad.csv", 'counter_id;label\n11;Магазин\n12;"Магазин Б\n13;c\n'),
         ("bad.txt", "11\x0b12\n"),
         ("bad.txt", "x\n" * 11 + "1" * 100_000 + "\n"),
+        ("bad.yaml", "- !!str 123\n- !!float 124\n"),
         ("bad.csv", "id,counter_id\n1,2\n"),
         ("missing.yaml", None),
     ],
