@@ -58,8 +58,11 @@ _THOUSANDS = re.compile(r"[0-9]{1,3}(?:[\s\u00a0\u202f\u2009][0-9]{3})+")
 _CSV_HEADER = re.compile(r"\s*['\"]?(?:" + "|".join(_ID_COLUMNS) + r")['\"]?\s*(?:[,;\t]|$)", re.IGNORECASE)
 # What str.splitlines() (and some editors) also take for a line break: within a line, a mistake.
 _LINE_BREAKS = re.compile("\r(?!\n)|[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_OLD_MAC = (
+    "a carriage return (\\r) without a newline in the line: remove it (a file whose lines all end so, "
+    "an old Mac format, must be saved again: as CSV UTF-8 in Excel)"
+)
 _BREAK_NAMES = {
-    "\r": "a carriage return (\\r) without a newline",
     "\x0b": "a vertical tab (\\x0b)",
     "\x0c": "a form feed (\\x0c)",
     "\x1c": "a file separator (\\x1c)",
@@ -295,20 +298,26 @@ class _Lines:
         return line
 
     def _check(self, line: str) -> None:
+        found = _LINE_BREAKS.search(line)
+        old_mac = found is not None and found.group() == "\r"  # lines ended by "\r" alone are one line here
         ending = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
         if len(line) - ending > MAX_LINE:
             self.ids.stop(
                 self.number,
-                f"longer than {MAX_LINE:,} characters: a counter ID and its label need far fewer: "
+                _OLD_MAC
+                if old_mac
+                else f"longer than {MAX_LINE:,} characters: a counter ID and its label need far fewer: "
                 "is it the right file?",
             )
         if self.read > MAX_BYTES:
             raise ConfigError([*self.ids.errors, _too_big(self.ids.path, "it is")])
-        if found := _LINE_BREAKS.search(line):
+        if found is not None:
             self.flawed.add(self.number)
             self.ids.problem(
                 self.number,
-                f"{_BREAK_NAMES[found.group()]} in the line, where other programs may see a line "
+                _OLD_MAC
+                if old_mac
+                else f"{_BREAK_NAMES[found.group()]} in the line, where other programs may see a line "
                 "break: remove it (one line for each counter)",
             )
 

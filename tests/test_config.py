@@ -411,11 +411,22 @@ def test_only_a_newline_ends_a_line(
     path = tmp_path / name
     path.write_bytes(text.replace("{}", char).encode(encoding))
     lines = refused(path)
-    breaks = [
-        f"{path}: line {n}: {said} in the line, where other programs may see a line break" for n in flawed
-    ]
+    where = "" if char == "\r" else ", where other programs may see a line break"
+    breaks = [f"{path}: line {n}: {said} in the line{where}" for n in flawed]
     assert [line.split(": remove it")[0] for line in lines[:-1]] == breaks
     assert lines[-1] == f"{path}: line {bad}: counter ID must be a positive whole number, got 'x'"
+
+
+@pytest.mark.parametrize("rows", [2, MAX_LINE // 4])
+def test_an_old_mac_file_is_told_to_be_saved_again(tmp_path: Path, rows: int) -> None:
+    """Lines ended by a carriage return alone (an old Mac CSV) are one line here: refused on line 1
+    with what to do, however long that line is."""
+    text = "counter_id,label\r" + "".join(f"{i},a\r" for i in range(1, rows))
+    path, lines = refuse(tmp_path, "job.csv", text)
+    assert lines == [
+        f"{path}: line 1: a carriage return (\\r) without a newline in the line: remove it (a file whose "
+        "lines all end so, an old Mac format, must be saved again: as CSV UTF-8 in Excel)"
+    ]
 
 
 @pytest.mark.parametrize("name", ["job.txt", "job.csv", "job.yaml", "job"])
