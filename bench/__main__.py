@@ -408,6 +408,9 @@ def fuzz(examples: int) -> dict[str, Any]:
     selected = [
         "tests/test_reliability.py::test_loader_accepts_or_refuses_in_one_line",
         "tests/test_reliability.py::test_bad_input_never_sends_a_request",
+        "tests/test_reliability.py::test_a_table_loads_exactly_what_a_strict_csv_reader_sees_or_is_refused",
+        "tests/test_reliability.py::test_a_table_a_csv_writer_wrote_loads_as_written",
+        "tests/test_reliability.py::test_a_refused_table_sends_nothing",
         "tests/test_reliability.py::test_hostile_answers_never_crash_leak_or_inject",
         "tests/test_metrica.py::test_any_answer_gives_safe_typed_results",
         "tests/test_untrusted.py",
@@ -618,8 +621,9 @@ def render_doc(r: dict[str, Any]) -> str:
         f"seconds: {[round(x, 2) for x in k['lag']]} (promised at most {RENDER_EVERY:g} s at this size: "
         f"{ok[max(k['lag']) <= RENDER_EVERY + 0.5]}); writes repeated in all: **{k['repeated_total']}** (at most 3 per "
         f"kill: {ok[k['repeated_total'] <= 3 * k['runs']]}); final exit {k['code']}.",
-        f"- The property tests at {z['examples']:,} examples each (random job files and YAML-like text; the real CLI on "
-        "fuzzed input; the client fed random status codes, headers and bodies with arbitrary unicode, echoed tokens, "
+        f"- The property tests at {z['examples']:,} examples each (random job files and YAML-like text; .csv and .txt "
+        "tables with stray quotes, separators and line breaks in four encodings, against a strict CSV reader; the "
+        "real CLI on fuzzed input; the client fed random status codes, headers and bodies with arbitrary unicode, echoed tokens, "
         "lone surrogates and escape sequences; whole runs fed hostile answers, at a quarter of the examples): "
         f"`{z['tail']}` (exit {z['code']}, {z['seconds']:.0f} s). No exception escaped, no token or control "
         "character reached any output, every report was valid UTF-8.",

@@ -3,6 +3,10 @@
 Everything a user can get wrong is refused here, before any request is sent: up to ten problems at
 once, each on one line with the file, the line and the offending value, and a hint where the
 mistake is a common one (quotes, tabs, commas, leading zeros, a missing `- `).
+
+A job is at most MAX_COUNTERS counters in a file of at most MAX_BYTES; a .txt or .csv is read line
+by line (lines of at most MAX_LINE characters), so a file that is not a job is refused in bounded
+memory: at the first line too long, at the eleventh problem, or at the counter past the limit.
 """
 
 from __future__ import annotations
@@ -10,20 +14,27 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import itertools
 import logging
+import math
+import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
 from ._errors import UsageError, UserError
-from ._model import ENV_NAME, LOGIN_PATTERN, MAX_ID, Counter
+from ._model import COLUMNS, ENV_NAME, LOGIN_PATTERN, MAX_ID, Counter
 from ._untrusted import FORMULA_START, SURROGATE
 
 log = logging.getLogger("bulk_enable")
 
 DEFAULT_ACCOUNT = "default"
 MAX_ERRORS = 10
+MAX_COUNTERS = 1_000_000  # in one job: one sheet of a workbook holds them all (1,048,575 rows)
+MAX_BYTES = 256 * 2**20  # a job file's size: 1,000,000 counters with labels fit well within it
+MAX_LINE = 65_536  # characters of one line of a .txt or .csv: an ID and its label need far fewer
 
 _INT_TAG = "tag:yaml.org,2002:int"
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -42,17 +53,33 @@ _ULOGIN_HEADERS = frozenset({"ulogin", "client", "clientlogin", "логин", "�
 _LABEL_HEADERS = ("label", "name", "site", "подпись", "название", "имя", "клиент", "сайт", "описание")
 _THOUSANDS = re.compile(r"[0-9]{1,3}(?:[\s\u00a0\u202f\u2009][0-9]{3})+")
 _CSV_HEADER = re.compile(r"\s*['\"]?(?:" + "|".join(_ID_COLUMNS) + r")['\"]?\s*(?:[,;\t]|$)", re.IGNORECASE)
+# What str.splitlines() (and some editors) also take for a line break: within a line, a mistake.
+_LINE_BREAKS = re.compile("\r(?!\n)|[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+_OLD_MAC = (
+    "a carriage return (\\r) without a newline in the line: remove it (a file whose lines all end so, "
+    "an old Mac format, must be saved again: as CSV UTF-8 in Excel)"
+)
+_BREAK_NAMES = {
+    "\x0b": "a vertical tab (\\x0b)",
+    "\x0c": "a form feed (\\x0c)",
+    "\x1c": "a file separator (\\x1c)",
+    "\x1d": "a group separator (\\x1d)",
+    "\x1e": "a record separator (\\x1e)",
+    "\x85": "a next-line character (U+0085)",
+    "\u2028": "a line separator (U+2028)",
+    "\u2029": "a paragraph separator (U+2029)",
+}
+_REPORT_HEADERS = frozenset(COLUMNS.values())  # a report of this tool: its label cells may span lines
+_ROW_START = re.compile(r"\s*[0-9]+\s*[,;\t]")  # a line that reads as a row of its own: `123,...`
+_LABEL = 1  # the label's column in a report of this tool
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 class ConfigError(UserError):
     """A job file that cannot be run; each line of the message names the file and the line."""
 
     def __init__(self, lines: list[str]) -> None:
-        shown = lines[:MAX_ERRORS]
-        if len(lines) > MAX_ERRORS:
-            more = len(lines) - MAX_ERRORS
-            shown.append(f"... and {more} more {'problem' if more == 1 else 'problems'} like these")
-        super().__init__("\n".join(shown))
+        super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,61 +133,131 @@ def load_config(path: Path) -> Config:
             ]
         )
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_BYTES:
+                raise ConfigError([_too_big(path, f"{math.ceil(size / 2**20):,} MB is")])
+            if suffix in (".txt", ".csv"):
+                return _load_table(f, path)
+            raw = f.read(MAX_BYTES + 1)  # YAML is read whole (a pipe has no size to check first)
+        if len(raw) > MAX_BYTES:
+            raise ConfigError([_too_big(path, "it is")])
         # Excel's "Unicode text" is UTF-16 with a BOM; everything else should be UTF-8.
-        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
+        text = raw.decode("utf-16") if raw[:2] in _UTF16_BOMS else raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        if suffix not in (".csv", ".txt"):
-            raise ConfigError(
-                [
-                    f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (in Notepad: "
-                    "File > Save As, Encoding: UTF-8)"
-                ]
-            ) from None
-        # Excel's plain "CSV (разделители - запятые)" is Windows-1251 in a Russian locale.
-        text = raw.decode("cp1251", "replace")
-        log.warning(
-            "%s is not UTF-8: read as Windows-1251 (%s); labels may need a look",
-            path,
-            "Excel's plain CSV" if suffix == ".csv" else "Windows' ANSI text",
-        )
+        raise ConfigError([_not_utf8(path, e)]) from None
     except FileNotFoundError:
         raise ConfigError([f"{path}: no such file"]) from None
     except IsADirectoryError:
         raise ConfigError([f"{path}: is a directory, not a file of counter IDs"]) from None
     except OSError as e:
         raise ConfigError([f"{path}: cannot read ({e.strerror})"]) from None
-    if suffix == ".txt":
-        # Excel's "Unicode text" is a .txt table with tabs; a column saved with its header is one too.
-        return parse_csv(text, path) if _is_a_table(text) else parse_lines(text, path)
-    if suffix == ".csv":
-        return parse_csv(text, path)
     return parse_config(text, path)
+
+
+def _not_utf8(path: Path, e: UnicodeDecodeError) -> str:
+    return (
+        f"{path}: not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (in Notepad: "
+        "File > Save As, Encoding: UTF-8)"
+    )
+
+
+def _too_many() -> str:
+    most = f"{MAX_COUNTERS:,}"
+    return f"more than {most} counters: one job runs at most {most}: split the list into several jobs"
+
+
+def _too_big(path: Path, what: str) -> str:
+    return (
+        f"{path}: {what} more than a job file can be ({MAX_BYTES // 2**20} MB, {MAX_COUNTERS:,} counters): "
+        "split it into several jobs"
+    )
+
+
+def _load_table(f: io.BufferedReader, path: Path) -> Config:
+    """A .txt or .csv read line by line: UTF-8, or UTF-16 with its BOM (Excel's "Unicode text");
+    not UTF-8, it is read again as Windows-1251 (Excel's plain CSV in a Russian locale)."""
+    suffix = path.suffix.lower()
+    encoding = "utf-16" if f.peek(2)[:2] in _UTF16_BOMS else "utf-8-sig"
+    try:
+        return _parse_table(f, path, suffix, encoding)
+    except UnicodeDecodeError as e:
+        if encoding == "utf-16":
+            raise ConfigError(
+                [f"{path}: not UTF-16 text ({e.reason}): save it again as CSV UTF-8, or as Unicode text"]
+            ) from None
+        if not f.seekable():  # a pipe: what was read cannot be read again
+            raise ConfigError([_not_utf8(path, e)]) from None
+    log.warning(
+        "%s is not UTF-8: read as Windows-1251 (%s); labels may need a look",
+        path,
+        "Excel's plain CSV" if suffix == ".csv" else "Windows' ANSI text",
+    )
+    f.seek(0)
+    return _parse_table(f, path, suffix, "cp1251")
+
+
+def _parse_table(f: io.BufferedReader, path: Path, suffix: str, encoding: str) -> Config:
+    stream = io.TextIOWrapper(
+        f, encoding, errors="replace" if encoding == "cp1251" else "strict", newline="\n"
+    )
+    try:
+        return _parse_stream(stream, path, suffix)
+    finally:
+        stream.detach()  # the file is the caller's to read again or close
+
+
+def _parse_stream(stream: TextIO, path: Path, suffix: str) -> Config:
+    ids = _Ids(path)
+    lines = _Lines(stream, ids)
+    if suffix == ".csv":
+        return _parse_csv(lines, lines.flawed, ids)
+    # Excel's "Unicode text" is a .txt table with tabs; a column saved with its header is one too.
+    # Its first line that says something tells (blank lines and comments say nothing of the shape).
+    skipped, first = 0, ""
+    for line in lines:
+        if line.split("#", 1)[0].strip():
+            first = line
+            break
+        skipped += 1
+    parse = _parse_csv if _is_a_table(first.split("#", 1)[0]) else _parse_lines
+    return parse(itertools.chain([first] if first else [], lines), lines.flawed, ids, skipped + 1)
 
 
 # --- plain lists -----------------------------------------------------------------------------------
 
 
 class _Ids:
-    """Collects counters and problems, and spots IDs listed twice (by ID, whatever the line)."""
+    """Collects counters and problems, and spots IDs listed twice (by ID, whatever the line).
+
+    The eleventh problem, or the counter past MAX_COUNTERS, stops the reading (ConfigError).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.errors: list[str] = []
         self.first: dict[int, int] = {}  # ID -> line of its first appearance
-        self.taken: set[int] = set()
         self.repeats = 0
         self.examples: list[tuple[int, int, int]] = []
 
     def problem(self, line: int | None, what: str) -> None:
+        if len(self.errors) == MAX_ERRORS:
+            where = f" at line {line}" if line is not None else ""
+            raise ConfigError([*self.errors, f"... and more: reading stopped{where} (fix these first)"])
         where = f"line {line}: " if line is not None else ""
         self.errors.append(f"{self.path}: {where}{what}")
 
+    def stop(self, line: int, what: str) -> NoReturn:
+        """A problem that ends the reading: said after those found before it."""
+        raise ConfigError([*self.errors, f"{self.path}: line {line}: {what}"])
+
     def add(self, counter_id: int, line: int) -> bool:
         """True for the ID's first appearance; a repeat (by ID, whatever the line) is counted, not run."""
-        first = self.first.setdefault(counter_id, line)
-        if first == line and counter_id not in self.taken:
-            self.taken.add(counter_id)
+        first = self.first.get(counter_id)
+        if first is None:
+            self.first[counter_id] = line
+            if len(self.first) > MAX_COUNTERS:
+                self.stop(line, _too_many())
             return True
         self.repeats += 1
         if len(self.examples) < 3:
@@ -176,13 +273,72 @@ class _Ids:
         return Config(self.path, tuple(accounts), duplicates, csv_delimiter)
 
 
+class _Lines:
+    """The lines of a .txt or .csv as an editor numbers them: split on "\\n" only, each with its ending.
+
+    Reading stops (ConfigError) at a line of more than MAX_LINE characters or past MAX_BYTES in all
+    (a pipe or a device has no size to check first). A character that other programs take for a line
+    break (str.splitlines: a vertical tab, U+2028, ...) is a problem on its line, which is then
+    `flawed`: nothing more is said of it.
+    """
+
+    def __init__(self, stream: TextIO, ids: _Ids) -> None:
+        self.readline, self.ids = stream.readline, ids
+        self.number = 0  # the last line read
+        self.flawed: set[int] = set()  # at most MAX_ERRORS: each is a problem said
+        self.read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline(MAX_LINE + 2)  # room for the line's "\r\n"
+        if not line:
+            raise StopIteration
+        self.number += 1
+        self.read += len(line)
+        if len(line) > MAX_LINE or self.read > MAX_BYTES or _LINE_BREAKS.search(line):
+            self._check(line)
+        return line
+
+    def _check(self, line: str) -> None:
+        found = _LINE_BREAKS.search(line)
+        old_mac = found is not None and found.group() == "\r"  # lines ended by "\r" alone are one line here
+        ending = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
+        if len(line) - ending > MAX_LINE:
+            self.ids.stop(
+                self.number,
+                _OLD_MAC
+                if old_mac
+                else f"longer than {MAX_LINE:,} characters: a counter ID and its label need far fewer: "
+                "is it the right file?",
+            )
+        if self.read > MAX_BYTES:
+            raise ConfigError([*self.ids.errors, _too_big(self.ids.path, "it is")])
+        if found is not None:
+            self.flawed.add(self.number)
+            self.ids.problem(
+                self.number,
+                _OLD_MAC
+                if old_mac
+                else f"{_BREAK_NAMES[found.group()]} in the line, where other programs may see a line "
+                "break: remove it (one line for each counter)",
+            )
+
+
 def parse_lines(text: str, path: Path) -> Config:
     """A .txt file: one counter ID per line; blank lines and `#` comments are ignored."""
     ids = _Ids(path)
+    lines = _Lines(io.StringIO(text, newline="\n"), ids)
+    return _parse_lines(lines, lines.flawed, ids)
+
+
+def _parse_lines(lines: Iterator[str], flawed: set[int], ids: _Ids, start: int = 1) -> Config:
+    """One ID a line; `start`: the number of the first of `lines`."""
     counters: list[Counter] = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(lines, start=start):
         value = raw.split("#", 1)[0].strip()
-        if not value:
+        if not value or number in flawed:
             continue
         counter_id = _id_from_text(value, number, ids)
         if counter_id is not None and ids.add(counter_id, number):
@@ -194,42 +350,50 @@ def parse_csv(text: str, path: Path) -> Config:
     """A .csv file: a `counter_id` (or `id`) column, optionally `label`; or a single column of IDs.
 
     The delimiter is `,`, `;` or a tab, whichever the first line uses; an earlier report of this tool
-    reads as it is.
+    reads as it is. A cell is on one line: a quote left open is a problem on its line, never a cell
+    that swallows the lines after it (only a report of this tool may have a label over lines).
     """
     ids = _Ids(path)
-    delimiter = sniff_delimiter(text.split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    rows: list[tuple[int, list[str]]] = []  # (its first line, its cells): a quoted cell may span lines
-    line = 1
-    try:
-        for row in reader:
-            rows.append((line, row))
-            line = reader.line_num + 1
-    except csv.Error as e:
-        raise ConfigError([f"{path}: line {line}: not readable as CSV ({e})"]) from None
-    if not rows:
+    lines = _Lines(io.StringIO(text, newline="\n"), ids)
+    return _parse_csv(lines, lines.flawed, ids)
+
+
+def _parse_csv(lines: Iterator[str], flawed: set[int], ids: _Ids, start: int = 1) -> Config:
+    """A table, its header first; `start`: the number of the first of `lines`."""
+    path = ids.path
+    first = next(lines, "")
+    delimiter = sniff_delimiter(first.rstrip("\r\n"))
+    rows = _csv_rows(itertools.chain([first], lines), flawed, ids, delimiter, start)
+    header_row = next(rows, None)
+    if ids.errors:  # the first row unreadable: the shape of the rest is unknown
+        raise ConfigError(ids.errors)
+    if header_row is None:
         raise ConfigError([f"{path}: the file is empty: expected a counter_id column"])
-    header = [h.strip().strip("'").lower() for h in rows[0][1]]
+    header_line, cells = header_row
+    header = [h.strip().strip("'").lower() for h in cells]
     folded = [_folded(h) for h in header]
-    id_col = next((i for i, h in enumerate(folded) if h in _ID_HEADERS), None)
+    id_cols = [i for i, h in enumerate(folded) if h in _ID_HEADERS]
+    if len(id_cols) > 1:
+        both = " and ".join(repr(cells[i].strip()) for i in id_cols[:2])
+        ids.stop(header_line, f"two counter ID columns, {both}: keep one, or rename the other")
+    id_col = id_cols[0] if id_cols else None
     label_col = next((folded.index(n) for n in _LABEL_HEADERS if n in folded), None)
     ulogin_col = next((i for i, h in enumerate(folded) if h in _ULOGIN_HEADERS), None)
     if id_col is not None and label_col is None and ulogin_col is None and len(header) == 2:
         label_col = 1 - id_col  # the other column of two is the label, whatever its name
-    start = 1
     if id_col is None:
         if len(header) > 1:
-            shown = ", ".join(repr(h.strip()) for h in rows[0][1][:8])
-            raise ConfigError(
-                [
-                    f"{path}: line 1: no counter ID column (columns: {shown}): name it counter_id, id, "
-                    "Счётчик or Номер счётчика"
-                ]
+            shown = ", ".join(repr(h.strip()) for h in cells[:8])
+            ids.stop(
+                header_line,
+                f"no counter ID column (columns: {shown}): name it counter_id, id, Счётчик or Номер счётчика",
             )
         # A first cell with a digit in it is an ID (checked like the others), not a header to skip.
-        id_col, start = 0, (0 if header and any(ch.isdigit() for ch in header[0]) else 1)
+        id_col = 0
+        if header and any(ch.isdigit() for ch in header[0]):
+            rows = itertools.chain([header_row], rows)
     by_login: dict[str | None, list[Counter]] = {None: []}  # a `ulogin` column splits the list by client
-    for number, row in rows[start:]:
+    for number, row in rows:
         if not any(cell.strip() for cell in row):
             continue
         value = row[id_col].strip() if id_col < len(row) else ""
@@ -269,16 +433,73 @@ def with_ulogin(config: Config, ulogin: str) -> Config:
     return Config(config.path, (only,), config.duplicates, config.csv_delimiter)
 
 
+def _csv_rows(
+    lines: Iterator[str], flawed: set[int], ids: _Ids, delimiter: str, start: int
+) -> Iterator[tuple[int, list[str]]]:
+    """Each row of a strict CSV reading with the line it is on; what cannot be read is a problem.
+
+    A row is on one line: a quoted cell that runs on is a quote left open (`11,"Shop` would swallow
+    every line to the next quote). Only a report of this tool, which quotes what it writes, may have
+    a label over lines, and not one with a line in it that reads as a row of its own.
+    """
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    offset = start - 1  # reader.line_num counts the lines it was given
+    report = -1  # a report of this tool: its number of columns (0: not one; -1: no row read yet)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            end = offset + reader.line_num
+            if not any(start <= n <= end for n in flawed):
+                ids.problem(start, _unreadable(str(e), end > start or "end of data" in str(e)))
+            start = end + 1
+            continue
+        line, end = start, offset + reader.line_num
+        start = end + 1
+        if report < 0:
+            report = len(row) if tuple(row) in _REPORT_HEADERS else 0
+        if any(line <= n <= end for n in flawed):
+            continue
+        if end > line and not (report and _a_label_over_lines(row, report)):
+            ids.problem(line, _unreadable("", open_quote=True))
+            continue
+        yield line, row
+
+
+def _a_label_over_lines(row: list[str], width: int) -> bool:
+    """A report's row whose only cell over lines is its label, and no line of it reads as a row."""
+    if len(row) != width or any("\n" in cell or "\r" in cell for i, cell in enumerate(row) if i != _LABEL):
+        return False
+    return not any(_ROW_START.match(part) for part in row[_LABEL].split("\n")[1:])
+
+
+def _unreadable(error: str, open_quote: bool) -> str:
+    """What a strict CSV reader's complaint means, and what to do."""
+    if open_quote:
+        return (
+            "a quoted cell starts here and does not end on this line (the lines after it would be read "
+            'into it): close the quote, write a quote inside a cell as two (""), keep a label on one line'
+        )
+    if "expected after" in error:
+        return (
+            "text after a closing quote: quote the whole cell and write each quote inside it as two, "
+            'e.g. "Shop ""A"""'
+        )
+    return f"not readable as CSV ({error})"
+
+
 def _folded(header: str) -> str:
     """A header cell as compared: lower case, ё as е, no quotes, spaces, `_` or `-`."""
     return re.sub(r"[\s_\-]", "", header.strip().strip("'\"").lower()).replace("ё", "е")
 
 
-def _is_a_table(text: str) -> bool:
-    """A .txt that is a table, not one ID a line: tab-separated, or headed by an ID column's name."""
-    lines = (line.split("#", 1)[0] for line in text.splitlines())  # a comment says nothing of the shape
-    first = next((line for line in lines if line.strip()), "")
-    tabbed = "\t" in first.strip() and not re.fullmatch(r"[\d\s]+", first)  # not IDs pasted from a row
+def _is_a_table(first: str) -> bool:
+    """A .txt that is a table, not one ID a line, by its first line (its comment cut off): tab-separated
+    (not IDs pasted from a row), or headed by an ID column's name."""
+    first = first.rstrip("\r\n")
+    tabbed = "\t" in first.strip() and not re.fullmatch(r"[\d\s]+", first)
     return tabbed or _folded(first) in _ID_HEADERS or bool(_CSV_HEADER.match(first))
 
 
@@ -394,16 +615,19 @@ def _tab_at(text: str, line: int, column: int, problem: str) -> bool:
 
 
 class _Node:
-    """A YAML node as validation needs it: the tag, the value, the line and whether it was quoted.
+    """A YAML node as validation needs it: the tag, the value, the line, whether it was quoted and
+    the tag it was given, if any, as written (`!!str`).
 
     PyYAML's own nodes carry two Mark objects each; for 100,000 IDs its tree peaks at ~53 MB against
     the list's 9 MB. These, built from the parser's events, keep the peak near the list itself.
     """
 
-    __slots__ = ("line", "quoted", "tag", "value")
+    __slots__ = ("given_tag", "line", "quoted", "tag", "value")
 
-    def __init__(self, tag: str, value: Any, line: int, quoted: bool = False) -> None:
-        self.tag, self.value, self.line, self.quoted = tag, value, line, quoted
+    def __init__(
+        self, tag: str, value: Any, line: int, quoted: bool = False, given_tag: str | None = None
+    ) -> None:
+        self.tag, self.value, self.line, self.quoted, self.given_tag = tag, value, line, quoted, given_tag
 
 
 class _Scalar(_Node):
@@ -422,6 +646,7 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
     """Compose the first YAML document of `text` into light nodes; a second document is an error.
 
     An alias may repeat a scalar (an ID), never a list or a mapping: that is how YAML bombs grow.
+    More than MAX_COUNTERS items in the lists of counters stop the reading, so memory stays bounded.
     """
     import yaml
 
@@ -433,9 +658,11 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
     pending_key: list[_Node | None] = []  # per open mapping: its key waiting for a value
     root: _Node | None = None
     documents = 0
+    accounts: _Node | None = None  # the list of accounts: its items are not counters
+    items = 0  # in all other lists
 
     def attach(node: _Node, anchor: str | None) -> None:
-        nonlocal root
+        nonlocal root, accounts, items
         if anchor:
             anchors[anchor] = node
         if not stack:
@@ -444,6 +671,10 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
         parent = stack[-1]
         if isinstance(parent, _Seq):
             parent.value.append(node)
+            if parent is not accounts:
+                items += 1
+                if items > MAX_COUNTERS:
+                    raise _Problem(node.line, _too_many())
         elif pending_key[-1] is None:
             pending_key[-1] = node
         else:
@@ -451,6 +682,8 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
             assert key is not None
             parent.value.append((key, node))
             pending_key[-1] = None
+            if parent is root and key.value == "accounts":
+                accounts = node
 
     def checked_tag(event: Any) -> str | None:
         tag: str | None = event.tag
@@ -464,7 +697,8 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
             if tag in (None, "!"):
                 tag = resolver.resolve(yaml.ScalarNode, event.value, event.implicit)  # type: ignore[no-untyped-call]
             quoted = event.style in ("'", '"')
-            attach(_Scalar(tag, event.value, _line(event), quoted), event.anchor)
+            given = None if event.tag is None else event.tag.replace("tag:yaml.org,2002:", "!!")
+            attach(_Scalar(tag, event.value, _line(event), quoted, given), event.anchor)
         elif isinstance(event, yaml.SequenceStartEvent):
             checked_tag(event)
             node: _Node = _Seq("seq", [], _line(event))
@@ -490,7 +724,7 @@ def _compose(text: str, loader: Any = None) -> _Node | None:
                     f"the alias *{event.anchor} repeats a whole list or mapping: write its counters out once",
                 )
             # on its own line: a repeated ID is reported where it repeats
-            attach(_Scalar(target.tag, target.value, _line(event), target.quoted), None)
+            attach(_Scalar(target.tag, target.value, _line(event), target.quoted, target.given_tag), None)
         elif isinstance(event, yaml.DocumentStartEvent):
             documents += 1
             if documents > 1:
@@ -694,6 +928,13 @@ class _Parser:
             self.fail(node, f"counter ID must be a positive whole number, got {_shown(node)}")
             return None
         value = str(node.value)
+        if node.given_tag is not None and _DIGITS.fullmatch(value.strip()):
+            # `!!str 123` is no more an ID than "123" is; a wrong number is said as such first
+            number = _id_from_text(value.strip(), line, self.ids, _shown(node))
+            if number is not None:
+                what = f"counter ID must be a positive whole number, got {node.given_tag} {number}"
+                self.fail(node, f"{what}: remove the tag, write {number}")
+            return None
         if node.quoted and _DIGITS.fullmatch(value.strip()):
             value = repr(value)  # shown as typed, quotes and all, for the hint
         elif node.tag not in (_INT_TAG, _STR_TAG, "tag:yaml.org,2002:float"):

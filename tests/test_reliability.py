@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import logging
 import os
@@ -14,7 +15,7 @@ import tempfile
 import time
 import unicodedata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import yaml
@@ -24,6 +25,8 @@ from hypothesis import strategies as st
 
 from bulk_enable import ConfigError, Policy, Settings, parse_config, run_job
 from bulk_enable._cli import main
+from bulk_enable._config import MAX_ERRORS, load_config
+from bulk_enable._model import MAX_ID
 from bulk_enable._progress import CliEvents
 from bulk_enable._report import journal_path, read_journal
 
@@ -85,17 +88,153 @@ def test_bad_input_never_sends_a_request(tmp_path: Path, monkeypatch: pytest.Mon
         valid = True
     except ConfigError:
         valid = False
+    code, sent = run_offline(path, tmp_path / "r.csv")
+    if not valid:
+        assert (code, sent) == (2, 0)
+
+
+def run_offline(config: Path, report: Path) -> tuple[int, int]:
+    """`bulk-enable run CONFIG` through main() with every request answered by aioresponses: the exit
+    code and how many requests were sent."""
     with (
         aioresponses() as m,
         contextlib.redirect_stdout(io.StringIO()),
         contextlib.redirect_stderr(io.StringIO()),
     ):
-        code = main(
-            ["run", str(path), "--report", str(tmp_path / "r.csv"), "-q", "--max-attempts", "1", "--fresh"]
-        )
-        sent = len(m.requests)
-    if not valid:
-        assert (code, sent) == (2, 0)
+        code = main(["run", str(config), "--report", str(report), "-q", "--max-attempts", "1", "--fresh"])
+        return code, len(m.requests)
+
+
+# --- tables: exactly the IDs a strict CSV reader sees, or refused ---------------------------------------
+
+ENCODINGS = ["utf-8", "utf-8-sig", "cp1251", "utf-16"]
+BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+noise = st.sampled_from(['"', '""', "'", ",", ";", " ", "#", "a", "Ж", "\x00", "\ufeff", "\xa0", *BREAKS])
+id_texts = st.one_of(
+    st.integers(min_value=1, max_value=MAX_ID).map(str),
+    st.sampled_from(["0", "012", str(MAX_ID + 1), "-5", "1.5", "1 000"]),
+)
+pieces = st.lists(st.one_of(id_texts, id_texts, noise, st.just("\t"), st.just("\n")), max_size=4).map("".join)
+endings = st.sampled_from(["\n", "\r\n"])
+
+
+@st.composite
+def hostile_tables(draw: st.DrawFn) -> tuple[str, str]:
+    """(extension, text): a .csv (a header, then rows of IDs, quotes, separators, stray line breaks) or
+    a .txt of such lines (no tabs: a tab would make it a table)."""
+    if draw(st.booleans()):
+        delimiter = draw(st.sampled_from([",", ";", "\t"]))
+        rows = draw(st.lists(st.tuples(st.lists(pieces, min_size=1, max_size=3), endings), max_size=6))
+        return ".csv", f"counter_id{delimiter}label\n" + "".join(delimiter.join(r) + e for r, e in rows)
+    lines = draw(st.lists(st.tuples(pieces.map(lambda p: p.replace("\t", " ")), endings), max_size=8))
+    return ".txt", "".join(line + e for line, e in lines)
+
+
+def strict_ids(suffix: str, text: str) -> list[int] | None:
+    """The reference: the IDs a strict CSV reader sees (the first column under a .csv's header; in a
+    .txt each line up to a `#`), first listing of each; None when it cannot read them all as IDs."""
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count) if suffix == ".csv" else "\x1f"
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+    except csv.Error:
+        return None
+    found: list[int] = []
+    for row in rows[1:] if suffix == ".csv" else rows:
+        if suffix == ".txt":
+            row = [row[0].split("#", 1)[0]] if row else []
+        if not any(cell.strip() for cell in row):
+            continue
+        cell = row[0].strip()
+        if not re.fullmatch(r"[1-9][0-9]*", cell) or int(cell) > MAX_ID:
+            return None
+        if int(cell) not in found:
+            found.append(int(cell))
+    return found
+
+
+def encoded(text: str, encoding: str) -> bytes:
+    """`text` in `encoding`, or in UTF-8 where Windows-1251 has no byte for one of its characters."""
+    try:
+        return text.encode(encoding)
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+@given(hostile_tables(), st.sampled_from(ENCODINGS))
+@settings(max_examples=EXAMPLES * 2, deadline=None)
+def test_a_table_loads_exactly_what_a_strict_csv_reader_sees_or_is_refused(
+    table: tuple[str, str], encoding: str
+) -> None:
+    """Any .csv or .txt (quotes, separators, encodings, control characters, CRLF): exactly the IDs a
+    strict CSV reader sees, or ConfigError lines naming the file; never a line silently swallowed."""
+    suffix, text = table
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"job{suffix}"
+        path.write_bytes(encoded(text, encoding))
+        try:
+            ids: list[int] | None = [c.id for c in load_config(path).counters]
+        except ConfigError as e:
+            ids, lines = None, e.lines
+    if ids is None:
+        assert 1 <= len(lines) <= MAX_ERRORS + 1
+        assert all(line.startswith((f"{path}: ", "... and more")) for line in lines), lines
+        return
+    expected = strict_ids(suffix, text)
+    assert expected is not None, "loaded what a strict CSV reader does not read as IDs"
+    assert ids == expected
+
+
+labels = st.text(
+    st.characters(codec="cp1251", exclude_characters="\n" + "".join(BREAKS)), max_size=12
+).filter(lambda label: not label.startswith("'"))
+
+
+@given(
+    st.lists(st.tuples(st.integers(min_value=1, max_value=MAX_ID), labels), min_size=1, max_size=8),
+    st.sampled_from([",", ";", "\t"]),
+    endings,
+    st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
+    st.sampled_from(ENCODINGS),
+)
+@settings(max_examples=EXAMPLES, deadline=None)
+def test_a_table_a_csv_writer_wrote_loads_as_written(
+    rows: list[tuple[int, str]], delimiter: str, ending: str, quoting: Literal[0, 1, 2], encoding: str
+) -> None:
+    """What Excel or a script writes (any separator, quoting, CRLF, encoding) loads: every ID once, in
+    order, each with its label (compared where the encoding is a UTF, which no guess can misread)."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator=ending, quoting=quoting)
+    writer.writerow(["counter_id", "label"])
+    writer.writerows(rows)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "job.csv"
+        path.write_bytes(encoded(out.getvalue(), encoding))
+        config = load_config(path)
+    first: dict[int, str] = {}  # each ID's first listing
+    for cid, label in rows:
+        first.setdefault(cid, label)
+    assert [c.id for c in config.counters] == list(first)
+    if encoding != "cp1251":
+        assert [(c.id, c.label) for c in config.counters] == list(first.items())
+
+
+@given(hostile_tables())
+@settings(
+    max_examples=EXAMPLES // 3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_a_refused_table_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: tuple[str, str]
+) -> None:
+    """The real CLI on a fuzzed .csv or .txt: refused by the loader means exit 2 and no request."""
+    suffix, text = table
+    path = Path(tempfile.mkdtemp(dir=tmp_path)) / f"job{suffix}"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("YANDEX_METRICA_TOKEN", "fuzz-token")
+    try:
+        load_config(path)
+    except ConfigError:
+        assert run_offline(path, path.with_suffix(".report.csv")) == (2, 0)
 
 
 # --- hostile answers through the whole run ------------------------------------------------------------
@@ -195,8 +334,6 @@ def test_hostile_answers_never_crash_leak_or_inject(tmp_path: Path, script: list
     for where in (text_out, journal, shown):
         assert TOKEN[:8] not in where and TOKEN[-8:] not in where
     assert not any(unicodedata.category(ch) in ("Cc", "Cf") for ch in shown.replace("\n", ""))
-    import csv
-
     rows = list(csv.DictReader(io.StringIO(text_out.lstrip("\ufeff"), newline="")))
     assert [int(r["counter_id"]) for r in rows] == list(range(1, len(script) + 1))
     assert len(summary.rows) == len(script)
