@@ -15,7 +15,6 @@ import math
 import os
 import re
 import signal
-import stat
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 from ._errors import JobStopped, UsageError, UserError
 from ._model import Command, ExitCode, Job, Status, Window
 from ._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT, Policy
+from ._tokens import TOKEN_ENV
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -34,11 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bulk_enable")
 T = TypeVar("T")
 DEFAULTS = Policy()
-TOKEN_ENV = "YANDEX_METRICA_TOKEN"
 DELIMITERS = {",": ",", "comma": ",", ";": ";", "semicolon": ";", "tab": "\t", "\\t": "\t", "\t": "\t"}
 REPORT_SUFFIXES = (".csv", ".tsv", ".xlsx")
-TOKEN_LIMIT = 512  # characters; Yandex OAuth tokens are about 40 to 60
-TOKEN_FILE_LIMIT = 4096  # bytes read from --token-file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +167,9 @@ def cmd_counters(args: argparse.Namespace) -> int:
     from ._metrica import check_api_base
 
     api_base = check_api_base(args.api_base)
-    token = _default_token(args.token_file)
+    from ._tokens import default_token
+
+    token = default_token(args.token_file)
     interrupt = Interrupt()
     policy = _policy(args)
     found, stop = _run_async(list_counters(api_base, token, args.ulogin, policy, interrupt), interrupt)
@@ -298,6 +297,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     from ._jobs import Settings
     from ._metrica import check_api_base, mistyped_host
     from ._report import check_target, default_report_path, journal_header, journal_path
+    from ._tokens import tokens
 
     api_base = check_api_base(args.api_base)
     near = mistyped_host(api_base)
@@ -337,7 +337,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     interrupt, events = _interrupt_and_events(args)
     return Settings(
         config=config,
-        tokens=_tokens(config, args.token_file),
+        tokens=tokens(config, args.token_file),
         report=report,
         api_base=api_base,
         job=job,
@@ -452,97 +452,6 @@ def _warn_about(args: argparse.Namespace, config: Config) -> None:
                 line,
                 where,
             )
-
-
-def _tokens(config: Config, token_file: Path | None) -> dict[str, str]:
-    """Each account's token, from its environment variable (or the default token); never from YAML.
-    Every account's problem is named at once."""
-    tokens: dict[str, str] = {}
-    problems: list[str] = []
-    for account in config.accounts:
-        if account.token_env is None:
-            tokens[account.name] = _default_token(token_file)
-            continue
-        if token_file is not None:
-            raise UsageError(
-                "--token-file applies to a single-account config; with `accounts:` each account's token "
-                "comes from its token_env"
-            )
-        token = os.environ.get(account.token_env, "").strip()
-        where = f"{config.path}: account `{account.name}`"
-        if token:
-            try:
-                tokens[account.name] = _checked_token(token, f"${account.token_env}")
-            except UsageError as e:
-                problems.append(f"{where}: {e}")
-        elif _looks_like_token(account.token_env):
-            problems.append(
-                f"{where}: its token_env looks like a token itself: put the token in an environment "
-                "variable and give that variable's NAME as token_env"
-            )
-        else:
-            problems.append(f"{where}: environment variable {account.token_env} (its token_env) is not set")
-    if problems:
-        more = [f"... and {len(problems) - 10} more accounts like these"] if len(problems) > 10 else []
-        raise UsageError("\n".join(problems[:10] + more))
-    return tokens
-
-
-def _looks_like_token(name: str) -> bool:
-    """Environment variable names are short and upper-case; OAuth tokens are long and mixed."""
-    return len(name) >= 20 and name != name.upper()
-
-
-def _default_token(token_file: Path | None) -> str:
-    if token_file is None:
-        token = os.environ.get(TOKEN_ENV, "").strip()
-        if not token:
-            raise UsageError(f"no token: set {TOKEN_ENV} or pass --token-file PATH")
-        return _checked_token(token, f"${TOKEN_ENV}")
-    try:
-        mode = token_file.stat().st_mode
-        if not stat.S_ISREG(mode):  # /dev/zero, a FIFO, a directory: never read without end
-            raise UsageError(f"{token_file}: the token file is not a regular file")
-        with open(token_file, "rb") as f:
-            raw = f.read(TOKEN_FILE_LIMIT + 1)
-    except OSError as e:
-        raise UsageError(f"{token_file}: cannot read the token file ({e.strerror})") from None
-    if len(raw) > TOKEN_FILE_LIMIT:
-        raise UsageError(
-            f"{token_file}: too long for a token file (over {TOKEN_FILE_LIMIT} bytes): save only the token "
-            "in it"
-        )
-    try:
-        token = raw.decode("utf-8-sig").strip()
-    except UnicodeDecodeError:
-        raise UsageError(
-            f"{token_file}: the token file is not text (not UTF-8): save only the token in it"
-        ) from None
-    if not token:
-        raise UsageError(f"{token_file}: the token file is empty")
-    if mode & 0o077:
-        log.warning(
-            "%s: permissions %04o are too open for a token: `chmod 600 %s`",
-            token_file,
-            mode & 0o777,
-            token_file,
-        )
-    return _checked_token(token, str(token_file))
-
-
-def _checked_token(token: str, source: str) -> str:
-    if len(token) > TOKEN_LIMIT:
-        raise UsageError(
-            f"the token in {source} is {len(token)} characters long, longer than any OAuth token"
-        )
-    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
-        raise UsageError(f"the token in {source} is in quotes: remove them (the quotes are not part of it)")
-    if not all(33 <= ord(ch) <= 126 for ch in token):
-        raise UsageError(
-            f"the token in {source} has characters a token never has (spaces, control or non-ASCII "
-            "characters): is it pasted whole, and only it?"
-        )
-    return token
 
 
 def _profile(args: argparse.Namespace) -> Any:

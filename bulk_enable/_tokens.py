@@ -1,0 +1,118 @@
+"""Where a run's tokens come from, and the checks each one passes before anything is sent.
+
+A token comes from an environment variable (`YANDEX_METRICA_TOKEN`, or an account's `token_env`) or
+from a file (`--token-file`); never from the config itself. A token is a secret: no message here
+ever carries it, only where it came from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._errors import UsageError
+
+if TYPE_CHECKING:
+    from ._config import Config
+
+log = logging.getLogger("bulk_enable")
+
+TOKEN_ENV = "YANDEX_METRICA_TOKEN"
+TOKEN_LIMIT = 512  # characters; Yandex OAuth tokens are about 40 to 60
+TOKEN_FILE_LIMIT = 4096  # bytes read from --token-file
+
+
+def tokens(config: Config, token_file: Path | None) -> dict[str, str]:
+    """Each account's token, from its environment variable (or the default token); never from YAML.
+    Every account's problem is named at once."""
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    for account in config.accounts:
+        if account.token_env is None:
+            found[account.name] = default_token(token_file)
+            continue
+        if token_file is not None:
+            raise UsageError(
+                "--token-file applies to a single-account config; with `accounts:` each account's token "
+                "comes from its token_env"
+            )
+        token = os.environ.get(account.token_env, "").strip()
+        where = f"{config.path}: account `{account.name}`"
+        if token:
+            try:
+                found[account.name] = checked_token(token, f"${account.token_env}")
+            except UsageError as e:
+                problems.append(f"{where}: {e}")
+        elif looks_like_token(account.token_env):
+            problems.append(
+                f"{where}: its token_env looks like a token itself: put the token in an environment "
+                "variable and give that variable's NAME as token_env"
+            )
+        else:
+            problems.append(f"{where}: environment variable {account.token_env} (its token_env) is not set")
+    if problems:
+        more = [f"... and {len(problems) - 10} more accounts like these"] if len(problems) > 10 else []
+        raise UsageError("\n".join(problems[:10] + more))
+    return found
+
+
+def looks_like_token(name: str) -> bool:
+    """Environment variable names are short and upper-case; OAuth tokens are long and mixed."""
+    return len(name) >= 20 and name != name.upper()
+
+
+def default_token(token_file: Path | None) -> str:
+    """The run's one token: from `token_file` when given, else from $YANDEX_METRICA_TOKEN."""
+    if token_file is None:
+        token = os.environ.get(TOKEN_ENV, "").strip()
+        if not token:
+            raise UsageError(f"no token: set {TOKEN_ENV} or pass --token-file PATH")
+        return checked_token(token, f"${TOKEN_ENV}")
+    try:
+        mode = token_file.stat().st_mode
+        if not stat.S_ISREG(mode):  # /dev/zero, a FIFO, a directory: never read without end
+            raise UsageError(f"{token_file}: the token file is not a regular file")
+        with open(token_file, "rb") as f:
+            raw = f.read(TOKEN_FILE_LIMIT + 1)
+    except OSError as e:
+        raise UsageError(f"{token_file}: cannot read the token file ({e.strerror})") from None
+    if len(raw) > TOKEN_FILE_LIMIT:
+        raise UsageError(
+            f"{token_file}: too long for a token file (over {TOKEN_FILE_LIMIT} bytes): save only the token "
+            "in it"
+        )
+    try:
+        token = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{token_file}: the token file is not text (not UTF-8): save only the token in it"
+        ) from None
+    if not token:
+        raise UsageError(f"{token_file}: the token file is empty")
+    if mode & 0o077:
+        log.warning(
+            "%s: permissions %04o are too open for a token: `chmod 600 %s`",
+            token_file,
+            mode & 0o777,
+            token_file,
+        )
+    return checked_token(token, str(token_file))
+
+
+def checked_token(token: str, source: str) -> str:
+    """`token` if it can be an OAuth token; else one line naming `source`, never the token."""
+    if len(token) > TOKEN_LIMIT:
+        raise UsageError(
+            f"the token in {source} is {len(token)} characters long, longer than any OAuth token"
+        )
+    if len(token) >= 2 and token[0] == token[-1] and token[0] in "'\"":
+        raise UsageError(f"the token in {source} is in quotes: remove them (the quotes are not part of it)")
+    if not all(33 <= ord(ch) <= 126 for ch in token):
+        raise UsageError(
+            f"the token in {source} has characters a token never has (spaces, control or non-ASCII "
+            "characters): is it pasted whole, and only it?"
+        )
+    return token
