@@ -145,19 +145,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ._jobs import run_job
 
     settings = _settings(args, Command.RUN)
-    return _execute(args, settings, run_job)
+    return _execute(args, settings, run_job, Command.RUN)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from ._jobs import check_job
 
-    return _execute(args, _settings(args, Command.CHECK), check_job)
+    return _execute(args, _settings(args, Command.CHECK), check_job, Command.CHECK)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from ._jobs import status_job
 
-    return _execute(args, _settings(args, Command.STATUS), status_job)
+    return _execute(args, _settings(args, Command.STATUS), status_job, Command.STATUS)
 
 
 def cmd_counters(args: argparse.Namespace) -> int:
@@ -294,9 +294,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace, command: Command) -> Settings:
     """Validate everything before anything is sent."""
     from ._config import load_config
+    from ._job_files import preferences, remember, report_for
     from ._jobs import Settings
     from ._metrica import check_api_base, mistyped_host
-    from ._report import check_target, default_report_path, journal_header, journal_path
+    from ._report import check_target, journal_header, journal_path
     from ._tokens import tokens
 
     api_base = check_api_base(args.api_base)
@@ -305,10 +306,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         log.warning("--api-base %s: did you mean https://%s? (going on as given)", api_base, near)
     config = load_config(args.config)
     job = Job(Window(args.window), not args.disable)
-    usual = default_report_path(args.config, job, command)
-    if usual.resolve() == args.config.resolve():  # `run reports/x.csv`: an earlier report as the job
-        usual = usual.with_name(f"{usual.stem}.again{usual.suffix}")
-    report: Path = args.report or usual
+    report, usual = report_for(args.config, job, command, args.report, args.fresh)
     if report.resolve() == args.config.resolve():
         raise UsageError(
             f"--report {report} is the counters file itself: give the report its own name, e.g. {usual}"
@@ -335,19 +333,25 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
                 job_words(job),
             )
     interrupt, events = _interrupt_and_events(args)
-    return Settings(
+    delimiter = _report_delimiter(
+        args.csv_delimiter, report, config.csv_delimiter, preferences(args.config).delimiter
+    )
+    settings = Settings(
         config=config,
         tokens=tokens(config, args.token_file),
         report=report,
         api_base=api_base,
         job=job,
         policy=_policy(args),
-        delimiter=_report_delimiter(args.csv_delimiter, report, config.csv_delimiter),
+        delimiter=delimiter,
         fresh=fresh,
         preflight=args.preflight,
+        retry_failed=args.retry_failed,
         events=events,
         interrupt=interrupt,
     )
+    remember(args.config, args.csv_delimiter and DELIMITERS[args.csv_delimiter], args.report)
+    return settings
 
 
 def _warn_of_results_elsewhere(usual: Path, report: Path, config: Config, job: Job) -> None:
@@ -374,9 +378,12 @@ def _warn_of_results_elsewhere(usual: Path, report: Path, config: Config, job: J
         )
 
 
-def _report_delimiter(given: str | None, report: Path, config_delimiter: str | None = None) -> str:
-    """The CSV report's separator: the option's; else the one this report already has (a rerun keeps
-    it); else `;` for a `;` CSV config (Excel with a Russian locale); else a comma."""
+def _report_delimiter(
+    given: str | None, report: Path, config_delimiter: str | None = None, preferred: str | None = None
+) -> str:
+    """The CSV report's separator: the option's; else the one last given to a command of this config
+    (`preferred`); else the one this report already has (a rerun keeps it); else `;` for a `;` CSV
+    config (Excel with a Russian locale); else a comma."""
     from ._config import sniff_delimiter
     from ._report import journal_header, journal_path
 
@@ -384,6 +391,8 @@ def _report_delimiter(given: str | None, report: Path, config_delimiter: str | N
         return DELIMITERS[given]
     if report.suffix.lower() == ".tsv":
         return "\t"
+    if preferred is not None:
+        return preferred
     header = journal_header(journal_path(report))
     if header is not None:
         return header.delimiter
@@ -497,11 +506,16 @@ def _interrupt_and_events(args: argparse.Namespace) -> tuple[Interrupt, JobEvent
 
 
 def _execute(
-    args: argparse.Namespace, settings: Settings, job: Callable[[Settings], Coroutine[Any, Any, Summary]]
+    args: argparse.Namespace,
+    settings: Settings,
+    job: Callable[[Settings], Coroutine[Any, Any, Summary]],
+    command: Command,
 ) -> int:
+    from ._job_files import JobLock
     from ._messages import exit_code
 
-    summary = _run_async(job(settings), settings.interrupt, settings.events)
+    with JobLock(args.config, command, settings.job, settings.report):
+        summary = _run_async(job(settings), settings.interrupt, settings.events)
     code = exit_code(summary)
     _finish(args, summary, args.config)
     return code
@@ -693,7 +707,13 @@ def _command(
     p: argparse.ArgumentParser = sub.add_parser(name, help=help, description=help, allow_abbrev=False)
     # What a handler reads but this command has no option for: each default declared once, here.
     p.set_defaults(
-        handler=handler, disable=False, fresh=False, preflight=False, json=False, max_requests=None
+        handler=handler,
+        disable=False,
+        fresh=False,
+        preflight=False,
+        retry_failed=False,
+        json=False,
+        max_requests=None,
     )
     _verbosity(p)
     return p
@@ -712,6 +732,12 @@ def _run_parser(sub: Any) -> None:
         "--preflight",
         action="store_true",
         help="read the plan first (a few requests), write only where needed",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="send again the counters that failed for good in earlier runs (access_denied, not_found...), "
+        "once fixed: reruns skip them otherwise",
     )
     p.add_argument("--dry-run", action="store_true", help="only make the plan: the same as `check`")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import time
@@ -61,6 +62,7 @@ class Settings:
     delimiter: str = ","
     fresh: bool = False
     preflight: bool = False
+    retry_failed: bool = False  # send the counters that failed for good in earlier runs too
     events: JobEvents = field(default_factory=JobEvents)
     interrupt: Interrupt = field(default_factory=Interrupt)
 
@@ -193,31 +195,41 @@ async def run_job(settings: Settings) -> Summary:
     ) as report:
         run = _Run(settings, report)
         report.begin(config.counters, pending_row(say.PENDING))
+        # Failures for good wait for a human: only --retry-failed sends them again.
+        held = (
+            set()
+            if settings.retry_failed
+            else {c.id for c in config.counters if report.failed_for_good(c.id)}
+        )
         todo = {
-            a.name: _rerun_order([c for c in a.counters if not report.done(c.id)], report)
+            a.name: _rerun_order(
+                [c for c in a.counters if not report.done(c.id) and c.id not in held], report
+            )
             for a in config.accounts
         }
-        skipped = len(config.counters) - sum(len(t) for t in todo.values())
         settings.events.started(sum(len(t) for t in todo.values()))
         rows = await run.drive(
             lambda session, account: _run_account(run, session, account, todo[account.name])
         )
         summary = run.summary(Command.RUN, rows, started)
-        summary.skipped, summary.elsewhere = skipped, report.elsewhere
+        summary.skipped = sum(1 for c in config.counters if report.done(c.id))
+        summary.held, summary.elsewhere = len(held), report.elsewhere
         summary.state_unknown = run.state_unknown
     return summary
 
 
 def _rerun_order(todo: list[Counter], report: ReportFile) -> list[Counter]:
-    """Counters never tried go first, those that failed before go last: a rerun after a stop on
-    denied writes does not stall on the same first counters."""
-    failed_before = [
-        c for c in todo if (r := report.previous.get(c.id)) is not None and r.status is Status.FAILED
+    """Counters never tried go first, those tried before (failed, or cut short after a try) go last:
+    a rerun after a stop on denied writes does not stall on the same first counters."""
+    tried = [
+        c
+        for c in todo
+        if (r := report.previous.get(c.id)) is not None and (r.status is Status.FAILED or r.attempts)
     ]
-    if not failed_before:
+    if not tried:
         return todo
-    again = {c.id for c in failed_before}
-    return [c for c in todo if c.id not in again] + failed_before
+    again = {c.id for c in tried}
+    return [c for c in todo if c.id not in again] + tried
 
 
 async def _gather(works: Iterable[Coroutine[Any, Any, None]]) -> None:
@@ -304,16 +316,34 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
 
 
 def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
-    """Counters this run never finished, and not done before: `deferred`, with their account's reason."""
+    """Counters this run never finished, and not done before: `deferred`, with their account's reason
+    (an earlier answer stands, though). And the failures of an account that stopped because of its
+    token or its server, not of its counters, go back to `deferred` too: they are not the counters'."""
     report, lanes = run.report, run.scheduler.lanes
     for c in counters:
-        if c.id in run.recorded or report.done(c.id):
+        if report.done(c.id):
             continue
         lane = lanes.get(c.account)
         stop = lane.stop if lane is not None else None
         message = say.deferred_message(stop, run.settings.policy.max_requests)
+        if c.id in run.recorded:
+            row = report.rows[c.id]
+            if stop is not None and _not_the_counters(stop, row):
+                report.rows[c.id] = dataclasses.replace(row, status=Status.DEFERRED, message=message)
+            continue
         error = stop.answer.error_type if stop is not None and stop.answer is not None else ""
-        report.rows[c.id] = Row.of(c, Status.DEFERRED, error_type=error, message=message)
+        report.rows[c.id] = report.standing(Row.of(c, Status.DEFERRED, error_type=error, message=message))
+
+
+def _not_the_counters(stop: Stop, row: Row) -> bool:
+    """A failure that tells of the account's token or server, not of the counter: a denied write
+    before the token stopped for denied writes (none succeeded), or any answer of a server that
+    turned out not to be the API. Not a failure for good: a rerun sends it once that is fixed."""
+    if row.status is not Status.FAILED:
+        return False
+    if stop.cause is StopCause.NOT_THE_API:
+        return True
+    return stop.cause is StopCause.CANNOT_WRITE and row.error_type == "access_denied"
 
 
 def _connections(settings: Settings) -> int:

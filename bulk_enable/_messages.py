@@ -11,7 +11,20 @@ import datetime as dt
 from pathlib import Path
 
 from ._answer import Answer
-from ._model import FAILED_STATUSES, Command, ExitCode, Job, Row, Status, Stop, StopCause, Summary, Window
+from ._model import (
+    FAILED_STATUSES,
+    Command,
+    ExitCode,
+    Job,
+    Row,
+    Status,
+    Stop,
+    StopCause,
+    Summary,
+    Window,
+    by_account,
+    failed_for_good,
+)
 from ._untrusted import PLAIN, TERMINAL_LIMIT
 
 FULL_DAYS = 21  # the extended window's full length
@@ -281,10 +294,11 @@ def window_message(status: Status, days: int, full_on: dt.date | None, window: W
 
 
 def exit_code(summary: Summary) -> ExitCode:
-    """0 all done; 1 some failed; 3 stopped early with some deferred (3 wins over 1); 130 interrupted."""
+    """0 all done; 1 complete with failures; 3 stopped with work left (3 wins over 1); 130 interrupted.
+    For a run, a counter that failed on faults is work left (a rerun sends it): 1 means complete."""
     if summary.interrupted:
         return ExitCode.INTERRUPTED
-    if summary.count(Status.DEFERRED) or summary.stops or summary.report_error:
+    if summary.left or summary.stops or summary.report_error:
         return ExitCode.STOPPED
     failing = FAILED_STATUSES if summary.command is not Command.CHECK else frozenset()
     if summary.count(*failing, Status.FAILED):
@@ -327,6 +341,11 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
     if summary.skipped:
         done = "were" if summary.skipped != 1 else "was"
         out.append(f"{plural(summary.skipped, 'counter')} {done} already done in this report: not sent again")
+    if summary.held:
+        out.append(
+            f"{plural(summary.held, 'counter')} failed for good in earlier runs: not sent again "
+            "(--retry-failed sends them, once fixed: the client grants access, say)"
+        )
     if summary.elsewhere:
         out.append(f"the report also keeps {plural(summary.elsewhere, 'counter')} from other configs")
     if summary.state_unknown:
@@ -343,9 +362,23 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
         )
     if summary.report_error:
         out.append(f"stopped: {terminal(summary.report_error)}")
+    if summary.command is Command.RUN:
+        out.append(_complete_line(summary))
     out.append(f"report: {summary.report}")
     out.extend(_next_steps(summary, config, max_requests))
     return out
+
+
+def _complete_line(summary: Summary) -> str:
+    """Whether the job is over: every counter done or failed for good (a rerun then sends nothing)."""
+    if not summary.complete:
+        return f"not complete: {plural(summary.left, 'counter')} left for a rerun"
+    failed = sum(1 for r in summary.rows if failed_for_good(r))
+    if not failed:
+        return "complete: every counter is done; a rerun sends nothing"
+    return (
+        f"complete: every counter is done or failed for good ({number(failed)} failed); a rerun sends nothing"
+    )
 
 
 def _status_lines(summary: Summary) -> list[str]:
@@ -405,11 +438,12 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         return [f"next: {again} to finish the rest"]
     failed = [r for r in summary.rows if r.status is Status.FAILED]
     if summary.command is not Command.CHECK and failed:
-        return [_after_failures(failed, summary.report)]
+        return [_after_failures(failed, summary.report, summary.command)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
+        retry = f"; {_ONCE_FIXED}" if summary.command is Command.RUN else ""
         return [
             "next: read_only and not_found counters cannot be changed with this token; "
-            "for a client's counters add `ulogin:` to the config"
+            f"for a client's counters add `ulogin:` to the config{retry}"
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
         return [
@@ -419,19 +453,18 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     return []
 
 
-# Answers a rerun cannot change: the counter, the rights or the config must change first.
-_NEEDS_A_FIX = frozenset({"access_denied", "not_found", "counter_in_connect", "invalid_parameter"})
+_ONCE_FIXED = "reruns do not send them: once fixed, add --retry-failed"
 
 
-def _after_failures(failed: list[Row], report: Path) -> str:
-    kinds = sorted({r.error_type for r in failed})
-    fixed = [k for k in kinds if k in _NEEDS_A_FIX]
-    retried = [k for k in kinds if k not in _NEEDS_A_FIX]
+def _after_failures(failed: list[Row], report: Path, command: Command) -> str:
+    fixed = sorted({r.error_type or "?" for r in failed if failed_for_good(r)})
+    retried = [r for r in failed if not failed_for_good(r)]
     parts = []
     if fixed:
         names = " and ".join([", ".join(fixed[:-1]), fixed[-1]] if len(fixed) > 1 else fixed)
         parts.append(
             f"{names} will fail again until fixed (edit rights, the ID, or `ulogin:` for a client's counter)"
+            + (f", so {_ONCE_FIXED}" if command is Command.RUN else "")
         )
     if retried:
         parts.append(f"{AGAIN} to retry the {'others' if fixed else 'failed ones'}")
@@ -448,6 +481,9 @@ def json_summary(summary: Summary, config: Path) -> dict[str, object]:
         "elapsed_s": round(summary.elapsed, 3),
         "report": str(summary.report),
         "exit_code": int(exit_code(summary)),
+        "complete": summary.complete,
+        "left": summary.left,
+        "accounts": by_account(summary.rows),
         "stops": {account: stop.cause.value for account, stop in summary.stops.items()},
         "report_error": summary.report_error or None,
         "deferred_until": summary.deferred_until.isoformat().replace("+00:00", "Z")

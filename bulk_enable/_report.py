@@ -28,7 +28,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import UserError
-from ._model import COLUMNS, ROW_FIELDS, Command, Counter, Job, Row, Status, Window, now_iso
+from ._model import (
+    COLUMNS,
+    ROW_FIELDS,
+    Command,
+    Counter,
+    Job,
+    Row,
+    Status,
+    Window,
+    failed_for_good,
+    now_iso,
+)
 from ._render import looks_like_report, render
 
 JOURNAL_VERSION = 2
@@ -129,8 +140,8 @@ def journal_header(path: Path) -> Header | None:
 def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:
     """The journal's header (None: none readable) and its rows by counter, in first-seen order.
 
-    Later lines win, except that a counter done for the journal's job stays done. A line cut
-    short by a kill is skipped.
+    Later lines win, except that a counter done for the journal's job stays done and an answer
+    stands until another answer replaces it (see `_stands`). A line cut short by a kill is skipped.
     """
     if path.exists() and not path.is_file():
         return None, {}  # a FIFO or a device would block or never end
@@ -146,11 +157,20 @@ def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:
                 if row is None:
                     continue
                 old = rows.get(row.counter_id)
-                if old is None or old.status not in done or row.status in done:
+                if old is None or not _stands(old, row, done):
                     rows[row.counter_id] = row
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
         return None, {}
     return header, rows
+
+
+def _stands(old: Row, new: Row, done: frozenset[Status]) -> bool:
+    """True when `old` stays against `new`: a done counter stays done, and an answer (a failure too)
+    stays until another answer replaces it; a row without one (deferred: cut short by the quota, a
+    stop or an interruption) never does, so a failure keeps its cause and its time."""
+    if old.status in done and new.status not in done:
+        return True
+    return old.status is not Status.DEFERRED and new.status is Status.DEFERRED
 
 
 def _header(line: str) -> Header | None:
@@ -267,6 +287,17 @@ class ReportFile:
         row = self.previous.get(counter_id)
         return row is not None and row.status in self.job.done_statuses
 
+    def failed_for_good(self, counter_id: int) -> bool:
+        """True when an earlier run of this job got an answer a rerun cannot change (`failed_for_good`)."""
+        row = self.previous.get(counter_id)
+        return row is not None and failed_for_good(row)
+
+    def standing(self, row: Row) -> Row:
+        """`row`, unless the counter's row as it stands is an answer `row` must not replace (`_stands`)."""
+        old = self.rows.get(row.counter_id)
+        done = self.job.done_statuses if self.header.command is Command.RUN else frozenset()
+        return old if old is not None and _stands(old, row, done) else row
+
     def begin(self, counters: Sequence[Counter], pending: Callable[[Counter], Row]) -> None:
         """Lay out the report: every counter of this config in order, then those kept from elsewhere."""
         rows: dict[int, Row] = {}
@@ -282,7 +313,9 @@ class ReportFile:
         self._changed()
 
     def record(self, row: Row) -> None:
-        """Put one finished counter on disk now."""
+        """Put one finished counter on disk now (unless an earlier answer stands against it)."""
+        if self.standing(row) is not row:
+            return
         self.rows[row.counter_id] = row
         if self._fd >= 0:
             data = _line(row)
@@ -379,9 +412,11 @@ def rows_of(path: Path) -> tuple[Header, list[Row]]:
         if journal.exists():
             raise ReportError(f"{journal}: not a bulk-enable journal; nothing to render")
         if path.suffix.lower() in (".yaml", ".yml", ".txt"):
+            from ._job_files import job_report
+
             raise ReportError(
                 f"{path} looks like a counters file: give the report's path, e.g. "
-                f"{default_report_path(path, Job(), Command.RUN)}"
+                f"{job_report(path, Job(), Command.RUN)}"
             )
         raise ReportError(
             f"{path}: no journal beside it ({journal.name}); only a `run` or `status` report can be "

@@ -248,6 +248,9 @@ def test_json_is_the_only_thing_on_stdout_and_matches_the_report(
         "elapsed_s",
         "report",
         "exit_code",
+        "complete",
+        "left",
+        "accounts",
         "stops",
         "report_error",
         "deferred_until",
@@ -257,6 +260,7 @@ def test_json_is_the_only_thing_on_stdout_and_matches_the_report(
     for status in statuses(report).values():
         counted[status] = counted.get(status, 0) + 1
     assert summary["counts"] == counted and summary["report"] == str(report)
+    assert summary["accounts"] == {"default": counted} and (summary["complete"], summary["left"]) == (True, 0)
     assert summary["requests"] == box.stats()["requests"] and summary["stops"] == {}
     assert "report: " in done.stderr
 
@@ -427,7 +431,7 @@ def test_retries_that_never_went_through_are_not_called_recovered(
     box = sandbox_factory(fault_rate=1.0, faults=["backend_error"])
     config = write_config(tmp_path / "job.yaml", [1, 2, 3])
     done = run_against(box, config, tmp_path / "r.csv", "--max-attempts", "2", "--backoff", "0")
-    assert done.returncode == 1
+    assert done.returncode == 3  # work left: a rerun sends them again
     assert (
         "all recovered" not in done.stdout and "3 of the retried requests did not go through" in done.stdout
     )
