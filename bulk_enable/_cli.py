@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ._errors import JobStopped, UsageError, UserError
-from ._model import Command, ExitCode, Job, Status, Window
+from ._model import Command, ExitCode, Job, Row, Status, Window
 from ._policy import DEFAULT_RPS, METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT, Policy
 from ._tokens import TOKEN_ENV
 
@@ -195,7 +195,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 "reruns use too"
             )
         rows = render_again(args.report)
-        _tell(f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
+        _outlook(args, rows, f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
         return ExitCode.OK
     if args.copy.suffix.lower() not in REPORT_SUFFIXES:
         raise UsageError(f"--as {args.copy}: give the copy a .csv or .xlsx name")
@@ -203,6 +203,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     rows = render_copy(args.report, args.copy, "\t" if args.copy.suffix.lower() == ".tsv" else delimiter)
     _tell(f"report: {args.copy} ({len(rows)} counters, from the journal of {args.report}, which reruns use)")
     return ExitCode.OK
+
+
+def _outlook(args: argparse.Namespace, rows: list[Row], head: str) -> None:
+    """After `report`: per account, done, failed (by cause) and left, with the days left at the job's
+    pace; or, with --json, the same as one object on stdout (the words on stderr, unless -q)."""
+    import json
+
+    from ._messages import json_outlook, outlook_lines
+    from ._outlook import outlook
+    from ._report import journal_header, journal_path
+
+    header = journal_header(journal_path(args.report))
+    command = header.command if header is not None else Command.RUN
+    accounts = outlook(rows, command)
+    lines = [head, *outlook_lines(accounts)]
+    if not args.json:
+        _tell("\n".join(lines))
+        return
+    if not args.quiet:
+        for line in lines:
+            print(line, file=sys.stderr)
+    _tell(json.dumps(json_outlook(args.report, command, accounts), ensure_ascii=False))
 
 
 def _tell(line: str) -> None:
@@ -722,7 +744,7 @@ def _command(
 def _run_parser(sub: Any) -> None:
     p = _command(sub, "run", "enable the window on every counter in CONFIG", cmd_run)
     _job_options(p, Command.RUN)
-    _pace_options(p, until=True)
+    _pace_options(p, writes=True)
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -753,7 +775,7 @@ def _status_parser(sub: Any) -> None:
         sub, "status", "read each counter's real window state (one read each); never writes", cmd_status
     )
     _job_options(p, Command.STATUS)
-    _pace_options(p, until=False)
+    _pace_options(p, writes=False)
 
 
 def _counters_parser(sub: Any) -> None:
@@ -782,6 +804,11 @@ def _report_parser(sub: Any) -> None:
         help="write it to another file instead, e.g. a workbook of a CSV run: --as reports/job.xlsx",
     )
     _delimiter_option(p)
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="the outlook as one JSON object on stdout: per account done, failed, left, per_day, days_left",
+    )
 
 
 def _sandbox_parser(sub: Any) -> None:
@@ -955,7 +982,7 @@ def _request_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _pace_options(p: argparse.ArgumentParser, until: bool) -> None:
+def _pace_options(p: argparse.ArgumentParser, writes: bool) -> None:
     _request_options(p)
     p.add_argument(
         "--concurrency",
@@ -976,22 +1003,22 @@ def _pace_options(p: argparse.ArgumentParser, until: bool) -> None:
         "--max-requests",
         type=_count(1, 10**9),
         metavar="N",
-        help="per login, the most requests to spend" + (" (per day with --until-done)" if until else ""),
+        help="per login, the most requests to spend (per day with --until-done)",
     )
-    if not until:
-        return
-    p.add_argument(
-        "--max-denied",
-        type=_count(0, 10**6),
-        default=DEFAULTS.max_denied,
-        metavar="N",
-        help="stop a login after N writes refused with access_denied and none succeeded "
-        f"(default {DEFAULTS.max_denied}; 0: never)",
-    )
+    if writes:
+        p.add_argument(
+            "--max-denied",
+            type=_count(0, 10**6),
+            default=DEFAULTS.max_denied,
+            metavar="N",
+            help="stop a login after N writes refused with access_denied and none succeeded "
+            f"(default {DEFAULTS.max_denied}; 0: never)",
+        )
     p.add_argument(
         "--until-done",
         action="store_true",
-        help="on the daily quota, wait for the reset and go on, until every counter is done",
+        help="on the daily quota, wait for the reset and go on, until every counter is "
+        + ("done" if writes else "read"),
     )
     p.add_argument(
         "--quota-reset",

@@ -42,6 +42,10 @@ class JobEvents(Events):
     def started(self, total: int) -> None:
         """`total` counters are about to be sent (or read)."""
 
+    def planned(self, todo: Mapping[str, int], logins: Mapping[str, str], policy: Policy) -> None:
+        """Before the first request: each account's counters to send and its login's key (accounts on
+        one token share one login's daily quota), and the policy (its budget, its quota reset)."""
+
     def finished(self, row: Row) -> None:
         """One counter is done with, and on disk."""
 
@@ -208,6 +212,7 @@ async def run_job(settings: Settings) -> Summary:
             for a in config.accounts
         }
         settings.events.started(sum(len(t) for t in todo.values()))
+        settings.events.planned({a: len(t) for a, t in todo.items()}, run.logins, settings.policy)
         rows = await run.drive(
             lambda session, account: _run_account(run, session, account, todo[account.name])
         )
@@ -413,6 +418,8 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
         run = _Run(settings, report)
         report.begin(config.counters, pending_row(say.PENDING))
         settings.events.started(len(config.counters))
+        todo = {a.name: len(a.counters) for a in config.accounts}
+        settings.events.planned(todo, run.logins, settings.policy)
 
         async def read_account(session: ClientSession, account: Account) -> None:
             lane = run.lane(account)

@@ -25,6 +25,7 @@ from ._model import (
     by_account,
     failed_for_good,
 )
+from ._outlook import AccountOutlook, days_left
 from ._untrusted import PLAIN, TERMINAL_LIMIT
 
 FULL_DAYS = 21  # the extended window's full length
@@ -373,12 +374,66 @@ def _complete_line(summary: Summary) -> str:
     """Whether the job is over: every counter done or failed for good (a rerun then sends nothing)."""
     if not summary.complete:
         return f"not complete: {plural(summary.left, 'counter')} left for a rerun"
-    failed = sum(1 for r in summary.rows if failed_for_good(r))
+    return complete_words(sum(1 for r in summary.rows if failed_for_good(r)))
+
+
+def complete_words(failed: int) -> str:
     if not failed:
         return "complete: every counter is done; a rerun sends nothing"
     return (
         f"complete: every counter is done or failed for good ({number(failed)} failed); a rerun sends nothing"
     )
+
+
+def outlook_lines(accounts: dict[str, AccountOutlook]) -> list[str]:
+    """Per account: done, failed (by cause), left and the days left at the job's pace; then the whole."""
+    out = []
+    for name, account in accounts.items():
+        parts = [f"{number(account.done)} done"]
+        if account.failed:
+            causes = ", ".join(f"{number(n)} {cause}" for cause, n in account.failed.most_common())
+            parts.append(f"{number(account.failed.total())} failed ({causes})")
+        parts.append(f"{number(account.left)} left")
+        line = f"account {name}: {', '.join(parts)}"
+        if account.left:
+            pace, days = account.per_day, account.days_left
+            line += (
+                f"; about {plural(days, 'day')} more at {number(pace)} a day (its busiest day so far)"
+                if pace and days
+                else "; nothing answered yet to tell its pace"
+            )
+        out.append(line)
+    left = sum(a.left for a in accounts.values())
+    if not left:
+        out.append(complete_words(sum(a.failed.total() for a in accounts.values())))
+        return out
+    days = days_left(accounts)
+    more = f"; about {plural(days, 'day')} more at this pace" if days else ""
+    out.append(f"not complete: {plural(left, 'counter')} left{more}")
+    return out
+
+
+def json_outlook(report: Path, command: Command, accounts: dict[str, AccountOutlook]) -> dict[str, object]:
+    """`bulk-enable report --json`: the outlook as one object."""
+    left = sum(a.left for a in accounts.values())
+    return {
+        "report": str(report),
+        "command": command.value,
+        "counters": sum(a.done + a.failed.total() + a.left for a in accounts.values()),
+        "complete": not left,
+        "left": left,
+        "days_left": days_left(accounts),
+        "accounts": {
+            name: {
+                "done": a.done,
+                "failed": dict(a.failed.most_common()),
+                "left": a.left,
+                "per_day": a.per_day,
+                "days_left": a.days_left,
+            }
+            for name, a in accounts.items()
+        },
+    }
 
 
 def _status_lines(summary: Summary) -> list[str]:
@@ -431,7 +486,12 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
             budget = f"another {plural(max_requests, 'request')}" if max_requests else "more requests"
             steps.append(f"next: {again} to spend {budget}")
         else:
-            steps.append(f"next: {again}{when}, or add --until-done to let it wait by itself")
+            wait = (
+                ", or add --until-done to let it wait by itself"
+                if summary.command is not Command.CHECK
+                else ""
+            )
+            steps.append(f"next: {again}{when}{wait}")
     if steps:
         return steps
     if summary.count(Status.DEFERRED):
@@ -448,7 +508,7 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
         return [
             "next: `short` on the day of `run` is normal: check again in a few days; `short` days later: "
-            "put those IDs in a .txt and `bulk-enable run` it"
+            "save those IDs as short.txt and `bulk-enable run short.txt`"
         ]
     return []
 
