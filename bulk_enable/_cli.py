@@ -231,7 +231,7 @@ def _tell(line: str) -> None:
     """A line on stdout that only confirms what is done on disk: losing it loses nothing."""
     lost = _write_stdout(line + "\n")
     if lost is not None and not isinstance(lost, BrokenPipeError):
-        _say(f"cannot write to stdout ({lost.strerror or lost}); done all the same: {line}")
+        _say(f"cannot write to stdout ({lost.strerror or lost}); done all the same: {line.splitlines()[0]}")
 
 
 def _write_stdout(text: str) -> OSError | None:
@@ -328,7 +328,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         log.warning("--api-base %s: did you mean https://%s? (going on as given)", api_base, near)
     config = load_config(args.config)
     job = Job(Window(args.window), not args.disable)
-    report, usual = report_for(args.config, job, command, args.report, args.fresh)
+    report, usual = report_for(config, job, command, args.report, args.fresh)
     if report.resolve() == args.config.resolve():
         raise UsageError(
             f"--report {report} is the counters file itself: give the report its own name, e.g. {usual}"

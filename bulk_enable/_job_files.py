@@ -21,10 +21,14 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._errors import UsageError
 from ._model import Command, Job, now_iso
-from ._report import default_report_path, journal_header, journal_path
+from ._report import default_report_path, journal_header, journal_path, read_journal
+
+if TYPE_CHECKING:
+    from ._config import Config
 
 log = logging.getLogger("bulk_enable")
 REPORTS = "reports"
@@ -49,22 +53,22 @@ def job_report(config: Path, job: Job, command: Command, suffix: str | None = No
 
 
 def report_for(
-    config: Path, job: Job, command: Command, given: Path | None, fresh: bool = False
+    config: Config, job: Job, command: Command, given: Path | None, fresh: bool = False
 ) -> tuple[Path, Path]:
     """(the report to use, the job's usual report): `given`, else the usual one beside the config in
     the format last chosen for it. Refused: a usual report that cannot be written there, and a run
     whose results are still in the folder it is started from (where reports went before)."""
-    usual = job_report(config, job, command, preferences(config).suffix)
+    usual = job_report(config.path, job, command, preferences(config.path).suffix)
     if given is not None:
         return given, usual
     why = _cannot_write(usual.parent)
     if why:
         raise UsageError(
-            f"{config}: the job's reports go beside it, in {usual.parent}, but {why}: give --report PATH "
-            f"(e.g. --report ~/{REPORTS}/{usual.name})"
+            f"{config.path}: the job's reports go beside it, in {usual.parent}, but {why}: give --report "
+            f"PATH (e.g. --report ~/{REPORTS}/{usual.name})"
         )
     earlier = Path(REPORTS) / usual.name
-    if command is Command.RUN and not fresh and _moved(earlier, usual, job):
+    if command is Command.RUN and not fresh and _moved(earlier, usual, job, config):
         raise UsageError(
             f"{earlier} has this job's earlier results (reports went to the folder the command ran from); "
             f"a job's reports now go beside its config: move them there first, `mv {earlier} "
@@ -73,12 +77,16 @@ def report_for(
     return usual, usual
 
 
-def _moved(earlier: Path, usual: Path, job: Job) -> bool:
-    """True when `earlier` (a report in the old place) holds this run job and `usual` holds nothing."""
+def _moved(earlier: Path, usual: Path, job: Job, config: Config) -> bool:
+    """True when `usual` holds nothing yet and `earlier` (a report in the old place) holds this job
+    with some of this config's counters done."""
     if earlier.resolve() == usual.resolve() or journal_header(journal_path(usual)) is not None:
         return False
     header = journal_header(journal_path(earlier))
-    return header is not None and header.command is Command.RUN and header.job == job
+    if header is None or header.command is not Command.RUN or header.job != job:
+        return False
+    rows = read_journal(journal_path(earlier))[1]
+    return any((r := rows.get(c.id)) is not None and r.status in job.done_statuses for c in config.counters)
 
 
 def _cannot_write(folder: Path) -> str:

@@ -34,7 +34,7 @@ def test_every_command_and_option_is_documented(readme: str) -> None:
     assert not missing, f"{readme} does not mention: {', '.join(missing)}"
 
 
-@pytest.mark.parametrize("readme", [*READMES, "docs/metrica-api.md"])
+@pytest.mark.parametrize("readme", [*READMES, "docs/metrica-api.md", "docs/unattended.md"])
 def test_links_stay_inside_the_repository(readme: str) -> None:
     """Relative links point at files that exist in the repository; none leaves it."""
     text = (REPO / readme).read_text(encoding="utf-8")

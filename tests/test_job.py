@@ -13,6 +13,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from bulk_enable._cli import _ArgError, _build_parser, _parse, _subparsers
+from bulk_enable._errors import UsageError
 from bulk_enable._job_files import JobLock, lock_path
 from bulk_enable._messages import AGAIN, fix_for, summary_lines
 from bulk_enable._model import Command, Job, Row, Status, Stop, StopCause, Summary
@@ -179,6 +181,24 @@ def test_the_job_lock_is_the_configs_command_window_and_action(
     assert (done.returncode == 2) is refused, done.stderr
     assert (f"(pid {os.getpid()} since" in done.stderr) is refused
     assert (box.stats()["requests"] == 0) is refused
+
+
+def test_a_config_folder_that_cannot_be_written_locks_in_a_folder_of_the_users_own(tmp_path: Path) -> None:
+    """No room beside the config: the job's lock goes to the user's own folder in the temporary
+    directory, keyed by the config's real path, and still keeps a second run out."""
+    config = write_config(tmp_path / "all.yaml", [1])
+    (tmp_path / "reports").write_text("not a folder\n")
+    lock = lock_path(config, Command.RUN, Job())
+    assert lock.parent == Path(tempfile.gettempdir()) / f"bulk-enable-{os.getuid()}"
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "reports").write_text("not a folder either\n")
+    elsewhere = lock_path(write_config(tmp_path / "other" / "all.yaml", [1]), Command.RUN, Job())
+    assert elsewhere.parent == lock.parent and elsewhere != lock
+    with (
+        JobLock(config, Command.RUN, Job(), tmp_path / "r.csv"),
+        pytest.raises(UsageError, match="already running"),
+    ):
+        JobLock(tmp_path / "." / "all.yaml", Command.RUN, Job(), tmp_path / "s.csv").__enter__()
 
 
 # --- failures: kept, and left for a human when they are for good ----------------------------------------
