@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +41,10 @@ from .conftest import (
     statuses,
     write_config,
 )
+from .test_e2e import wait_for
 
 TOKEN_B = "token-b-51c2e8aa"
 FAST = ("--rps", "1000", "--backoff", "0.01")
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.01)
 
 
 def first_line(report: Path) -> str:
