@@ -11,7 +11,7 @@ from bulk_enable._config import MAX_ERRORS, MAX_ID, Config, ConfigError, load_co
 from bulk_enable._model import RUN_COLUMNS, Counter, Row, Status
 from bulk_enable._render import render
 
-from .conftest import SandboxFactory, cli, write_config
+from .conftest import REPO, SandboxFactory, cli, write_config
 
 Shape = list[tuple[str, str | None, str | None, list[tuple[int, str]]]]  # (name, token_env, ulogin, counters)
 
@@ -636,6 +636,15 @@ def test_a_token_pasted_as_token_file_is_refused_and_never_echoed(tmp_path: Path
     )
     assert len(lines) == 1 and lines[0].startswith(f"{path}: line 2: token_file must be the path of a file")
     assert "AgAAAA" not in lines[0]
+
+
+@pytest.mark.parametrize("name", ["example.yaml", "accounts.example.yaml"])
+def test_the_example_configs_load(name: str) -> None:
+    """The configs shipped as examples are valid; the accounts example shows each token source."""
+    config = load_config(REPO / "configs" / name)
+    assert config.counters
+    sources = {("env" if a.token_env else "file" if a.token_file else "default") for a in config.accounts}
+    assert sources == ({"env", "file"} if name.startswith("accounts") else {"default"})
 
 
 # --- labels -------------------------------------------------------------------------------------------
