@@ -316,7 +316,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _settings(args: argparse.Namespace, command: Command) -> Settings:
     """Validate everything before anything is sent."""
     from ._config import load_config
-    from ._job_files import preferences, remember, report_for
+    from ._job_files import preferences, report_for
     from ._jobs import Settings
     from ._metrica import check_api_base, mistyped_host
     from ._report import check_target, journal_header, journal_path
@@ -358,7 +358,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     delimiter = _report_delimiter(
         args.csv_delimiter, report, config.csv_delimiter, preferences(args.config).delimiter
     )
-    settings = Settings(
+    return Settings(
         config=config,
         tokens=tokens(config, args.token_file),
         report=report,
@@ -372,8 +372,6 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         events=events,
         interrupt=interrupt,
     )
-    remember(args.config, args.csv_delimiter and DELIMITERS[args.csv_delimiter], args.report)
-    return settings
 
 
 def _warn_of_results_elsewhere(usual: Path, report: Path, config: Config, job: Job) -> None:
@@ -533,10 +531,11 @@ def _execute(
     job: Callable[[Settings], Coroutine[Any, Any, Summary]],
     command: Command,
 ) -> int:
-    from ._job_files import JobLock
+    from ._job_files import JobLock, remember
     from ._messages import exit_code
 
     with JobLock(args.config, command, settings.job, settings.report):
+        remember(args.config, args.csv_delimiter and DELIMITERS[args.csv_delimiter], args.report)
         summary = _run_async(job(settings), settings.interrupt, settings.events)
     code = exit_code(summary)
     _finish(args, summary, args.config)

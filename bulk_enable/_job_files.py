@@ -59,6 +59,10 @@ def report_for(
     the format last chosen for it. Refused: a usual report that cannot be written there, and a run
     whose results are still in the folder it is started from (where reports went before)."""
     usual = job_report(config.path, job, command, preferences(config.path).suffix)
+    if command is Command.RUN and journal_header(journal_path(usual)) is None:
+        # The run's truth is its journal: one in another format wins over the format preferred.
+        kept = (job_report(config.path, job, command, suffix) for suffix in _SUFFIXES)
+        usual = next((p for p in kept if journal_header(journal_path(p)) is not None), usual)
     if given is not None:
         return given, usual
     why = _cannot_write(usual.parent)

@@ -506,6 +506,26 @@ def test_the_report_format_carries_to_the_configs_other_commands_and_reruns(
     again = cli("run", config, "--api-base", box.url)
     assert again.returncode == 0 and f"report: {reports / 'all.xlsx'}" in again.stdout
     assert box.stats()["write_requests"] == writes and not (reports / "all.csv").exists()
+    with JobLock(config, Command.RUN, Job(), reports / "all.xlsx"):  # a run refused changes nothing
+        assert cli("run", config, "--api-base", box.url, "--report", tmp_path / "x.tsv").returncode == 2
+    assert cli("status", config, "--api-base", box.url).returncode == 0
+    assert (reports / "all.status.xlsx").stat().st_mtime_ns > (reports / "all.xlsx").stat().st_mtime_ns
+    assert not (reports / "all.status.tsv").exists()
+
+
+def test_a_report_in_another_format_does_not_hide_the_jobs_journal(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A run into reports/all.csv, then one into a workbook elsewhere: the next run without --report
+    goes on from all.csv (its journal is the job's), not from a new all.xlsx."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "all.yaml", [1, 2])
+    assert cli("run", config, "--api-base", box.url).returncode == 0
+    assert cli("run", config, "--api-base", box.url, "--report", tmp_path / "copy.xlsx").returncode == 0
+    writes = box.stats()["write_requests"]
+    again = cli("run", config, "--api-base", box.url)
+    assert again.returncode == 0 and f"report: {tmp_path / 'reports' / 'all.csv'}" in again.stdout
+    assert box.stats()["write_requests"] == writes and not (tmp_path / "reports" / "all.xlsx").exists()
 
 
 # --- the recipes of docs/unattended.md, as written -----------------------------------------------------
