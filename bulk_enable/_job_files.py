@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,7 +128,16 @@ def lock_path(config: Path, command: Command, job: Job) -> Path:
             return folder / name
     digest = hashlib.sha256(str(real).encode("utf-8", "surrogateescape")).hexdigest()[:16]
     private = Path(tempfile.gettempdir()) / f"bulk-enable-{os.getuid()}"
-    private.mkdir(mode=0o700, exist_ok=True)
+    try:
+        private.mkdir(mode=0o700, exist_ok=True)
+        held = os.lstat(private)
+    except OSError as e:
+        raise UsageError(f"{private}: cannot make the job's lock there ({e.strerror or e})") from None
+    if not stat.S_ISDIR(held.st_mode) or held.st_uid != os.getuid():  # planted by someone else
+        raise UsageError(
+            f"{private}: not a folder of this user's own: remove it, or keep the config in a folder you "
+            "can write"
+        )
     return private / f"{digest}.{name}"
 
 
@@ -178,7 +188,7 @@ def _holder(fd: int) -> str:
     try:
         held = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
         pid, report, since = int(held["pid"]), str(held["report"]), str(held["since"])
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):
         return ""
     return f" (pid {pid} since {PLAIN.clean(since, 40)}, report {PLAIN.clean(report, 300)})"
 
