@@ -292,8 +292,10 @@ def test_status_until_done_finishes_across_a_reset(tmp_path: Path, sandbox_facto
     them all, exit 0, with a few quota answers at most."""
     box = sandbox_factory(daily_limit=25, ip_rps=0)
     config = write_config(tmp_path / "all.yaml", range(1, 41))
-    reset = time.time() + 1.0
-    box.reset_day_at(reset - 0.2)  # the sandbox's day turns just before the announced reset
+    # Far enough ahead that the quota runs out before it even on busy cores (past it, the next reset
+    # would be tomorrow's); the sandbox's day turns just before the announced reset.
+    reset = time.time() + 3.0
+    box.reset_day_at(reset - 0.2)
     reset_at = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%H:%M:%S.%f")
     report = tmp_path / "s.csv"
     done = cli(
