@@ -62,11 +62,6 @@ class Blame(enum.Enum):
     EITHER = "either"  # this counter, or a method that is gone: the answer cannot tell (not_found)
     METHOD = "method"  # the method or the API root, not the counter (405, 501, a page, no `success`)
 
-    @property
-    def lasting(self) -> bool:
-        """A rerun gets the same answer until the counter, the rights or the config change."""
-        return self in (Blame.COUNTER, Blame.EITHER)
-
 
 @dataclass(frozen=True, slots=True)
 class Answer:

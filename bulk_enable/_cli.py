@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import JobStopped, UsageError, UserError
-from ._model import TOKEN_ENV, Command, ExitCode, Job, Status, Window
+from ._model import TOKEN_ENV, Command, ExitCode, Job, Row, Status, Window
 from ._options import DELIMITERS, policy_from, profile_overrides
 from ._parser import parse
 from ._policy import METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT
@@ -64,19 +64,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_check(args)
     from ._jobs import run_job
 
-    return _execute(args, _settings(args, Command.RUN), run_job)
+    return _execute(args, _settings(args, Command.RUN), run_job, Command.RUN)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
     from ._jobs import check_job
 
-    return _execute(args, _settings(args, Command.CHECK), check_job)
+    return _execute(args, _settings(args, Command.CHECK), check_job, Command.CHECK)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from ._jobs import status_job
 
-    return _execute(args, _settings(args, Command.STATUS), status_job)
+    return _execute(args, _settings(args, Command.STATUS), status_job, Command.STATUS)
 
 
 def cmd_counters(args: argparse.Namespace) -> int:
@@ -141,13 +141,33 @@ def cmd_report(args: argparse.Namespace) -> int:
                 "reruns use too"
             )
         rows = render_again(args.report)
-        tell(f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
+        _outlook(args, rows, f"report: {args.report} ({len(rows)} counters, rendered from its journal)")
         return ExitCode.OK
     check_suffix(args.copy, "--as", "the copy")
     given = DELIMITERS[args.csv_delimiter] if args.csv_delimiter is not None else None
     rows = render_copy(args.report, args.copy, DELIMITER_OF_SUFFIX.get(args.copy.suffix.lower(), given))
     tell(f"report: {args.copy} ({len(rows)} counters, from the journal of {args.report}, which reruns use)")
     return ExitCode.OK
+
+
+def _outlook(args: argparse.Namespace, rows: list[Row], head: str) -> None:
+    """After `report`: per account, done, failed (by cause) and left, with the days left at the job's
+    pace; or, with --json, the same as one object on stdout (the words on stderr, unless -q)."""
+    from ._messages import json_outlook, outlook_lines
+    from ._outlook import outlook
+    from ._report import journal_header, journal_path
+
+    header = journal_header(journal_path(args.report))
+    command = header.command if header is not None else Command.RUN
+    accounts = outlook(rows, command)
+    lines = [head, *outlook_lines(accounts)]
+    if not args.json:
+        tell("\n".join(lines))
+        return
+    if not args.quiet:
+        for line in lines:
+            print(line, file=sys.stderr)
+    write_json(json_outlook(args.report, command, accounts))
 
 
 def _report_by_account(args: argparse.Namespace) -> int:
@@ -248,8 +268,9 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 def _settings(args: argparse.Namespace, command: Command) -> Settings:
     """Validate everything before anything is sent."""
     from ._config import load_config
+    from ._job_files import preferences, report_for
     from ._jobs import Settings
-    from ._report import journal_header, journal_path, report_delimiter, report_for
+    from ._report import journal_header, journal_path, report_delimiter
     from ._tokens import account_tokens
 
     api_base = _api_base(args.api_base)
@@ -259,12 +280,12 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
 
         config = with_ulogin(config, args.ulogin)
     job = Job(Window(args.window), not args.disable)
-    report = report_for(args.config, job, command, args.report, args.fresh)
+    report, usual = report_for(config, job, command, args.report, args.fresh)
     _warn_about(args, config)
     if command is Command.RUN and not args.fresh:
         header = journal_header(journal_path(report))
         if header is None:
-            _warn_of_results_elsewhere(args.config, config, job, report)
+            _warn_of_results_elsewhere(usual, config, job, report)
         elif header.command is Command.RUN and header.job != job:
             from ._messages import job_words
 
@@ -282,9 +303,12 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         api_base=api_base,
         job=job,
         policy=policy_from(vars(args), args.command),
-        delimiter=report_delimiter(_delimiter(args), report, config.csv_delimiter),
+        delimiter=report_delimiter(
+            _delimiter(args), report, config.csv_delimiter, preferences(args.config).delimiter
+        ),
         fresh=args.fresh,
         preflight=args.preflight,
+        retry_failed=args.retry_failed,
         events=events,
         interrupt=interrupt,
     )
@@ -308,12 +332,12 @@ def _delimiter(args: argparse.Namespace) -> str | None:
     return DELIMITERS[args.csv_delimiter] if args.csv_delimiter is not None else None
 
 
-def _warn_of_results_elsewhere(config_path: Path, config: Config, job: Job, report: Path) -> None:
+def _warn_of_results_elsewhere(usual: Path, config: Config, job: Job, report: Path) -> None:
     """A run into a new report while the config's usual one has these counters done: say that all
     of them go out again, and how to get those results in another file instead."""
     from ._report import done_elsewhere
 
-    usual, done = done_elsewhere(config_path, config.counters, job, report)
+    done = done_elsewhere(usual, config.counters, job, report)
     if done:
         log.warning(
             "%s already has %d of these counters done; %s starts from nothing and sends them again "
@@ -362,11 +386,17 @@ def _interrupt_and_events(args: argparse.Namespace) -> tuple[Interrupt, JobEvent
 
 
 def _execute(
-    args: argparse.Namespace, settings: Settings, job: Callable[[Settings], Coroutine[Any, Any, Summary]]
+    args: argparse.Namespace,
+    settings: Settings,
+    job: Callable[[Settings], Coroutine[Any, Any, Summary]],
+    command: Command,
 ) -> int:
+    from ._job_files import JobLock, remember
     from ._messages import exit_code
 
-    summary = _run_async(job(settings), settings.interrupt, settings.events)
+    with JobLock(args.config, command, settings.job, settings.report):
+        remember(args.config, _delimiter(args), args.report)
+        summary = _run_async(job(settings), settings.interrupt, settings.events)
     _finish(args, summary, args.config)
     return exit_code(summary)
 

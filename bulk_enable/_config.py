@@ -20,12 +20,13 @@ import math
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from ._errors import UsageError, UserError
 from ._model import COLUMNS, ENV_NAME, LOGIN_PATTERN, MAX_ID, Counter
+from ._tokens import looks_like_token
 from ._untrusted import FORMULA_START, SURROGATE
 
 log = logging.getLogger("bulk_enable")
@@ -87,11 +88,12 @@ class Account:
     """A Metrica login: its token's environment variable, its client login, its counters in order."""
 
     name: str
-    token_env: str | None  # None: the run's default token (YANDEX_METRICA_TOKEN or --token-file)
+    token_env: str | None  # None (and no token_file): the run's default token
     counters: tuple[Counter, ...]
     ulogin: str | None = None  # act for this client login (agency access): sent as ?ulogin=
     every: bool = False  # `counters: all`: its editable counters, listed at the start of each job
     exclude: frozenset[int] = frozenset()  # with `counters: all`: IDs left out
+    token_file: Path | None = None  # a file holding the token (relative: to the config's folder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -827,7 +829,9 @@ class _Parser:
 
     def accounts(self, node: _Node) -> list[Account]:
         if not isinstance(node, _Seq) or not node.value:
-            raise self.fatal(node, "`accounts:` must be a non-empty list of {name, token_env, counters}")
+            raise self.fatal(
+                node, "`accounts:` must be a non-empty list of {name, token_env or token_file, counters}"
+            )
         accounts: list[Account] = []
         names: set[str] = set()
         for item in node.value:
@@ -835,8 +839,8 @@ class _Parser:
                 raise self.fatal(item, f"an account must be a mapping, got {_shown(item)}")
             fields = self.mapping(
                 item,
-                required={"name", "token_env", "counters"},
-                allowed={"name", "token_env", "counters", "ulogin", "exclude"},
+                required={"name", "counters"},
+                allowed={"name", "token_env", "token_file", "counters", "ulogin", "exclude"},
             )
             name = _no_surrogates(self.text(fields["name"], "account name")).strip()
             if not name:
@@ -844,12 +848,32 @@ class _Parser:
             if name in names:
                 raise self.fatal(fields["name"], f"account `{name}` given twice")
             names.add(name)
-            env = self.token_env(fields["token_env"])
+            if ("token_env" in fields) == ("token_file" in fields):
+                given = "both" if "token_env" in fields else "neither"
+                raise self.fatal(
+                    item,
+                    f"account `{name}`: give its token as token_env (an environment variable's NAME) or "
+                    f"token_file (a file's path), one of them ({given} given)",
+                )
+            env = self.token_env(fields["token_env"]) if "token_env" in fields else None
             ulogin = self.ulogin(fields["ulogin"]) if "ulogin" in fields else None
-            accounts.append(
-                self.account_counters(name, env, ulogin, fields["counters"], fields.get("exclude"))
-            )
+            account = self.account_counters(name, env, ulogin, fields["counters"], fields.get("exclude"))
+            if "token_file" in fields:
+                account = replace(account, token_file=self.token_file(fields["token_file"]))
+            accounts.append(account)
         return accounts
+
+    def token_file(self, node: _Node) -> Path:
+        text = str(node.value).strip() if isinstance(node, _Scalar) and node.tag == _STR_TAG else ""
+        if not text or (looks_like_token(text) and "/" not in text and "." not in text):
+            # Never echo it: people paste the token itself here too.
+            raise self.fatal(
+                node,
+                "token_file must be the path of a file holding the token (e.g. tokens/client-a.token, "
+                "beside the config), never the token itself",
+            )
+        path = Path(text).expanduser()
+        return path if path.is_absolute() else self.path.parent / path
 
     def token_env(self, node: _Node) -> str:
         env = str(node.value).strip() if isinstance(node, _Scalar) and node.tag == _STR_TAG else ""

@@ -43,6 +43,10 @@ class JobEvents(Events):
     def started(self, total: int) -> None:
         """`total` counters are about to be sent (or read)."""
 
+    def planned(self, todo: Mapping[str, int], logins: Mapping[str, str], policy: Policy) -> None:
+        """Before the first request: each account's counters to send and its login's key (accounts on
+        one token share one login's daily quota), and the policy (its budget, its quota reset)."""
+
     def finished(self, row: Row) -> None:
         """One counter is done with, and on disk."""
 
@@ -66,6 +70,7 @@ class Settings:
     delimiter: str = ","
     fresh: bool = False
     preflight: bool = False
+    retry_failed: bool = False  # send the counters that failed for good in earlier runs too
     events: JobEvents = field(default_factory=JobEvents)
     interrupt: Interrupt = field(default_factory=Interrupt)
 
@@ -84,7 +89,6 @@ class _Run:
         self.recorded: set[int] = set()  # counters with a row from this run
         self.state_unknown = False  # a plan was made without seeing the window's state
         self.counter_quota = False  # some counter's own daily quota is spent: it waits for the reset
-        self.lasting: set[str] = set()  # error types of failed counters that a rerun alone cannot fix
         self.failure: ReportError | None = None  # the report could not be written: raised at the end
         self._ulogin_checks: dict[str, asyncio.Future[Stop | None]] = {}  # account -> its one check
         self.listed: list[Counter] | None = None  # what `counters: all` accounts listed (None: none)
@@ -198,7 +202,6 @@ class _Run:
             address_quota_answers=scheduler.gate.quota_answers,
             listed=len(self.listed) if self.listed is not None else None,
             deferred_until=scheduler.next_reset() if (quota_stop or self.counter_quota) else None,
-            lasting=frozenset(self.lasting),
         )
 
 
@@ -241,17 +244,26 @@ async def run_job(settings: Settings) -> Summary:
         settings = await _every_counter(run)
         config = settings.config
         report.begin(config.counters, pending_row(say.PENDING))
+        # Failures for good wait for a human: only --retry-failed sends them again.
+        held = (
+            set()
+            if settings.retry_failed
+            else {c.id for c in config.counters if report.failed_for_good(c.id)}
+        )
         todo = {
-            a.name: _rerun_order([c for c in a.counters if not report.done(c.id)], report)
+            a.name: _rerun_order(
+                [c for c in a.counters if not report.done(c.id) and c.id not in held], report
+            )
             for a in config.accounts
         }
-        skipped = len(config.counters) - sum(len(t) for t in todo.values())
         settings.events.started(sum(len(t) for t in todo.values()))
+        settings.events.planned({a: len(t) for a, t in todo.items()}, run.logins, settings.policy)
         rows = await run.drive(
             lambda session, account: _run_account(run, session, account, todo[account.name])
         )
         summary = run.summary(Command.RUN, rows, started)
-        summary.skipped, summary.elsewhere = skipped, report.elsewhere
+        summary.skipped = sum(1 for c in config.counters if report.done(c.id))
+        summary.held, summary.elsewhere = len(held), report.elsewhere
         summary.state_unknown = run.state_unknown
         if report.previous and run.listed is not None:  # a rerun: what `counters: all` newly found
             summary.new = [c.id for c in run.listed if c.id not in report.previous]
@@ -414,26 +426,46 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
         return Row.of(counter, Status.DEFERRED, message=say.kept_slowing_message(answer), **common)
     if outcome.gave_up:
         return Row.of(counter, Status.FAILED, message=say.gave_up_message(outcome.attempts, answer), **common)
-    if answer.blame.lasting:
-        run.lasting.add(answer.error_type)
     return Row.of(counter, Status.FAILED, message=answer.message, **common)
 
 
 def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
-    """Counters this run never finished, and not done before: `deferred`, with their account's reason."""
+    """Counters this run never finished, and not done before: `deferred`, with their account's reason
+    (an earlier answer stands, though). And the failures of an account that stopped because of its
+    token or its server, not of its counters, go back to `deferred` too: they are not the counters'."""
     report, lanes = run.report, run.scheduler.lanes
     for c in counters:
-        if c.id in run.recorded or report.done(c.id):
+        if report.done(c.id):
             continue
         lane = lanes.get(c.account)
         stop = lane.stop if lane is not None else None
         message = say.deferred_message(stop, run.settings.policy.max_requests)
-        report.amend(Row.of(c, Status.DEFERRED, error_type=_stop_error(stop), message=message))
+        if c.id in run.recorded:
+            row = report.rows[c.id]
+            if stop is not None and _not_the_counters(stop, row):
+                report.amend(dataclasses.replace(row, status=Status.DEFERRED, message=message))
+            continue
+        report.amend(
+            report.standing(Row.of(c, Status.DEFERRED, error_type=_stop_error(stop), message=message))
+        )
 
 
 def _stop_error(stop: Stop | None) -> str:
     """The error type of the answer that stopped an account, for its counters left undone."""
     return stop.answer.error_type if stop is not None and stop.answer is not None else ""
+
+
+def _not_the_counters(stop: Stop, row: Row) -> bool:
+    """A failure that tells of the account's token, server or method, not of the counter: one alike
+    to the answers that stopped the account (none succeeded: denied writes, a method that answers the
+    same for every counter), or any answer of a server that turned out not to be the API. Not a
+    failure for good: a rerun sends it again once that is fixed (the counters not tried go first)."""
+    if row.status is not Status.FAILED:
+        return False
+    if stop.cause is StopCause.NOT_THE_API:
+        return True
+    alike = stop.answer is not None and row.error_type == stop.answer.error_type
+    return stop.cause in (StopCause.CANNOT_WRITE, StopCause.SAME_FAILURE) and alike
 
 
 def _connections(settings: Settings) -> int:
@@ -504,6 +536,8 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
         config = settings.config
         report.begin(config.counters, pending_row(say.PENDING))
         settings.events.started(len(config.counters))
+        todo = {a.name: len(a.counters) for a in config.accounts}
+        settings.events.planned(todo, run.logins, settings.policy)
 
         async def read_account(session: ClientSession, account: Account) -> None:
             lane = run.lane(account)

@@ -13,7 +13,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._answer import Answer, Blame
-from ._model import FAILED_STATUSES, Command, ExitCode, Job, Row, Status, Stop, StopCause, Summary, Window
+from ._model import (
+    FAILED_STATUSES,
+    Command,
+    ExitCode,
+    Job,
+    Row,
+    Status,
+    Stop,
+    StopCause,
+    Summary,
+    Window,
+    by_account,
+    failed_for_good,
+)
+from ._outlook import AccountOutlook, days_left
 from ._untrusted import PLAIN, TERMINAL_LIMIT
 
 if TYPE_CHECKING:
@@ -375,10 +389,11 @@ def window_message(status: Status, days: int, full_on: dt.date | None, window: W
 
 
 def exit_code(summary: Summary) -> ExitCode:
-    """0 all done; 1 some failed; 3 stopped early with some deferred (3 wins over 1); 130 interrupted."""
+    """0 all done; 1 complete with failures; 3 stopped with work left (3 wins over 1); 130 interrupted.
+    For a run, a counter that failed on faults is work left (a rerun sends it): 1 means complete."""
     if summary.interrupted:
         return ExitCode.INTERRUPTED
-    if summary.count(Status.DEFERRED) or summary.stops or summary.report_error:
+    if summary.left or summary.stops or summary.report_error:
         return ExitCode.STOPPED
     failing = FAILED_STATUSES if summary.command is not Command.CHECK else frozenset()
     if summary.count(*failing, Status.FAILED):
@@ -423,6 +438,11 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
         out.append(f"{plural(summary.skipped, 'counter')} {done} already done in this report: not sent again")
     if summary.listed is not None:
         out.append(_listed_line(summary.listed, summary.new))
+    if summary.held:
+        out.append(
+            f"{plural(summary.held, 'counter')} failed for good in earlier runs: not sent again "
+            "(--retry-failed sends them, once fixed: the client grants access, say)"
+        )
     if summary.elsewhere:
         out.append(f"the report also keeps {plural(summary.elsewhere, 'counter')} from other configs")
     if summary.state_unknown:
@@ -439,6 +459,8 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
         )
     if summary.report_error:
         out.append(f"stopped: {terminal(summary.report_error)}")
+    if summary.command is Command.RUN:
+        out.append(_complete_line(summary))
     out.append(report_line(summary))
     out.extend(_next_steps(summary, config, max_requests))
     return out
@@ -467,6 +489,72 @@ def report_line(summary: Summary) -> str:
         f"report: not written ({summary.report} could not be written); once it can be, "
         f"`bulk-enable report {summary.report}` writes it from its journal"
     )
+
+
+def _complete_line(summary: Summary) -> str:
+    """Whether the job is over: every counter done or failed for good (a rerun then sends nothing)."""
+    if not summary.complete:
+        return f"not complete: {plural(summary.left, 'counter')} left for a rerun"
+    return complete_words(sum(1 for r in summary.rows if failed_for_good(r)))
+
+
+def complete_words(failed: int) -> str:
+    if not failed:
+        return "complete: every counter is done; a rerun sends nothing"
+    return (
+        f"complete: every counter is done or failed for good ({number(failed)} failed); a rerun sends nothing"
+    )
+
+
+def outlook_lines(accounts: dict[str, AccountOutlook]) -> list[str]:
+    """Per account: done, failed (by cause), left and the days left at the job's pace; then the whole."""
+    out = []
+    for name, account in accounts.items():
+        parts = [f"{number(account.done)} done"]
+        if account.failed:
+            causes = ", ".join(f"{number(n)} {cause}" for cause, n in account.failed.most_common())
+            parts.append(f"{number(account.failed.total())} failed ({causes})")
+        parts.append(f"{number(account.left)} left")
+        line = f"account {name}: {', '.join(parts)}"
+        if account.left:
+            pace, days = account.per_day, account.days_left
+            line += (
+                f"; about {plural(days, 'day')} more at {number(pace)} a day (its busiest day so far)"
+                if pace and days
+                else "; nothing answered yet to tell its pace"
+            )
+        out.append(line)
+    left = sum(a.left for a in accounts.values())
+    if not left:
+        out.append(complete_words(sum(a.failed.total() for a in accounts.values())))
+        return out
+    days = days_left(accounts)
+    more = f"; about {plural(days, 'day')} more at this pace" if days else ""
+    out.append(f"not complete: {plural(left, 'counter')} left{more}")
+    return out
+
+
+def json_outlook(report: Path, command: Command, accounts: dict[str, AccountOutlook]) -> dict[str, object]:
+    """`bulk-enable report --json`: the outlook as one object."""
+    left = sum(a.left for a in accounts.values())
+    return {
+        "report": str(report),
+        "command": command.value,
+        "counters": sum(a.done + a.failed.total() + a.left for a in accounts.values()),
+        "complete": not left,
+        "left": left,
+        "days_left": days_left(accounts),
+        "accounts": {
+            name: {
+                "done": a.done,
+                "failed": dict(a.failed.most_common()),
+                "left": a.left,
+                "per_day": a.per_day,
+                "days_left": a.days_left,
+            }
+            for name, a in accounts.items()
+        },
+    }
 
 
 def _status_lines(summary: Summary) -> list[str]:
@@ -549,42 +637,51 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
             budget = f"another {plural(max_requests, 'request')}" if max_requests else "more requests"
             steps.append(f"next: {again} to spend {budget}")
         else:
-            steps.append(f"next: {again}{when}, or add --until-done to let it wait by itself")
+            wait = (
+                ", or add --until-done to let it wait by itself"
+                if summary.command is not Command.CHECK
+                else ""
+            )
+            steps.append(f"next: {again}{when}{wait}")
     if steps:
         return steps
     if summary.count(Status.DEFERRED):
         return [f"next: {again} to finish the rest"]
     failed = [r for r in summary.rows if r.status is Status.FAILED]
     if summary.command is not Command.CHECK and failed:
-        return [_after_failures(failed, summary)]
+        return [_after_failures(failed, summary.report, summary.command)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
         plain = config.suffix.lower() in (".csv", ".txt", ".tsv")
         how = "add a ulogin column or pass --ulogin LOGIN" if plain else "add `ulogin:` to the config"
+        retry = f"; {_ONCE_FIXED}" if summary.command is Command.RUN else ""
         return [
             "next: read_only and not_found counters cannot be changed with this token; "
-            f"for a client's counters {how}"
+            f"for a client's counters {how}{retry}"
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
         return [
             "next: `short` on the day of `run` is normal: check again in a few days; `short` days later: "
-            "put those IDs in a .txt and `bulk-enable run` it"
+            "save those IDs as short.txt and `bulk-enable run short.txt`"
         ]
     return []
 
 
-def _after_failures(failed: list[Row], summary: Summary) -> str:
-    kinds = sorted({r.error_type for r in failed})
-    fixed = [k for k in kinds if k in summary.lasting]
-    retried = [k for k in kinds if k not in summary.lasting]
+_ONCE_FIXED = "reruns do not send them: once fixed, add --retry-failed"
+
+
+def _after_failures(failed: list[Row], report: Path, command: Command) -> str:
+    fixed = sorted({r.error_type or "?" for r in failed if failed_for_good(r)})
+    retried = [r for r in failed if not failed_for_good(r)]
     parts = []
     if fixed:
         names = " and ".join([", ".join(fixed[:-1]), fixed[-1]] if len(fixed) > 1 else fixed)
         parts.append(
             f"{names} will fail again until fixed (edit rights, the ID, or `ulogin:` for a client's counter)"
+            + (f", so {_ONCE_FIXED}" if command is Command.RUN else "")
         )
     if retried:
         parts.append(f"{AGAIN} to retry the {'others' if fixed else 'failed ones'}")
-    return f"next: {'; '.join(parts)}; details in the `message` column of {summary.report}"
+    return f"next: {'; '.join(parts)}; details in the `message` column of {report}"
 
 
 def json_summary(summary: Summary, config: Path) -> dict[str, object]:
@@ -598,6 +695,9 @@ def json_summary(summary: Summary, config: Path) -> dict[str, object]:
         "report": str(summary.report) if summary.report_written else None,
         "exit_code": int(exit_code(summary)),
         "error": None,  # an exit without a summary has its one line here instead
+        "complete": summary.complete,
+        "left": summary.left,
+        "accounts": by_account(summary.rows),
         "stops": {account: stop.cause.value for account, stop in summary.stops.items()},
         "report_error": summary.report_error or None,
         "deferred_until": summary.deferred_until.isoformat().replace("+00:00", "Z")

@@ -45,6 +45,9 @@ class Status(enum.StrEnum):
 
 # Statuses that make the exit code 1 ("some failed"): a plan's read_only/not_found cannot be done either.
 FAILED_STATUSES = frozenset({Status.FAILED, Status.READ_ONLY, Status.NOT_FOUND})
+# A failed counter's last answer was a fault, not the API's word on the counter: a rerun asks again.
+_FAULTS = frozenset({"backend_error", "timeout", "client_timeout", "connection_error", "internal_error"})
+_QUOTA_STATUSES = frozenset({420, 429})
 
 
 class ExitCode(enum.IntEnum):
@@ -169,6 +172,37 @@ class Row:
 ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Row))
 
 
+def failed_for_good(row: Row) -> bool:
+    """A failure a rerun cannot change by itself: the API's own refusal of the counter (a 4xx such as
+    access_denied, not_found, counter_in_connect or invalid_parameter, or `{"success": false}`), or a
+    plan's read_only / not_found. The counter, its rights or the config must change first. A failure
+    on faults (no answer, a 5xx, quota answers: attempts ran out) is not one."""
+    if row.status in (Status.READ_ONLY, Status.NOT_FOUND):
+        return True
+    if row.status is not Status.FAILED:
+        return False
+    status = row.http_status
+    fault = status is None or status >= 500 or status in _QUOTA_STATUSES or row.error_type in _FAULTS
+    return not fault
+
+
+def left_to_send(row: Row, command: Command) -> bool:
+    """A counter without a final answer yet: not sent, cut short, or (for a run) failed on faults.
+    For a run, exactly what a rerun sends (unless --retry-failed adds the failures for good)."""
+    if row.status is Status.DEFERRED:
+        return True
+    return command is Command.RUN and row.status is Status.FAILED and not failed_for_good(row)
+
+
+def by_account(rows: list[Row]) -> dict[str, dict[str, int]]:
+    """{account: {status: counters}}, accounts in the order they first appear."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        counts = out.setdefault(r.account, {})
+        counts[r.status.value] = counts.get(r.status.value, 0) + 1
+    return out
+
+
 def now_iso() -> str:
     """UTC now to the second; rows finished in the same second share one string (100k rows: -7 MB)."""
     return _iso_second(int(time.time()))
@@ -215,6 +249,7 @@ class Summary:
     elapsed: float = 0.0
     requests: int = 0
     skipped: int = 0  # done by an earlier run of the same job: not sent again
+    held: int = 0  # failed for good in an earlier run of the same job: not sent again (--retry-failed)
     elsewhere: int = 0  # rows the report keeps for counters outside this config
     stops: dict[str, Stop] = field(default_factory=dict)  # account -> why it stopped
     interrupted: bool = False
@@ -228,8 +263,17 @@ class Summary:
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
     listed: int | None = None  # counters the `counters: all` accounts listed (None: there are none)
     new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)
-    lasting: frozenset[str] = frozenset()  # error types of failed counters a rerun alone cannot fix
 
     def count(self, *statuses: Status) -> int:
         wanted = set(statuses)
         return sum(1 for r in self.rows if r.status in wanted)
+
+    @property
+    def left(self) -> int:
+        """Counters without a final answer yet (for a run: what a rerun sends)."""
+        return sum(1 for r in self.rows if left_to_send(r, self.command))
+
+    @property
+    def complete(self) -> bool:
+        """Every counter has its final answer: done, or (for a run) failed for good."""
+        return self.left == 0

@@ -351,16 +351,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         ("--max-requests",),
-        frozenset({"run"}),
+        PACED,
         "per login, the most requests to spend (per day with --until-done)",
-        type=count(1, 10**9),
-        metavar="N",
-        policy="max_requests",
-    ),
-    Option(
-        ("--max-requests",),
-        frozenset({"status"}),
-        "per login, the most requests to spend",
         type=count(1, 10**9),
         metavar="N",
         policy="max_requests",
@@ -377,14 +369,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         ("--until-done",),
-        frozenset({"run"}),
-        "on the daily quota, wait for the reset and go on, until every counter is done",
+        PACED,
+        "on the daily quota, wait for the reset and go on, until every counter is done (or read)",
         flag=True,
         policy="until_done",
     ),
     Option(
         ("--quota-reset",),
-        frozenset({"run"}),
+        PACED,
         "when the daily quota resets, UTC (default {default}); 00:00+03:00 is Moscow midnight",
         type=time_of_day,
         metavar="HH:MM",
@@ -400,6 +392,13 @@ OPTIONS: tuple[Option, ...] = (
         ("--preflight",),
         frozenset({"run"}),
         "read the plan first (a few requests), write only where needed",
+        flag=True,
+    ),
+    Option(
+        ("--retry-failed",),
+        frozenset({"run"}),
+        "send again the counters that failed for good in earlier runs (access_denied, not_found...), once "
+        "fixed: reruns skip them otherwise",
         flag=True,
     ),
     Option(("--dry-run",), frozenset({"run"}), "only make the plan: the same as `check`", flag=True),
@@ -440,6 +439,12 @@ OPTIONS: tuple[Option, ...] = (
         type=Path,
         metavar="PATH",
         dest="copy",
+    ),
+    Option(
+        ("--json",),
+        frozenset({"report"}),
+        "the outlook as one JSON object on stdout: per account done, failed, left, per_day, days_left",
+        flag=True,
     ),
     Option(
         ("--by-account",),

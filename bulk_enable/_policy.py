@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 METRICA_MAX_IN_FLIGHT = 3  # parallel requests per login, documented
 METRICA_ADDRESS_RPS = 30  # requests a second per client address, documented
+METRICA_DAILY_QUOTA = 5000  # requests a day per login (reads and writes counted apart), documented
 DEFAULT_RPS = 29.0  # evenly spaced 29/s never puts 30 in one second
 
 
@@ -45,3 +46,9 @@ class Policy:
     @property
     def workers(self) -> int:
         return max(1, self.concurrency * self.workers_per_slot)
+
+
+def next_reset(reset: dt.time, now: dt.datetime) -> dt.datetime:
+    """The first daily quota reset (at `reset`, UTC) after `now` (aware)."""
+    at = dt.datetime.combine(now.date(), reset, dt.UTC)
+    return at if at > now else at + dt.timedelta(days=1)

@@ -4,22 +4,27 @@ and a countdown while an account waits for the quota reset (what signals do: `_s
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
+import math
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from . import _messages as say
 from ._answer import Answer
 from ._jobs import JobEvents
 from ._model import Counter, Row, Stop
+from ._policy import METRICA_DAILY_QUOTA, Policy, next_reset
 from ._report import ReportError
 
 log = logging.getLogger("bulk_enable")
 WAIT_LOG_EVERY = 600.0  # seconds between "still waiting" lines when stderr is not a terminal
 WAITING_BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}]"  # no ETA: a quota wait makes it fiction
+QUOTA_BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, done about %s: %s a day per login]"
 
 
 class CliEvents(JobEvents):
@@ -30,6 +35,7 @@ class CliEvents(JobEvents):
         self.bar: Any = None
         self.waits: dict[str, dt.datetime] = {}
         self._last_wait_line = 0.0
+        self.quota: QuotaPace | None = None
 
     def started(self, total: int) -> None:
         if self.progress and self.bar is None:
@@ -37,9 +43,17 @@ class CliEvents(JobEvents):
 
             self.bar = tqdm(total=total, file=sys.stderr, unit="counter", dynamic_ncols=True, smoothing=0.1)
 
+    def planned(self, todo: Mapping[str, int], logins: Mapping[str, str], policy: Policy) -> None:
+        daily = min(policy.max_requests or METRICA_DAILY_QUOTA, METRICA_DAILY_QUOTA)
+        self.quota = QuotaPace(dict(logins), daily, policy.quota_reset)
+        for account, n in todo.items():
+            self.quota.left[logins.get(account, account)] += n
+
     def finished(self, row: Row) -> None:
         if self.bar is not None:
             self.bar.update(1)
+        if self.quota is not None:
+            self.quota.finished(row.account)
 
     def retrying(self, account: str, subject: str, attempt: int, wait: float, answer: Answer) -> None:
         log.debug(
@@ -90,9 +104,13 @@ class CliEvents(JobEvents):
     def tick(self) -> None:
         """Once a second: the countdown on a terminal, a line every 10 minutes otherwise."""
         if not self.waits:
-            if self.bar is not None and self.bar.bar_format is not None:
-                self.bar.bar_format = None  # tqdm's own, ETA included
-                self.bar.set_description_str("")
+            if self.bar is not None:
+                quota = self.quota
+                day = quota.finish_day() if quota is not None else None
+                shape = None if quota is None or day is None else QUOTA_BAR % (day, say.number(quota.daily))
+                if self.bar.bar_format != shape:
+                    self.bar.bar_format = shape  # None: tqdm's own, ETA included
+                    self.bar.set_description_str("")
             return
         account, until = min(self.waits.items(), key=lambda item: item[1])
         text = f"{account}: waiting for the daily quota until {say.clock(until)} (in {say.until(until)})"
@@ -107,6 +125,45 @@ class CliEvents(JobEvents):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class QuotaPace:
+    """When a job will finish if the daily quota, not the pace of requests, is what holds it: each
+    login sends at most `daily` requests a day (one a counter), the rest after each reset."""
+
+    def __init__(self, logins: dict[str, str], daily: int, reset: dt.time) -> None:
+        self.logins = logins  # account -> login key
+        self.daily = max(1, daily)
+        self.reset = reset  # UTC
+        self.left: collections.Counter[str] = collections.Counter()  # login -> counters not finished
+        self.today: collections.Counter[str] = collections.Counter()  # login -> finished since the reset
+        self._day_ends = next_reset(reset, dt.datetime.now(dt.UTC))
+
+    def finished(self, account: str) -> None:
+        login = self.logins.get(account, account)
+        self.left[login] = max(0, self.left[login] - 1)
+        self._new_day()
+        self.today[login] += 1
+
+    def finish_day(self, now: dt.datetime | None = None) -> dt.date | None:
+        """The UTC day the last login should finish, when that is after today's quota runs out;
+        None when the job fits in what is left of today's quota (the bar's own ETA says it then)."""
+        self._new_day(now)
+        last: dt.date | None = None
+        for login, left in self.left.items():
+            after_today = left - max(0, self.daily - self.today[login])
+            if after_today <= 0:
+                continue
+            days = math.ceil(after_today / self.daily)  # the days after the next reset it takes
+            day = (self._day_ends + dt.timedelta(days=days - 1)).date()
+            last = day if last is None or day > last else last
+        return last
+
+    def _new_day(self, now: dt.datetime | None = None) -> None:
+        now = now or dt.datetime.now(dt.UTC)
+        if now >= self._day_ends:
+            self.today.clear()
+            self._day_ends = next_reset(self.reset, now)
 
 
 @contextlib.asynccontextmanager

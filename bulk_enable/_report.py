@@ -36,7 +36,19 @@ from pathlib import Path
 
 from ._errors import UserError
 from ._messages import AFTER_A_WRITE_FAILED
-from ._model import COLUMNS, ROW_FIELDS, Command, Counter, ExitCode, Job, Row, Status, Window, now_iso
+from ._model import (
+    COLUMNS,
+    ROW_FIELDS,
+    Command,
+    Counter,
+    ExitCode,
+    Job,
+    Row,
+    Status,
+    Window,
+    failed_for_good,
+    now_iso,
+)
 from ._render import looks_like_report, render
 
 JOURNAL_VERSION = 2
@@ -86,29 +98,6 @@ REPORT_SUFFIXES = (".csv", ".tsv", ".xlsx")
 DELIMITER_OF_SUFFIX = {".tsv": "\t"}
 
 
-def usual_report(config: Path, job: Job, command: Command) -> Path:
-    """The report `command` writes without --report. A config that is itself an earlier report
-    (`run reports/x.csv`) gets `x.again.csv`."""
-    usual = default_report_path(config, job, command)
-    if usual.resolve() == config.resolve():
-        usual = usual.with_name(f"{usual.stem}.again{usual.suffix}")
-    return usual
-
-
-def report_for(config: Path, job: Job, command: Command, given: Path | None, fresh: bool = False) -> Path:
-    """The report of `command` on `config`: `given`, else the usual one; refused before anything is
-    sent when it is the config itself or cannot be a report."""
-    usual = usual_report(config, job, command)
-    report = given or usual
-    if report.resolve() == config.resolve():
-        raise ReportError(
-            f"--report {report} is the counters file itself: give the report its own name, e.g. {usual}"
-        )
-    check_target(report, command, fresh)
-    check_suffix(report, "--report")
-    return report
-
-
 def check_suffix(path: Path, option: str, what: str = "the report") -> None:
     """A report is a .csv, .tsv or .xlsx file: Excel opens each."""
     if path.suffix.lower() not in REPORT_SUFFIXES:
@@ -118,15 +107,20 @@ def check_suffix(path: Path, option: str, what: str = "the report") -> None:
         )
 
 
-def report_delimiter(given: str | None, report: Path, config_delimiter: str | None = None) -> str:
-    """The CSV report's separator: the one given; else the one this report already has (a rerun keeps
-    it); else `;` for a `;` CSV config (Excel with a Russian locale); else a comma."""
+def report_delimiter(
+    given: str | None, report: Path, config_delimiter: str | None = None, preferred: str | None = None
+) -> str:
+    """The CSV report's separator: the one given; else the one last given to a command of this config
+    (`preferred`); else the one this report already has (a rerun keeps it); else `;` for a `;` CSV
+    config (Excel with a Russian locale); else a comma."""
     from ._config import sniff_delimiter
 
     if given is not None:
         return given
     if report.suffix.lower() in DELIMITER_OF_SUFFIX:
         return DELIMITER_OF_SUFFIX[report.suffix.lower()]
+    if preferred is not None:
+        return preferred
     header = journal_header(journal_path(report))
     if header is not None:
         return header.delimiter
@@ -136,18 +130,16 @@ def report_delimiter(given: str | None, report: Path, config_delimiter: str | No
     return ";" if config_delimiter == ";" else ","  # (a tab belongs in a .tsv, not a .csv report)
 
 
-def done_elsewhere(config: Path, counters: Sequence[Counter], job: Job, report: Path) -> tuple[Path, int]:
-    """The config's usual run report, and how many of `counters` it has done for `job` (0 when `report`
-    is that report, or it holds another job)."""
-    usual = usual_report(config, job, Command.RUN)
+def done_elsewhere(usual: Path, counters: Sequence[Counter], job: Job, report: Path) -> int:
+    """How many of `counters` the job's usual run report has done for `job` (0 when `report` is that
+    report, or it holds another job)."""
     earlier = journal_header(journal_path(usual))
     if usual.resolve() == report.resolve() or earlier is None:
-        return usual, 0
+        return 0
     if earlier.command is not Command.RUN or earlier.job != job:
-        return usual, 0
+        return 0
     _, rows = read_journal(journal_path(usual))
-    done = sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
-    return usual, done
+    return sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
 
 
 def journal_path(report: Path) -> Path:
@@ -235,8 +227,8 @@ def damaged(journal: Path) -> bool:
 def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:
     """The journal's header (None: none readable) and its rows by counter, in first-seen order.
 
-    Later lines win, except that a counter done for the journal's job stays done. A line cut
-    short by a kill is skipped.
+    Later lines win, except that a counter done for the journal's job stays done and an answer
+    stands until another answer replaces it (see `_stands`). A line cut short by a kill is skipped.
     """
     if path.exists() and not path.is_file():
         return None, {}  # a FIFO or a device would block or never end
@@ -252,11 +244,20 @@ def read_journal(path: Path) -> tuple[Header | None, dict[int, Row]]:
                 if row is None:
                     continue
                 old = rows.get(row.counter_id)
-                if old is None or old.status not in done or row.status in done:
+                if old is None or not _stands(old, row, done):
                     rows[row.counter_id] = row
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
         return None, {}
     return header, rows
+
+
+def _stands(old: Row, new: Row, done: frozenset[Status]) -> bool:
+    """True when `old` stays against `new`: a done counter stays done, and an answer (a failure too)
+    stays until another answer replaces it; a row without one (deferred: cut short by the quota, a
+    stop or an interruption) never does, so a failure keeps its cause and its time."""
+    if old.status in done and new.status not in done:
+        return True
+    return old.status is not Status.DEFERRED and new.status is Status.DEFERRED
 
 
 def _header(line: str) -> Header | None:
@@ -388,6 +389,17 @@ class ReportFile:
         row = self.previous.get(counter_id)
         return row is not None and row.status in self.job.done_statuses
 
+    def failed_for_good(self, counter_id: int) -> bool:
+        """True when an earlier run of this job got an answer a rerun cannot change (`failed_for_good`)."""
+        row = self.previous.get(counter_id)
+        return row is not None and failed_for_good(row)
+
+    def standing(self, row: Row) -> Row:
+        """`row`, unless the counter's row as it stands is an answer `row` must not replace (`_stands`)."""
+        old = self.rows.get(row.counter_id)
+        done = self.job.done_statuses if self.header.command is Command.RUN else frozenset()
+        return old if old is not None and _stands(old, row, done) else row
+
     def begin(self, counters: Sequence[Counter], pending: Callable[[Counter], Row]) -> None:
         """Lay out the report: every counter of this config in order, then those kept from elsewhere."""
         rows: dict[int, Row] = {}
@@ -417,7 +429,9 @@ class ReportFile:
         self._changed()
 
     def record(self, row: Row) -> None:
-        """Put one finished counter on disk now."""
+        """Put one finished counter on disk now (unless an earlier answer stands against it)."""
+        if self.standing(row) is not row:
+            return
         self.amend(row)
         if self._fd >= 0:
             data = _line(row)
@@ -527,9 +541,11 @@ def rows_of(path: Path) -> tuple[Header, list[Row]]:
         if journal.exists():
             raise ReportError(f"{journal}: not a bulk-enable journal; nothing to render")
         if path.suffix.lower() in (".yaml", ".yml", ".txt"):
+            from ._job_files import job_report
+
             raise ReportError(
                 f"{path} looks like a counters file: give the report's path, e.g. "
-                f"{default_report_path(path, Job(), Command.RUN)}"
+                f"{job_report(path, Job(), Command.RUN)}"
             )
         raise ReportError(
             f"{path}: no journal beside it ({journal.name}); only a `run` or `status` report can be "

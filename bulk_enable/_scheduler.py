@@ -34,7 +34,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from ._answer import Answer, Blame, Verdict
 from ._interrupt import Interrupt
 from ._model import Stop, StopCause
-from ._policy import Policy
+from ._policy import Policy, next_reset
 from ._rate import RateGate
 from ._slots import Slots
 
@@ -250,8 +250,7 @@ class Scheduler:
     def next_reset(self, after: float | None = None) -> dt.datetime:
         """The next daily quota reset after `after` (epoch seconds; default now), in UTC."""
         now = dt.datetime.fromtimestamp(self._clock() if after is None else after, dt.UTC)
-        reset = dt.datetime.combine(now.date(), self.policy.quota_reset, dt.UTC)
-        return reset if reset > now else reset + dt.timedelta(days=1)
+        return next_reset(self.policy.quota_reset, now)
 
     async def call(
         self, lane: Lane, subject: str, send: Send[T], *, write: bool = False, per_counter: bool = False

@@ -81,10 +81,12 @@ def write_json(document: dict[str, object]) -> OSError | None:
 
 
 def tell(line: str) -> None:
-    """A line on stdout that only confirms what is done on disk: losing it loses nothing."""
+    """Lines on stdout that only confirm what is done on disk: losing them loses nothing (the first is
+    said on stderr instead)."""
     lost = write_stdout(line + "\n")
     if lost is not None and not isinstance(lost, BrokenPipeError):
-        say(f"cannot write to stdout ({lost.strerror or lost}); done all the same: {line}")
+        first = line.splitlines()[0] if line else ""
+        say(f"cannot write to stdout ({lost.strerror or lost}); done all the same: {first}")
 
 
 def wants_json(argv: list[str]) -> bool:

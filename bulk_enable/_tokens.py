@@ -1,6 +1,8 @@
-"""Where each account's token comes from, checked before anything is sent; never from YAML.
+"""Where a run's tokens come from, and the checks each one passes before anything is sent.
 
-A token is a secret: no message here carries it, only where it came from.
+A token comes from an environment variable (`YANDEX_METRICA_TOKEN`, or an account's `token_env`) or
+from a file (`--token-file`); never from the config itself. A token is a secret: no message here
+ever carries it, only where it came from.
 """
 
 from __future__ import annotations
@@ -20,42 +22,51 @@ if TYPE_CHECKING:
     from ._config import Config
 
 log = logging.getLogger("bulk_enable")
+
 TOKEN_LIMIT = 512  # characters; Yandex OAuth tokens are about 40 to 60
 TOKEN_FILE_LIMIT = 4096  # bytes read from --token-file
 
 
 def account_tokens(config: Config, token_file: Path | None) -> dict[str, str]:
-    """Each account's token, from its environment variable (or the default token). Every account's
-    problem is named at once."""
-    tokens: dict[str, str] = {}
+    """Each account's token: from its token_env or token_file, or the run's default token; never from
+    the YAML itself. Every account's problem is named at once."""
+    found: dict[str, str] = {}
     problems: list[str] = []
     for account in config.accounts:
-        if account.token_env is None:
-            tokens[account.name] = default_token(token_file)
+        if account.token_env is None and account.token_file is None:
+            found[account.name] = default_token(token_file)
             continue
         if token_file is not None:
             raise UsageError(
                 "--token-file applies to a single-account config; with `accounts:` each account's token "
-                "comes from its token_env"
+                "comes from its token_env or token_file"
             )
-        token = os.environ.get(account.token_env, "").strip()
         where = f"{config.path}: account `{account.name}`"
-        if token:
-            try:
-                tokens[account.name] = checked_token(token, f"${account.token_env}")
-            except UsageError as e:
-                problems.append(f"{where}: {e}")
-        elif looks_like_token(account.token_env):
-            problems.append(
-                f"{where}: its token_env looks like a token itself: put the token in an environment "
-                "variable and give that variable's NAME as token_env"
-            )
-        else:
-            problems.append(f"{where}: environment variable {account.token_env} (its token_env) is not set")
+        try:
+            if account.token_file is not None:
+                found[account.name] = file_token(account.token_file)
+            else:
+                assert account.token_env is not None
+                found[account.name] = _env_token(account.token_env)
+        except UsageError as e:
+            problems.append(f"{where}: {e}")
     if problems:
         more = [f"... and {len(problems) - 10} more accounts like these"] if len(problems) > 10 else []
         raise UsageError("\n".join(problems[:10] + more))
-    return tokens
+    return found
+
+
+def _env_token(name: str) -> str:
+    """An account's token from its token_env."""
+    token = _bare(os.environ.get(name, ""))
+    if token:
+        return checked_token(token, f"${name}")
+    if looks_like_token(name):
+        raise UsageError(
+            "its token_env looks like a token itself: put the token in an environment variable and give "
+            "that variable's NAME as token_env"
+        )
+    raise UsageError(f"environment variable {name} (its token_env) is not set")
 
 
 def looks_like_token(name: str) -> bool:
@@ -64,12 +75,18 @@ def looks_like_token(name: str) -> bool:
 
 
 def default_token(token_file: Path | None) -> str:
-    """The token of a single-account run: from --token-file, else from $YANDEX_METRICA_TOKEN."""
-    if token_file is None:
-        token = os.environ.get(TOKEN_ENV, "").strip()
-        if not token:
-            raise UsageError(f"no token: set {TOKEN_ENV} or pass --token-file PATH")
-        return checked_token(token, f"${TOKEN_ENV}")
+    """The run's one token: from `token_file` when given, else from $YANDEX_METRICA_TOKEN."""
+    if token_file is not None:
+        return file_token(token_file)
+    token = _bare(os.environ.get(TOKEN_ENV, ""))
+    if not token:
+        raise UsageError(f"no token: set {TOKEN_ENV} or pass --token-file PATH")
+    return checked_token(token, f"${TOKEN_ENV}")
+
+
+def file_token(token_file: Path) -> str:
+    """The token saved in a file (--token-file, or an account's token_file): read with bounds, and a
+    warning when others may read it."""
     try:
         mode = token_file.stat().st_mode
         if not stat.S_ISREG(mode):  # /dev/zero, a FIFO, a directory: never read without end
@@ -84,7 +101,7 @@ def default_token(token_file: Path | None) -> str:
             "in it"
         )
     try:
-        token = raw.decode("utf-8-sig").strip()
+        token = _bare(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise UsageError(
             f"{token_file}: the token file is not text (not UTF-8): save only the token in it"
@@ -102,7 +119,7 @@ def default_token(token_file: Path | None) -> str:
 
 
 def checked_token(token: str, source: str) -> str:
-    """The token as given, or a line saying what is wrong with it (never the token itself)."""
+    """`token` if it can be an OAuth token; else one line naming `source`, never the token."""
     if len(token) > TOKEN_LIMIT:
         raise UsageError(
             f"the token in {source} is {len(token)} characters long, longer than any OAuth token"
@@ -115,6 +132,12 @@ def checked_token(token: str, source: str) -> str:
             "characters): is it pasted whole, and only it?"
         )
     return token
+
+
+def _bare(text: str) -> str:
+    """The text without the spaces and the byte order mark around it: Notepad saves a BOM, and a
+    variable set from such a file carries it too; a file and a variable are read alike."""
+    return text.strip().removeprefix("\ufeff").strip()
 
 
 @dataclass(frozen=True, slots=True)

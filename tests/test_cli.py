@@ -127,6 +127,62 @@ def test_a_token_file_others_can_read_is_warned_about(
     assert "too open" not in quiet.stderr
 
 
+@pytest.mark.parametrize("source", ["YANDEX_METRICA_TOKEN", "token_env", "--token-file", "token_file"])
+def test_a_token_with_a_byte_order_mark_reads_alike_from_a_variable_or_a_file(
+    tmp_path: Path, sandbox_factory: SandboxFactory, source: str
+) -> None:
+    """Notepad's byte order mark before the token: a variable and a file both give the token without it."""
+    box = sandbox_factory()
+    token_file = tmp_path / "token"
+    token_file.write_text("\ufeff" + TOKEN + "\n", encoding="utf-8")
+    token_file.chmod(0o600)
+    config = write_config(tmp_path / "job.yaml", [1])
+    env, extra = cli_env(YANDEX_METRICA_TOKEN=""), list[str | Path]()
+    if source == "YANDEX_METRICA_TOKEN":
+        env = cli_env(YANDEX_METRICA_TOKEN="\ufeff" + TOKEN)
+    elif source == "--token-file":
+        extra = ["--token-file", token_file]
+    else:
+        given = "token_env: MY_TOKEN" if source == "token_env" else f"token_file: {token_file}"
+        config.write_text(f"accounts:\n  - {{name: a, {given}, counters: [1]}}\n")
+        env = cli_env(MY_TOKEN="\ufeff" + TOKEN)
+    done = run_against(box, config, tmp_path / "r.csv", *extra, env=env)
+    assert done.returncode == 0, done.stderr
+    assert statuses(tmp_path / "r.csv") == {1: "enabled"}
+
+
+def test_each_accounts_token_file_is_checked_like_token_file(tmp_path: Path) -> None:
+    """token_file gets --token-file's checks (readable, not empty, bounded, not others'), each problem
+    naming its account, all at once, nothing sent; and --token-file is refused beside them."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    (tokens / "empty.token").write_text("\n")
+    (tokens / "huge.token").write_text("x" * 10_000)
+    (tokens / "open.token").write_text(TOKEN)
+    (tokens / "open.token").chmod(0o644)
+    config = tmp_path / "a.yaml"
+    config.write_text(
+        "accounts:\n"
+        "  - {name: gone, token_file: tokens/missing.token, counters: [1]}\n"
+        "  - {name: blank, token_file: tokens/empty.token, counters: [2]}\n"
+        "  - {name: big, token_file: tokens/huge.token, counters: [3]}\n"
+        "  - {name: fine, token_file: tokens/open.token, counters: [4]}\n"
+    )
+    done = cli("run", config, "--report", tmp_path / "r.csv", "--api-base", "http://127.0.0.1:9")
+    assert done.returncode == 2
+    lines = done.stderr.splitlines()
+    assert (
+        f"bulk-enable: {config}: account `gone`: {tokens / 'missing.token'}: cannot read the token file"
+        in lines[1]
+    )
+    assert "account `blank`:" in lines[2] and "the token file is empty" in lines[2]
+    assert "account `big`:" in lines[3] and "too long for a token file" in lines[3]
+    assert "permissions 0644 are too open for a token" in lines[0] and len(lines) == 4
+    both = cli("run", config, "--report", tmp_path / "r.csv", "--token-file", tokens / "open.token")
+    assert both.returncode == 2 and "token_env or token_file" in both.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
 @pytest.mark.parametrize(
     ("report", "message"),
     [
@@ -193,6 +249,9 @@ def test_json_is_the_only_thing_on_stdout_and_matches_the_report(
         "report",
         "exit_code",
         "error",
+        "complete",
+        "left",
+        "accounts",
         "stops",
         "report_error",
         "deferred_until",
@@ -203,6 +262,7 @@ def test_json_is_the_only_thing_on_stdout_and_matches_the_report(
     for status in statuses(report).values():
         counted[status] = counted.get(status, 0) + 1
     assert summary["counts"] == counted and summary["report"] == str(report)
+    assert summary["accounts"] == {"default": counted} and (summary["complete"], summary["left"]) == (True, 0)
     assert summary["requests"] == box.stats()["requests"] and summary["stops"] == {}
     assert "report: " in done.stderr
 
@@ -373,7 +433,7 @@ def test_retries_that_never_went_through_are_not_called_recovered(
     box = sandbox_factory(fault_rate=1.0, faults=["backend_error"])
     config = write_config(tmp_path / "job.yaml", [1, 2, 3])
     done = run_against(box, config, tmp_path / "r.csv", "--max-attempts", "2", "--backoff", "0")
-    assert done.returncode == 1
+    assert done.returncode == 3  # work left: a rerun sends them again
     assert (
         "all recovered" not in done.stdout and "3 of the retried requests did not go through" in done.stdout
     )

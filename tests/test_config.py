@@ -15,7 +15,7 @@ from bulk_enable._config import MAX_BYTES, MAX_ERRORS, MAX_LINE, Config, ConfigE
 from bulk_enable._model import MAX_ID, RUN_COLUMNS, Counter, Row, Status
 from bulk_enable._render import render
 
-from .conftest import SandboxFactory, cli, write_config
+from .conftest import REPO, SandboxFactory, cli, write_config
 
 Shape = list[tuple[str, str | None, str | None, list[tuple[int, str]]]]  # (name, token_env, ulogin, counters)
 
@@ -271,7 +271,13 @@ def test_a_handwritten_report_drops_the_guard_apostrophe(tmp_path: Path, text: s
         ("job.yaml", "counters: [1]\naccounts: []\n", 1, "not both"),
         ("job.yaml", "accounts: []\n", 1, "non-empty list"),
         ("job.yaml", "accounts:\n  - 5\n", 2, "an account must be a mapping, got '5'"),
-        ("job.yaml", "accounts:\n  - {name: a, counters: [1]}\n", 2, "missing key `token_env`"),
+        ("job.yaml", "accounts:\n  - {name: a, counters: [1]}\n", 2, "token_env (an environment variable"),
+        (
+            "job.yaml",
+            "accounts:\n  - {name: a, token_env: T, token_file: t, counters: [1]}\n",
+            2,
+            "(both given)",
+        ),
         ("job.yaml", "accounts:\n  - {name: '', token_env: T, counters: [1]}\n", 2, "account name is empty"),
         (
             "job.yaml",
@@ -857,6 +863,43 @@ def test_token_env_name_is_kept(tmp_path: Path, value: str) -> None:
     """A valid environment variable name is kept as the account's token_env."""
     config = load(tmp_path, "job.yaml", f"accounts:\n  - {{name: a, token_env: {value}, counters: [1]}}\n")
     assert config.accounts[0].token_env == value
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("tokens/a.token", "{folder}/tokens/a.token"),
+        ("/etc/bulk-enable/a.token", "/etc/bulk-enable/a.token"),
+        ("~/a.token", "{home}/a.token"),
+        ("a", "{folder}/a"),
+    ],
+)
+def test_token_file_is_found_from_the_configs_folder(tmp_path: Path, value: str, expected: str) -> None:
+    """A relative token_file is beside the config (a cron job's folder is not the config's), `~` is
+    the home folder, and the account has no token_env."""
+    config = load(tmp_path, "job.yaml", f"accounts:\n  - {{name: a, token_file: {value}, counters: [1]}}\n")
+    account = config.accounts[0]
+    assert account.token_env is None
+    assert account.token_file == Path(expected.format(folder=tmp_path, home=Path.home()))
+
+
+@pytest.mark.parametrize("value", ["y0_AgAAAAAbCdEfGhIjKlMnOpQrStUvWxYz0123456789", "''", "[a]"])
+def test_a_token_pasted_as_token_file_is_refused_and_never_echoed(tmp_path: Path, value: str) -> None:
+    """A token (or nothing, or a list) in place of token_file's path: one line, without the value."""
+    path, lines = refuse(
+        tmp_path, "job.yaml", f"accounts:\n  - {{name: a, token_file: {value}, counters: [1]}}\n"
+    )
+    assert len(lines) == 1 and lines[0].startswith(f"{path}: line 2: token_file must be the path of a file")
+    assert "AgAAAA" not in lines[0]
+
+
+@pytest.mark.parametrize("name", ["example.yaml", "accounts.example.yaml"])
+def test_the_example_configs_load(name: str) -> None:
+    """The configs shipped as examples are valid; the accounts example shows each token source."""
+    config = load_config(REPO / "configs" / name)
+    assert config.counters
+    sources = {("env" if a.token_env else "file" if a.token_file else "default") for a in config.accounts}
+    assert sources == ({"env", "file"} if name.startswith("accounts") else {"default"})
 
 
 # --- labels -------------------------------------------------------------------------------------------

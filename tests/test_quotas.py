@@ -271,8 +271,10 @@ def test_until_done_finishes_across_resets(tmp_path: Path, sandbox_factory: Sand
     exit 0 by itself, no counter written twice, at most a few quota answers for the reset."""
     box = sandbox_factory(daily_limit=25, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 41))
-    reset = time.time() + 1.0
-    box.reset_day_at(reset - 0.2)  # the sandbox's day turns just before the announced reset
+    # Far enough ahead that the quota runs out before it even on busy cores (past it, the next reset
+    # would be tomorrow's); the sandbox's day turns just before the announced reset.
+    reset = time.time() + 3.0
+    box.reset_day_at(reset - 0.2)
     reset_at = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%H:%M:%S.%f")
     done = run_against(
         box, config, tmp_path / "r.csv", "--rps", "1000", "--until-done", "--quota-reset", reset_at, *FAST

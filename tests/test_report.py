@@ -355,7 +355,10 @@ def test_a_torn_line_is_skipped(tmp_path: Path, torn: bytes) -> None:
         (RUN, CALLS, Status.ALREADY_ENABLED, Status.DEFERRED, Status.ALREADY_ENABLED),
         (RUN, CALLS, Status.ENABLED, Status.ALREADY_ENABLED, Status.ALREADY_ENABLED),
         (RUN, CALLS, Status.FAILED, Status.ENABLED, Status.ENABLED),
-        (RUN, CALLS, Status.FAILED, Status.DEFERRED, Status.DEFERRED),
+        (RUN, CALLS, Status.FAILED, Status.DEFERRED, Status.FAILED),
+        (RUN, CALLS, Status.DEFERRED, Status.FAILED, Status.FAILED),
+        (RUN, CALLS, Status.NOT_FOUND, Status.DEFERRED, Status.NOT_FOUND),
+        (STATUS, CALLS, Status.SHORT, Status.DEFERRED, Status.SHORT),
         (RUN, DISABLE, Status.DISABLED, Status.FAILED, Status.DISABLED),
         (RUN, DISABLE, Status.ENABLED, Status.FAILED, Status.FAILED),
         (RUN, CONVERSIONS, Status.ENABLED, Status.NOT_FOUND, Status.ENABLED),
@@ -366,7 +369,8 @@ def test_a_torn_line_is_skipped(tmp_path: Path, torn: bytes) -> None:
 def test_done_stays_done_in_the_journal(
     tmp_path: Path, command: Command, job: Job, first: Status, later: Status, kept: Status
 ) -> None:
-    """Later lines win, except that a counter done for a run journal's job stays done."""
+    """Later lines win, except that a counter done for a run journal's job stays done, and an answer
+    (a failure too) stays against a later line without one (deferred)."""
     path = tmp_path / "r.csv"
     run_once(path, CONFIG, [row(SPACES, first), row(SPACES, later)], command=command, job=job, finish=False)
     assert journal_rows(path)[7].status is kept
