@@ -2,7 +2,7 @@
 
 The public API is re-exported here; the machinery lives in private modules, one concept each:
 `_model` (counters, jobs, rows, statuses, exit codes), `_errors` (the one base of
-every error a user can cause), `_config` (the job file), `_untrusted`
+every error a user can cause), `_config`, `_config_tables` and `_config_yaml` (the job file), `_untrusted`
 (network text made safe), `_metrica` (HTTP answers as typed outcomes), `_policy`, `_rate`, `_slots`
 and `_scheduler` (concurrency, rate, quotas, retries), `_report` and `_render` (journal and report
 files), `_workbook` (Summary sheets, workbooks per client), `_plan` (read-only plans), `_portfolio`
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._answer import Answer, Verdict
-    from ._config import Account, Config, ConfigError, load_config, parse_config
+    from ._config import Account, Config, ConfigError, load_config
+    from ._config_yaml import parse_config
     from ._errors import UserError
     from ._interrupt import Interrupt
     from ._jobs import Settings, check_job, list_counters, run_job, status_job
@@ -49,7 +50,7 @@ _EXPORTS = {
     "Config": "_config",
     "ConfigError": "_config",
     "load_config": "_config",
-    "parse_config": "_config",
+    "parse_config": "_config_yaml",
     "UserError": "_errors",
     "Interrupt": "_interrupt",
     "Settings": "_jobs",

@@ -113,7 +113,7 @@ def report_delimiter(
     """The CSV report's separator: the one given; else the one last given to a command of this config
     (`preferred`); else the one this report already has (a rerun keeps it); else `;` for a `;` CSV
     config (Excel with a Russian locale); else a comma."""
-    from ._config import sniff_delimiter
+    from ._config_tables import sniff_delimiter
 
     if given is not None:
         return given

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bulk_enable import _config
-from bulk_enable._config import MAX_BYTES, MAX_ERRORS, MAX_LINE, Config, ConfigError, load_config
+from bulk_enable._config import MAX_BYTES, MAX_ERRORS, Config, ConfigError, load_config
+from bulk_enable._config_tables import MAX_LINE
 from bulk_enable._model import MAX_ID, RUN_COLUMNS, Counter, Row, Status
 from bulk_enable._render import render
 
