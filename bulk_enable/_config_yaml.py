@@ -25,6 +25,7 @@ from ._config import (
 )
 from ._model import ENV_NAME, LOGIN_PATTERN, Counter
 from ._tokens import looks_like_token
+from ._untrusted import PLAIN
 
 _INT_TAG = "tag:yaml.org,2002:int"
 
@@ -315,6 +316,11 @@ class _Parser:
             name = no_surrogates(self.text(fields["name"], "account name")).strip()
             if not name:
                 raise self.fatal(fields["name"], "account name is empty")
+            if not name.isprintable():  # it reaches the terminal, logs and file names: no control codes
+                raise self.fatal(
+                    fields["name"],
+                    f"account name {PLAIN.clean(name, 60)!r} has control characters: give a plain name",
+                )
             if name in names:
                 raise self.fatal(fields["name"], f"account `{name}` given twice")
             names.add(name)

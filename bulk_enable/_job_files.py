@@ -33,6 +33,7 @@ from ._report import (
     default_report_path,
     journal_header,
     journal_path,
+    open_lock,
     read_journal,
 )
 
@@ -170,7 +171,7 @@ class JobLock:
 
     def __enter__(self) -> JobLock:
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fd = open_lock(self.path)
         except OSError as e:
             raise UsageError(
                 f"{self.path}: cannot lock the job ({e.strerror or e}); nothing was sent"
@@ -230,9 +231,12 @@ def _prefs_path(config: Path) -> Path:
 def preferences(config: Path) -> Preferences:
     """The config's report preferences (none when there are none, or they cannot be read)."""
     try:
-        with open(_prefs_path(config), encoding="utf-8") as f:
+        fd = os.open(_prefs_path(config), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would hang every command of the config
+                return Preferences()
             data = json.loads(f.read(4096))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # junk, or `[[[[...` nested deep: no preferences
         return Preferences()
     if not isinstance(data, dict):
         return Preferences()

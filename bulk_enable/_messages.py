@@ -100,8 +100,12 @@ STATUS_WORDS: dict[Status, StatusWords] = {
     Status.FAILED: StatusWords(
         "failed: see the message",
         "ошибка: см. сообщение",
-        "Metrica refused or kept failing; the message says why. A rerun tries again.",
-        "Метрика отказала или не ответила; причина в сообщении. Повторный запуск попробует снова.",
+        "Metrica refused or kept failing; the message says why. A refusal of the counter (access denied, "
+        "not found) is not sent again until it is fixed and the run is given --retry-failed; a fault "
+        "(no answer, a server error) is sent again by the next run.",
+        "Метрика отказала или не ответила; причина в сообщении. Отказ по счётчику (нет доступа, не найден) "
+        "повторно не отправляется, пока его не исправят и не запустят с --retry-failed; сбой (нет ответа, "
+        "ошибка сервера) следующий запуск отправит снова.",
     ),
     Status.DEFERRED: StatusWords(
         "not done yet: run again",

@@ -244,7 +244,7 @@ def portfolio_yaml(portfolio: Portfolio, sources: int) -> str:
     lines.append("accounts:")
     for account in portfolio.accounts:
         if not account.counters:
-            lines.append(f"  # {account.name}: {account.note}")
+            lines.append(f"  # {say.terminal(account.name)}: {say.terminal(account.note)}")  # one line each
             continue
         key, where = account.source.reference
         lines += [f"  - name: {_scalar(account.name)}", f"    {key}: {_scalar(where)}"]

@@ -142,6 +142,16 @@ def done_elsewhere(usual: Path, counters: Sequence[Counter], job: Job, report: P
     return sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
 
 
+def open_lock(path: Path) -> int:
+    """A lock file, opened for flock: a regular file only. A symlink, a FIFO or a device planted there
+    is an OSError (never followed, never waited on)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return fd
+
+
 def journal_path(report: Path) -> Path:
     return report.with_name(report.name + ".journal")
 
@@ -338,7 +348,7 @@ class ReportFile:
         check_target(self.path, self.header.command, self.fresh)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            self._lock_fd = open_lock(lock_path(self.path))
         except OSError as e:  # a path refused (2), unless the disk is full (3)
             full = e.errno in (errno.ENOSPC, errno.EDQUOT)
             raise ReportError(
@@ -352,8 +362,8 @@ class ReportFile:
             os.close(self._lock_fd)
             self._lock_fd = -1
             raise ReportError(
-                f"{self.path}: another bulk-enable job{holder} is using this report: let it finish, or "
-                "give this one another --report"
+                f"{self.path}: another bulk-enable job{holder} is using this report: let it finish, then "
+                "try again (a run may take another --report)"
             ) from None
         # Who holds it, for the message a second job gets (the lock itself is the flock, not this text).
         os.ftruncate(self._lock_fd, 0)

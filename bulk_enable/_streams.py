@@ -101,9 +101,13 @@ def command_of(argv: list[str]) -> str | None:
 
 
 def fail(argv: list[str], code: int, lines: list[str], command: str | None = None) -> int:
-    """An exit without a summary: the lines on stderr and, with `--json`, the one JSON object."""
+    """An exit without a summary: the lines on stderr and, with `--json`, the one JSON object. A line
+    that already names the program (`bulk-enable run: ...`) is not named again."""
     for line in lines:
-        say(line)
+        if line.startswith("bulk-enable"):
+            print(line, file=sys.stderr)
+        else:
+            say(line)
     if wants_json(argv) and not _json_written:
         shown = command or command_of(argv)
         write_json({"command": shown, "exit_code": int(code), "error": "\n".join(lines)})

@@ -57,6 +57,7 @@ def test_usage_mistakes_are_one_line_with_a_suggestion(args: list[str], shown: s
     assert done.returncode == 2
     assert one_line(done.stderr) and shown in done.stderr, done.stderr
     assert "usage:" not in done.stderr and "_count" not in done.stderr and "invalid" not in done.stderr
+    assert "bulk-enable: bulk-enable" not in done.stderr  # the program is named once
 
 
 @pytest.mark.parametrize(
