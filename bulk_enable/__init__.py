@@ -1,13 +1,15 @@
 """bulk_enable: switch Yandex Metrica's extended call tracking window on many counters at once.
 
 The public API is re-exported here; the machinery lives in private modules, one concept each:
-`_model` (counters, jobs, rows, statuses, exit codes), `_errors` (the one base of
-every error a user can cause), `_config`, `_config_tables` and `_config_yaml` (the job file), `_untrusted`
-(network text made safe), `_metrica` (HTTP answers as typed outcomes), `_policy`, `_rate`, `_slots`
-and `_scheduler` (concurrency, rate, quotas, retries), `_report` and `_render` (journal and report
-files), `_workbook` (Summary sheets, workbooks per client), `_plan` (read-only plans), `_portfolio`
-(an agency's logins and clients), `_jobs` (run, check, status, counters), `_messages` (words for
-people), `_sandbox` (a local Metrica stand-in) and `_cli` (the command line).
+`_model` (counters, jobs, rows, statuses, exit codes), `_errors` (the one base of every error a
+user can cause), `_config`, `_config_tables` and `_config_yaml` (the job file), `_tokens`,
+`_untrusted` (network text made safe), `_metrica` (HTTP answers as typed outcomes), `_policy`,
+`_rate`, `_slots` and `_scheduler` (concurrency, rate, quotas, retries), `_report`, `_render` and
+`_job_files` (journal, report files, where a job lives), `_workbook` and `_outlook` (Summary sheets,
+workbooks per client, days left), `_plan` (read-only plans), `_portfolio` (an agency's logins and
+clients), `_jobs` (run, check, status, counters), `_messages` (words for people), `_sandbox` and
+`_sandbox_profile` (a local Metrica stand-in and its settings), and the command line: `_options`,
+`_parser`, `_streams`, `_signals`, `_entry`, `_cli`.
 
 Names are imported on first use, so `bulk-enable --help` does not load the HTTP stack.
 """
@@ -40,7 +42,8 @@ if TYPE_CHECKING:
     )
     from ._policy import Policy
     from ._report import read_journal, render_again
-    from ._sandbox import Profile, Sandbox, SandboxThread, serve
+    from ._sandbox import Sandbox, SandboxThread, serve
+    from ._sandbox_profile import Profile
     from ._scheduler import Events, NotSent, NotSentReason, Scheduler, Sent
 
 _EXPORTS = {
@@ -74,7 +77,7 @@ _EXPORTS = {
     "Policy": "_policy",
     "read_journal": "_report",
     "render_again": "_report",
-    "Profile": "_sandbox",
+    "Profile": "_sandbox_profile",
     "Sandbox": "_sandbox",
     "SandboxThread": "_sandbox",
     "serve": "_sandbox",

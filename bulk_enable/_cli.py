@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import JobStopped, UsageError, UserError
-from ._model import TOKEN_ENV, Command, ExitCode, Job, Row, Status, Window
-from ._options import DELIMITERS, policy_from, profile_overrides
+from ._model import Command, ExitCode, Job, Row, Status, Window
+from ._options import DELIMITERS, policy_from
 from ._parser import parse
 from ._policy import METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT
 from ._signals import ended_like_ctrl_c
@@ -153,8 +153,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def _outlook(args: argparse.Namespace, rows: list[Row], head: str) -> None:
     """After `report`: per account, done, failed (by cause) and left, with the days left at the job's
     pace; or, with --json, the same as one object on stdout (the words on stderr, unless -q)."""
-    from ._messages import json_outlook, outlook_lines
-    from ._outlook import outlook
+    from ._messages import outlook_lines
+    from ._outlook import json_outlook, outlook
     from ._report import journal_header, journal_path
 
     header = journal_header(journal_path(args.report))
@@ -183,47 +183,9 @@ def _report_by_account(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    import asyncio
+    from ._sandbox_command import serve_sandbox
 
-    from ._metrica import is_loopback
-    from ._sandbox import Profile, serve_forever
-
-    if not is_loopback(args.host) and not args.expose:
-        raise UsageError(
-            f"sandbox: --host {args.host} lets other machines reach it, and the sandbox has no "
-            "authentication (anyone there can revoke its tokens or reset its day): add --expose if that "
-            "is what you want"
-        )
-    base = Profile.from_yaml(args.profile) if args.profile else Profile()
-    profile = base.updated(profile_overrides(vars(args)))
-    try:
-        asyncio.run(serve_forever(profile, args.host, args.port, _sandbox_ready))
-    except KeyboardInterrupt:
-        pass
-    except OSError as e:
-        raise UsageError(
-            f"sandbox: cannot listen on {args.host}:{args.port} ({e.strerror}): try --port 0"
-        ) from None
-    return ExitCode.OK
-
-
-def _sandbox_ready(url: str, tokens: dict[str, str]) -> None:
-    print(url, flush=True)  # the first line of stdout: scripts read the URL from it
-    token = next(iter(tokens), "sandbox-token")
-    log.warning(
-        "sandbox: serving the Metrica API at %s (stats at %s/_sandbox/stats); Ctrl-C stops it", url, url
-    )
-    log.warning(
-        "sandbox: tokens it accepts: %s", ", ".join(f"{t} (login {who})" for t, who in tokens.items())
-    )
-    try_it = f"{TOKEN_ENV}={token} bulk-enable"
-    log.warning(
-        "sandbox: try: %s counters --api-base %s > sandbox.yaml && %s run sandbox.yaml --api-base %s",
-        try_it,
-        url,
-        try_it,
-        url,
-    )
+    return serve_sandbox(args)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -270,7 +232,8 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     from ._config import load_config
     from ._job_files import preferences, report_for
     from ._jobs import Settings
-    from ._report import journal_header, journal_path, report_delimiter
+    from ._messages import other_job_line, results_elsewhere_line
+    from ._report import done_elsewhere, journal_header, journal_path, report_delimiter
     from ._tokens import account_tokens
 
     api_base = _api_base(args.api_base)
@@ -285,16 +248,10 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     if command is Command.RUN and not args.fresh:
         header = journal_header(journal_path(report))
         if header is None:
-            _warn_of_results_elsewhere(usual, config, job, report)
+            if done := done_elsewhere(usual, config.counters, job, report):
+                log.warning("%s", results_elsewhere_line(usual, done, report))
         elif header.command is Command.RUN and header.job != job:
-            from ._messages import job_words
-
-            log.warning(
-                "%s was made to %s, this run will %s: earlier results are not reused",
-                report,
-                job_words(header.job),
-                job_words(job),
-            )
+            log.warning("%s", other_job_line(report, header.job, job))
     interrupt, events = _interrupt_and_events(args)
     return Settings(
         config=config,
@@ -330,24 +287,6 @@ def _api_base(given: str) -> str:
 
 def _delimiter(args: argparse.Namespace) -> str | None:
     return DELIMITERS[args.csv_delimiter] if args.csv_delimiter is not None else None
-
-
-def _warn_of_results_elsewhere(usual: Path, config: Config, job: Job, report: Path) -> None:
-    """A run into a new report while the config's usual one has these counters done: say that all
-    of them go out again, and how to get those results in another file instead."""
-    from ._report import done_elsewhere
-
-    done = done_elsewhere(usual, config.counters, job, report)
-    if done:
-        log.warning(
-            "%s already has %d of these counters done; %s starts from nothing and sends them again "
-            "(for those results in another file: bulk-enable report %s --as %s)",
-            usual,
-            done,
-            report,
-            usual,
-            report,
-        )
 
 
 def _warn_about(args: argparse.Namespace, config: Config) -> None:

@@ -17,7 +17,8 @@ from ._jobs import JobEvents, Settings, run_job
 from ._messages import plural
 from ._model import Job, Summary
 from ._policy import Policy
-from ._sandbox import Profile, serve
+from ._sandbox import serve
+from ._sandbox_profile import Profile
 
 DEMO_TOKEN = "demo-token"  # known only to the embedded sandbox
 

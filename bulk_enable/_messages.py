@@ -200,6 +200,22 @@ def repeats_line(config: Config) -> str | None:
     )
 
 
+def results_elsewhere_line(usual: Path, done: int, report: Path) -> str:
+    """A run into a new report while the job's usual one has `done` of its counters done."""
+    return (
+        f"{usual} already has {done} of these counters done; {report} starts from nothing and sends them "
+        f"again (for those results in another file: bulk-enable report {usual} --as {report})"
+    )
+
+
+def other_job_line(report: Path, was: Job, now: Job) -> str:
+    """A run into a report made for another job (the other window, or disabling)."""
+    return (
+        f"{report} was made to {job_words(was)}, this run will {job_words(now)}: earlier results are not "
+        "reused"
+    )
+
+
 def number(n: int) -> str:
     """`1003`, `12 000`: digits grouped by a space from 10,000 on (read alike in English and Russian)."""
     return f"{n:,}".replace(",", " ") if n >= 10_000 else str(n)
@@ -536,29 +552,6 @@ def outlook_lines(accounts: dict[str, AccountOutlook]) -> list[str]:
     more = f"; about {plural(days, 'day')} more at this pace" if days else ""
     out.append(f"not complete: {plural(left, 'counter')} left{more}")
     return out
-
-
-def json_outlook(report: Path, command: Command, accounts: dict[str, AccountOutlook]) -> dict[str, object]:
-    """`bulk-enable report --json`: the outlook as one object."""
-    left = sum(a.left for a in accounts.values())
-    return {
-        "report": str(report),
-        "command": command.value,
-        "counters": sum(a.done + a.failed.total() + a.left for a in accounts.values()),
-        "complete": not left,
-        "left": left,
-        "days_left": days_left(accounts),
-        "accounts": {
-            name: {
-                "done": a.done,
-                "failed": dict(a.failed.most_common()),
-                "left": a.left,
-                "per_day": a.per_day,
-                "days_left": a.days_left,
-            }
-            for name, a in accounts.items()
-        },
-    }
 
 
 def _status_lines(summary: Summary) -> list[str]:

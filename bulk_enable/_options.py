@@ -225,7 +225,7 @@ def shown(value: Any) -> str:
 
 
 def _profile_default(name: str) -> Any:
-    from ._sandbox import Profile  # the sandbox module loads aiohttp: only for `--help` of `sandbox`
+    from ._sandbox_profile import Profile  # loads yaml: only for `--help` of `sandbox`
 
     return getattr(Profile(), name)
 

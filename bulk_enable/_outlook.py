@@ -7,6 +7,7 @@ from __future__ import annotations
 import collections
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from ._model import FAILED_STATUSES, Command, Row, Status, left_to_send
 
@@ -55,3 +56,26 @@ def days_left(accounts: dict[str, AccountOutlook]) -> int | None:
     """Days the whole job needs at its pace (accounts go side by side); None when one cannot tell."""
     days = [a.days_left for a in accounts.values()]
     return None if None in days else max((d for d in days if d is not None), default=0)
+
+
+def json_outlook(report: Path, command: Command, accounts: dict[str, AccountOutlook]) -> dict[str, object]:
+    """`bulk-enable report --json`: the outlook as one object."""
+    left = sum(a.left for a in accounts.values())
+    return {
+        "report": str(report),
+        "command": command.value,
+        "counters": sum(a.done + a.failed.total() + a.left for a in accounts.values()),
+        "complete": not left,
+        "left": left,
+        "days_left": days_left(accounts),
+        "accounts": {
+            name: {
+                "done": a.done,
+                "failed": dict(a.failed.most_common()),
+                "left": a.left,
+                "per_day": a.per_day,
+                "days_left": a.days_left,
+            }
+            for name, a in accounts.items()
+        },
+    }

@@ -12,7 +12,7 @@ import pytest
 
 from bulk_enable._parser import build_parser as _build_parser
 from bulk_enable._parser import subparsers as _subparsers
-from bulk_enable._sandbox import METHOD_FAILURES
+from bulk_enable._sandbox_profile import METHOD_FAILURES
 
 from .conftest import TOKEN, SandboxFactory, cli, read_report, run_against, statuses, web_server, write_config
 

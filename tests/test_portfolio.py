@@ -19,7 +19,7 @@ from bulk_enable import MetricaClient, Profile, SandboxThread, Verdict
 from bulk_enable._config import ConfigError, load_config
 from bulk_enable._demo import demo_profile
 from bulk_enable._metrica import LOGIN_LIMIT
-from bulk_enable._sandbox import ProfileError
+from bulk_enable._sandbox_profile import ProfileError
 from bulk_enable._untrusted import MASK
 
 from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses
