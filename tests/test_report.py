@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import tracemalloc
+import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +47,7 @@ from bulk_enable._report import (
 )
 
 from .conftest import read_report
+from .virtual_time import VirtualTimeLoop, virtual_time
 
 T = TypeVar("T")
 
@@ -132,13 +134,23 @@ def journal_rows(path: Path) -> dict[int, Row]:
     return read_journal(journal_path(path))[1]
 
 
-async def until(condition: Callable[[], bool], within: float) -> float:
-    """Seconds until `condition` holds (fails the test after `within` seconds)."""
-    started = time.monotonic()
+async def until(condition: Callable[[], bool], within: float = 60) -> float:
+    """Seconds on the loop's clock until `condition` holds (a hang fails the test after `within`)."""
+    now = asyncio.get_running_loop().time
+    started = now()
     while not condition():
-        assert time.monotonic() - started < within, "timed out"
+        assert now() - started < within, "timed out"
         await asyncio.sleep(0.005)
-    return time.monotonic() - started
+    return now() - started
+
+
+def render_clock(monkeypatch: pytest.MonkeyPatch) -> VirtualTimeLoop:
+    """The running virtual loop, made the clock a render's duration is measured on: a render then
+    takes exactly the virtual time it spends (`VirtualTimeLoop.spend`), however busy the machine."""
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    monkeypatch.setattr(bulk_enable._report, "time", types.SimpleNamespace(perf_counter=loop.time))
+    return loop
 
 
 # --- 1, 2: the CSV report ----------------------------------------------------------------------------
@@ -907,8 +919,10 @@ def _shows(path: Path, counter_id: int, status: str) -> bool:
     return path.exists() and statuses(path).get(counter_id) == status
 
 
+@virtual_time
 async def test_background_render_follows_the_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """With keep_current() running, the file on disk shows each record within one period; idle when idle."""
+    render_clock(monkeypatch)
     monkeypatch.setattr(bulk_enable._report, "RENDER_EVERY", 0.2)
     monkeypatch.setattr(bulk_enable._report, "RENDER_SHARE", 1)  # a render slowed by a busy disk: still 0.2 s
     path = tmp_path / "r.csv"
@@ -920,8 +934,8 @@ async def test_background_render_follows_the_records(tmp_path: Path, monkeypatch
             for counter in CONFIG[:3]:
                 report.record(row(counter, Status.ENABLED))
                 shown = functools.partial(_shows, path, counter.id, "enabled")
-                lags.append(await until(shown, 2))
-            assert max(lags) < 0.5, lags
+                lags.append(await until(shown))
+            assert max(lags) < 0.25, lags  # one period (0.2 s), and the 5 ms the check polls at
             await asyncio.sleep(0.05)  # the render that showed the last record has counted itself
             renders = report.renders
             await asyncio.sleep(0.3)
@@ -932,11 +946,13 @@ async def test_background_render_follows_the_records(tmp_path: Path, monkeypatch
                 await task
 
 
+@virtual_time
 async def test_a_slow_render_is_repeated_less_often(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """When a render takes t, the next waits RENDER_SHARE x t: a slow report does not hog the run."""
+    loop = render_clock(monkeypatch)
 
     def slow_render(*args: Any) -> None:
-        time.sleep(0.03)
+        loop.spend(0.03)
         render(*args)
 
     monkeypatch.setattr(bulk_enable._report, "RENDER_EVERY", 0.01)
@@ -945,7 +961,7 @@ async def test_a_slow_render_is_repeated_less_often(tmp_path: Path, monkeypatch:
     path = tmp_path / "r.csv"
     with ReportFile(path, RUN, CALLS) as report:
         report.begin(CONFIG, PENDING)
-        started = time.monotonic()
+        started = loop.time()
         task = asyncio.create_task(report.keep_current())
         try:
             for i in range(40):
@@ -955,9 +971,7 @@ async def test_a_slow_render_is_repeated_less_often(tmp_path: Path, monkeypatch:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        elapsed = (
-            time.monotonic() - started
-        )  # ~0.85 s: ~20 renders if they were not spaced out, 3 if they are
+        elapsed = loop.time() - started  # ~0.9 s: ~20 renders if they were not spaced out, 3 if they are
         assert 1 <= report.renders <= 1 + elapsed / (10 * 0.03), (report.renders, elapsed)
         assert report.render_seconds >= 0.03
 
@@ -984,7 +998,7 @@ async def test_cancel_during_a_slow_render_then_finish(
         report.begin(CONFIG, PENDING)
         report.record(row(ROMASHKA, Status.FAILED))
         task = asyncio.create_task(report.keep_current())
-        await until(started.is_set, 2)
+        await until(started.is_set)
         for counter in CONFIG:
             report.record(row(counter, Status.ENABLED))
         task.cancel()
@@ -1025,7 +1039,7 @@ async def test_a_stale_render_never_replaces_a_newer_one(
         report.begin(CONFIG, PENDING)
         report.record(row(ROMASHKA, Status.FAILED))
         task = asyncio.create_task(report.keep_current())
-        await until(executor.submitted.is_set, 2)  # a render of the old rows is on its way
+        await until(executor.submitted.is_set)  # a render of the old rows is on its way
         for counter in CONFIG:
             report.record(row(counter, Status.ENABLED))
         report.render()
