@@ -23,9 +23,10 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n $(WORKERS)
 
-# The unit tests only (no processes, no sandbox): for quick edits.
+# For quick edits: only the tests that start no process, no server (a sandbox, a test server) and
+# no fuzzer (hypothesis). tests/conftest.py fails any unmarked test that starts a process or a server.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not e2e and not sandbox"
+	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not (e2e or process or sandbox or server or hypothesis)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -255,6 +255,7 @@ def test_a_wrong_api_root_is_refused_before_anything_is_sent(
     assert "s3cretpw" not in done.stderr
 
 
+@pytest.mark.server
 def test_a_server_that_is_not_the_api_stops_early(tmp_path: Path) -> None:
     """An --api-base that answers bare 404s (another web server): the account stops after three."""
     hits: list[str] = []
