@@ -289,7 +289,8 @@ MEMORY_BUDGET = 60e6 * ROWS_MEASURED / 100_000  # 60 MB for 100k rows, scaled: w
 
 @pytest.mark.parametrize("suffix", ["csv", "xlsx"])
 def test_a_large_report_renders_in_bounded_memory(tmp_path: Path, suffix: str) -> None:
-    """20,000 rows render in seconds with a small memory peak (xlsx streams rows to disk)."""
+    """10,000 rows render in seconds of CPU with a small memory peak (xlsx streams rows to disk). CPU
+    time, not the wall clock: other processes on the machine cannot stretch it."""
     rows = [
         Row(10_000_000 + i, f"Клиент №{i}", f"acc{i % 7}", Status.ENABLED, 1, 200, "", "", AT)
         for i in range(ROWS_MEASURED)
@@ -297,9 +298,9 @@ def test_a_large_report_renders_in_bounded_memory(tmp_path: Path, suffix: str) -
     path = tmp_path / f"r.{suffix}"
     tracemalloc.start()
     try:
-        started = time.perf_counter()
+        cpu = time.thread_time()
         render(path, rows, COLUMNS[RUN])
-        elapsed = time.perf_counter() - started
+        elapsed = time.thread_time() - cpu
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
