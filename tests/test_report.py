@@ -981,12 +981,12 @@ async def test_cancel_during_a_slow_render_then_finish(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cancelling keep_current() waits for the render in progress; finish() then writes the final rows."""
-    started, finished = threading.Event(), threading.Event()
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
 
     def slow_render(*args: Any) -> None:
         if not started.is_set():
             started.set()
-            time.sleep(0.3)
+            assert release.wait(60)  # the render is in progress until the test lets it end
             render(*args)
             finished.set()
         else:
@@ -1003,25 +1003,30 @@ async def test_cancel_during_a_slow_render_then_finish(
         for counter in CONFIG:
             report.record(row(counter, Status.ENABLED))
         task.cancel()
+        for _ in range(10):  # ample turns of the loop for a cancellation that did not wait to land
+            await asyncio.sleep(0)
+        assert not task.done()  # it waits for the render in progress...
+        release.set()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert finished.is_set()
+        assert finished.is_set()  # ...and ends once that is done
         report.finish()
     assert statuses(path) == dict.fromkeys((101, 7, 55, 3), "enabled")
     assert {r.status for r in journal_rows(path).values()} == {Status.ENABLED}
 
 
 class LateStart(concurrent.futures.ThreadPoolExecutor):
-    """An executor whose jobs start late: a background render that begins after a newer one."""
+    """An executor whose jobs start late, once `go` is set: a background render that begins after a
+    newer one."""
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self) -> None:
         super().__init__(max_workers=2)
-        self.delay = delay
+        self.go = threading.Event()
         self.submitted = threading.Event()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[T]:
         def late() -> T:
-            time.sleep(self.delay)
+            assert self.go.wait(60)
             return fn(*args, **kwargs)
 
         self.submitted.set()
@@ -1033,7 +1038,7 @@ async def test_a_stale_render_never_replaces_a_newer_one(
 ) -> None:
     """A background render of older rows that starts after a newer render does not overwrite it."""
     monkeypatch.setattr(bulk_enable._report, "RENDER_EVERY", 0.02)
-    executor = LateStart(0.3)
+    executor = LateStart()
     asyncio.get_running_loop().set_default_executor(executor)
     path = tmp_path / "r.csv"
     with executor, ReportFile(path, RUN, CALLS) as report:
@@ -1044,6 +1049,7 @@ async def test_a_stale_render_never_replaces_a_newer_one(
         for counter in CONFIG:
             report.record(row(counter, Status.ENABLED))
         report.render()
+        executor.go.set()  # the old render starts only now, after the newer one
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task  # ...and has now run
