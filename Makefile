@@ -23,10 +23,11 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n $(WORKERS)
 
-# For quick edits: only the tests that start no process, no server (a sandbox, a test server) and
-# no fuzzer (hypothesis). tests/conftest.py fails any unmarked test that starts a process or a server.
+# For quick edits: only the tests that start no process, no server (a sandbox, a test server) and no
+# fuzzer (hypothesis), nor the few big inputs (slow). tests/conftest.py fails any unmarked test that
+# starts a process or a server. All CPU: one worker per core.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not (e2e or process or sandbox or server or hypothesis)"
+	$(BIN)/python -m pytest -q -n auto -m "not (e2e or process or sandbox or server or hypothesis or slow)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -539,6 +539,7 @@ def test_an_alias_of_a_list_or_mapping_is_refused(tmp_path: Path, text: str) -> 
         load(tmp_path, "job.yaml", text)
 
 
+@pytest.mark.slow
 def test_a_yaml_bomb_is_refused_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """1,000 accounts all aliasing one list of 100,000 IDs: refused at the first alias of the list, in
     one pass over the list, never expanding it (the 999 other aliases are not even read)."""
@@ -557,6 +558,7 @@ def test_a_yaml_bomb_is_refused_at_once(tmp_path: Path, monkeypatch: pytest.Monk
 ALIASES = 200_000
 
 
+@pytest.mark.slow
 def test_200000_aliases_load_quickly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """200,000 aliases of one ID load in one pass, with well under 5 s of CPU, as one counter and
     199,999 counted repeats. (CPU time, not the wall clock: other processes on the machine cannot

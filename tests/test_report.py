@@ -287,6 +287,7 @@ ROWS_MEASURED = 10_000  # 100,000 rows take ~16 s under tracemalloc: the figures
 MEMORY_BUDGET = 60e6 * ROWS_MEASURED / 100_000  # 60 MB for 100k rows, scaled: without streaming, xlsx ~9 MB
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["csv", "xlsx"])
 def test_a_large_report_renders_in_bounded_memory(tmp_path: Path, suffix: str) -> None:
     """10,000 rows render in seconds of CPU with a small memory peak (xlsx streams rows to disk). CPU
