@@ -5,6 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # The tests mostly wait on loopback latencies, so four workers share two cores well.
 WORKERS ?= 4
+# The workers and the ~40 processes the tests start reuse compiled bytecode (__pycache__, ignored by
+# git) even where PYTHONDONTWRITEBYTECODE is set: else each compiles the package and rewrites the
+# tests' asserts again, 2 to 3 s of CPU apiece.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: demo test test-fast lint format bench clean
 

@@ -204,7 +204,7 @@ def test_kill_9_then_report_then_rerun_loses_nothing(tmp_path: Path, sandbox_fac
     after any moment shows all written before it but the requests in flight), and is whole after the
     kill; `report` restores it to within the requests in flight; a rerun repeats at most those.
     (How far behind a render may be, in seconds, is measured on the loop's clock in test_report.)"""
-    box = sandbox_factory(latency=0.02, ip_rps=0)
+    box = sandbox_factory(latency=0.01, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 801))  # 8 s at 100/s; renders every 2 s
     report = tmp_path / "r.csv"
     proc = start_process("run", config, "--report", report, "--api-base", box.url, *FAST, "--rps", "100")
