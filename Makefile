@@ -5,6 +5,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # The tests mostly wait on loopback latencies, so four workers share two cores well.
 WORKERS ?= 4
+# The workers and the ~40 processes the tests start reuse compiled bytecode (__pycache__, ignored by
+# git) even where PYTHONDONTWRITEBYTECODE is set: else each compiles the package and rewrites the
+# tests' asserts again, 2 to 3 s of CPU apiece.
+export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: demo test test-fast lint format bench clean
 
@@ -23,9 +27,11 @@ demo: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n $(WORKERS)
 
-# The unit tests only (no processes, no sandbox): for quick edits.
+# For quick edits: only the tests that start no process, no server (a sandbox, a test server) and no
+# fuzzer (hypothesis), nor the few big inputs (slow). tests/conftest.py fails any unmarked test that
+# starts a process or a server. All CPU: one worker per core.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(WORKERS) -m "not e2e and not sandbox"
+	$(BIN)/python -m pytest -q -n auto -m "not (e2e or process or sandbox or server or hypothesis or slow)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

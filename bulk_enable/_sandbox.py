@@ -71,6 +71,8 @@ class Stats:
     ulogins: collections.Counter[str] = field(default_factory=collections.Counter)
     in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
     peak_in_flight: collections.Counter[str] = field(default_factory=collections.Counter)
+    in_flight_all: int = 0  # every login's together, as the address sees them
+    peak_in_flight_all: int = 0
     quota_answers: collections.Counter[str] = field(default_factory=collections.Counter)
     faults: collections.Counter[str] = field(default_factory=collections.Counter)
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
@@ -94,6 +96,7 @@ class Stats:
             "requests_by_login": dict(self.requests_by_login),
             "ulogins": dict(self.ulogins),
             "peak_in_flight": dict(self.peak_in_flight),
+            "peak_in_flight_all": self.peak_in_flight_all,
             "quota_answers": dict(self.quota_answers),
             "faults": dict(self.faults),
             "statuses": {str(k): v for k, v in self.statuses.items()},
@@ -342,12 +345,16 @@ class Sandbox:
         self._daily[(login, group)] += 1
         if self.stats.in_flight[login] >= self.profile.parallel_limit:
             return self._quota("quota_parallel_requests", "Quota for parallel requests exceeded")
-        self.stats.in_flight[login] += 1
-        self.stats.peak_in_flight[login] = max(self.stats.peak_in_flight[login], self.stats.in_flight[login])
+        stats = self.stats
+        stats.in_flight[login] += 1
+        stats.in_flight_all += 1
+        stats.peak_in_flight[login] = max(stats.peak_in_flight[login], stats.in_flight[login])
+        stats.peak_in_flight_all = max(stats.peak_in_flight_all, stats.in_flight_all)
         try:
             return await handler(request)
         finally:
-            self.stats.in_flight[login] -= 1
+            stats.in_flight[login] -= 1
+            stats.in_flight_all -= 1
 
     @web.middleware
     async def _trouble(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -6,10 +6,11 @@ import contextlib
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,11 +88,43 @@ def _aioresponses_compat() -> Iterator[None]:
         yield
 
 
+# --- what a test starts -----------------------------------------------------------------------------
+# `make test-fast` runs only tests that start no process, serve no port and fuzz nothing. A test says
+# what it starts with a marker (pyproject.toml): `e2e` or `process` for a child process, `sandbox` or
+# `server` for a loopback server; hypothesis marks its own tests `hypothesis`. Tests using these
+# fixtures are marked here; any other test that starts one without its marker fails, naming it.
+
+MARKED_BY_FIXTURE = {"sandbox_factory": "sandbox", "serve": "server", "lock_holder": "process"}
+MAY_START = {"process": ("e2e", "process"), "server": ("e2e", "sandbox", "server")}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that start a sandbox are integration tests: `make test-fast` leaves them out."""
+    """Mark the tests that start a sandbox, a server or a process by the fixtures they use."""
     for item in items:
-        if "sandbox_factory" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.sandbox)
+        for fixture, marker in MARKED_BY_FIXTURE.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(marker)
+
+
+@pytest.fixture(autouse=True)
+def _starts_only_what_it_is_marked_for(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unmarked test that starts a process or listens on a port fails at once, naming the marker."""
+    marks = {mark.name for mark in request.node.iter_markers()}
+
+    def refuse(what: str, marker: str) -> Callable[..., Any]:
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise AssertionError(
+                f"this test {what}: mark it @pytest.mark.{marker} (make test-fast skips those)"
+            )
+
+        return refused
+
+    if not marks.intersection(MAY_START["process"]):
+        monkeypatch.setattr(subprocess.Popen, "__init__", refuse("starts a process", "process"))
+    if not marks.intersection(MAY_START["server"]):
+        monkeypatch.setattr(socket.socket, "listen", refuse("serves a port", "server"))
 
 
 # --- sandboxes -------------------------------------------------------------------------------------

@@ -336,6 +336,7 @@ def test_a_plan_with_only_unreachable_counters_points_at_ulogin(
     assert "failed rows" not in done.stdout and "`ulogin:`" in done.stdout
 
 
+@pytest.mark.process
 def test_sandbox_help_names_its_token() -> None:
     """`sandbox --help` says which token it accepts."""
     proc = subprocess.run(
@@ -352,6 +353,7 @@ def test_sandbox_on_a_busy_port_is_one_line(sandbox_factory: SandboxFactory) -> 
     assert done.returncode == 2 and one_line(done.stderr) and "cannot listen" in done.stderr
 
 
+@pytest.mark.process
 def test_help_does_not_load_the_http_stack() -> None:
     """`bulk-enable --help` imports neither aiohttp nor yaml nor tqdm (it must answer at once)."""
     code = (
@@ -528,6 +530,7 @@ def test_counters_filters_by_permission_and_says_how_many_it_kept(
     assert done.stdout.startswith("# 0 with permission view of 5 counters visible")
 
 
+@pytest.mark.server
 def test_the_demo_runs_a_file_of_your_own_into_its_own_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

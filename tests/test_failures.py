@@ -168,6 +168,7 @@ def test_deleted_counters_never_keep_the_others_from_being_enabled(
     assert list(got.values()).count("enabled") == N - len(deleted)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("status", "page"), [(200, "<html>Welcome</html>"), (501, "<h1>Not Implemented</h1>")]
 )

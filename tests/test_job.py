@@ -127,6 +127,7 @@ def test_results_in_the_old_place_are_pointed_at_not_sent_again(
 # --- one job at a time -------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 def test_a_second_run_of_the_job_is_refused_whatever_its_report(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
@@ -572,6 +573,7 @@ def bare_env() -> dict[str, str]:
     return {"PATH": os.environ["PATH"], "TZ": "UTC", "PYTHONUNBUFFERED": "1"}
 
 
+@pytest.mark.process
 def test_the_systemd_recipe_runs_a_two_account_job_with_token_files_to_complete(
     page_job: tuple[Path, Any, Path],
 ) -> None:
@@ -610,6 +612,7 @@ def test_the_systemd_recipe_runs_a_two_account_job_with_token_files_to_complete(
     assert list(cwd.iterdir()) == [] and (jobs / "reports" / "all.csv").exists()
 
 
+@pytest.mark.process
 def test_the_cron_recipe_runs_daily_and_stops_once_complete(page_job: tuple[Path, Any, Path]) -> None:
     """The page's cron line through sh, each day from an empty folder with no environment: day 1 leaves
     work, day 2 completes the job and marks it, day 3 runs nothing at all."""

@@ -240,6 +240,7 @@ def test_check_with_a_dead_token_defers_and_exits_3(
     assert "the token was refused" in done.stdout and "next: get a new OAuth token" in done.stdout
 
 
+@pytest.mark.server
 def test_a_listing_that_never_ends_is_cut_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server that pages on forever: `check` keeps only the config's counters and stops once it has
     them; `counters` stops at the cap with one line, exit 3; memory stays bounded either way."""
@@ -270,6 +271,7 @@ def test_a_listing_that_never_ends_is_cut_off(tmp_path: Path, monkeypatch: pytes
     assert "9223372036854775808" not in listed.stdout
 
 
+@pytest.mark.server
 def test_a_repeated_id_in_the_listing_keeps_its_first_entry(tmp_path: Path) -> None:
     """Two listing entries for one ID: the first stands (its permission decides the plan)."""
     from aiohttp import web

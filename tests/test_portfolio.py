@@ -172,6 +172,7 @@ def test_the_demo_profile_is_a_two_client_agency() -> None:
     assert shared == {41000505}
 
 
+@pytest.mark.server
 def test_the_demo_reaches_a_client_of_your_own_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -4,6 +4,7 @@ budgets, tokens that cannot write, a wrong API root, and `--until-done` across r
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 import logging
@@ -12,12 +13,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import bulk_enable._jobs
+from bulk_enable import Policy, Scheduler
 from bulk_enable._messages import clock
 from bulk_enable._model import Row, Status, Stop, StopCause
 from bulk_enable._progress import WAIT_LOG_EVERY, CliEvents
+from bulk_enable._rate import RateGate
 
 from .conftest import (
     TOKEN,
@@ -101,18 +106,16 @@ def test_dead_token_on_one_account_leaves_the_other_enabled(
 
 
 def test_two_accounts_take_about_the_time_of_one(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
-    """Accounts run in parallel, each with its own 3 in flight."""
+    """Accounts run in parallel, each with its own 3 in flight: the server sees 3 at once for one
+    account and 6 for two, so two take about the time of one."""
     box = sandbox_factory(tokens={TOKEN: "login-a", TOKEN_B: "login-b"}, latency=0.25)  # 2 x 12/s < 29/s
     one = write_config(tmp_path / "one.yaml", range(1, 16))
     both = accounts_config(tmp_path / "both.yaml", range(101, 116), range(201, 216))
-    started = time.monotonic()
     assert run_against(box, one, tmp_path / "1.csv").returncode == 0
-    alone = time.monotonic() - started
-    started = time.monotonic()
+    assert box.stats()["peak_in_flight_all"] == 3
     done = run_against(box, both, tmp_path / "2.csv", env=env_ab())
-    together = time.monotonic() - started
     assert done.returncode == 0, done.stderr
-    assert together < alone * 1.3
+    assert box.stats()["peak_in_flight_all"] == 6
     assert box.stats()["peak_in_flight"] == {"login-a": 3, "login-b": 3}
 
 
@@ -157,14 +160,25 @@ def test_parallel_quota_narrows_and_fails_nothing(tmp_path: Path, sandbox_factor
     assert "3 in flight from now on" in done.stderr
 
 
-def test_a_spent_budget_stops_at_once_and_says_why(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+def test_a_spent_budget_stops_at_once_and_says_why(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--max-requests 10 over 3,000 counters: 10 requests, the rest deferred in well under a second
-    of waiting, with the reason in the summary and the rows."""
+    of waiting (the rate gives out a handful of 1/29 s slots, not 3,000), with the reason in the
+    summary and the rows."""
     box = sandbox_factory(ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 3001))
-    started = time.monotonic()
+    slots = [0]  # turns the run waited for at the rate gate, 1/29 s each
+    wait_turn = RateGate.wait_turn
+
+    async def counted(gate: RateGate) -> None:
+        slots[0] += 1
+        await wait_turn(gate)
+
+    monkeypatch.setattr(RateGate, "wait_turn", counted)
     done = run_against(box, config, tmp_path / "r.csv", "--max-requests", "10")
-    assert time.monotonic() - started < 5
+    # the budget's 10, and one turn for each worker already waiting when it ran out: 22/29 s at most
+    assert slots[0] <= 10 + Policy().workers < 29
     assert done.returncode == 3
     assert box.stats()["requests"] == 10
     rows = read_report(tmp_path / "r.csv")
@@ -255,6 +269,7 @@ def test_a_wrong_api_root_is_refused_before_anything_is_sent(
     assert "s3cretpw" not in done.stderr
 
 
+@pytest.mark.server
 def test_a_server_that_is_not_the_api_stops_early(tmp_path: Path) -> None:
     """An --api-base that answers bare 404s (another web server): the account stops after three."""
     config = write_config(tmp_path / "job.yaml", range(1, 301))
@@ -266,15 +281,30 @@ def test_a_server_that_is_not_the_api_stops_early(tmp_path: Path) -> None:
     assert "next: give --api-base as the API root only" in done.stdout
 
 
-def test_until_done_finishes_across_resets(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
+def test_until_done_finishes_across_resets(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A login with a daily limit of 25 and 40 counters: --until-done waits for the reset and runs to
     exit 0 by itself, no counter written twice, at most a few quota answers for the reset."""
     box = sandbox_factory(daily_limit=25, ip_rps=0)
     config = write_config(tmp_path / "job.yaml", range(1, 41))
-    # Far enough ahead that the quota runs out before it even on busy cores (past it, the next reset
-    # would be tomorrow's); the sandbox's day turns just before the announced reset.
-    reset = time.time() + 3.0
-    box.reset_day_at(reset - 0.2)
+    # The reset is announced an hour ahead, so it is still to come however slowly the run reaches the
+    # quota. Once the run waits for it, the sandbox's day turns and the run's clock jumps past the
+    # reset (as a machine's clock does after a suspend): nothing waits an hour, or for any time.
+    reset = time.time() + 3600
+    ahead = [0.0]
+    waiting = CliEvents.waiting
+
+    def wait_begins(events: CliEvents, *args: Any) -> None:
+        if not ahead[0]:
+            box.reset_day()
+            ahead[0] = 3600.0
+        waiting(events, *args)
+
+    monkeypatch.setattr(CliEvents, "waiting", wait_begins)
+    monkeypatch.setattr(
+        bulk_enable._jobs, "Scheduler", functools.partial(Scheduler, clock=lambda: time.time() + ahead[0])
+    )
     reset_at = dt.datetime.fromtimestamp(reset, dt.UTC).strftime("%H:%M:%S.%f")
     done = run_against(
         box, config, tmp_path / "r.csv", "--rps", "1000", "--until-done", "--quota-reset", reset_at, *FAST

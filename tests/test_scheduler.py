@@ -1,11 +1,13 @@
-"""The scheduler, measured with spy `send` callables: real concurrency, spacing, retries, stops, waits."""
+"""The scheduler, measured with spy `send` callables: real concurrency, spacing, retries, stops, waits.
+
+Every test runs on virtual time (tests/virtual_time.py): spacing and waits are read off the loop's own
+clock, exactly, so a busy machine can neither stretch nor bunch them."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import datetime as dt
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -28,6 +30,9 @@ from bulk_enable._answer import Blame
 from bulk_enable._scheduler import Lane
 from bulk_enable._slots import Slots
 
+from .virtual_time import LATE, virtual_time
+
+EPOCH = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC).timestamp()  # the tests' wall clock at loop time 0
 FAST = Policy(backoff_initial=0.001, backoff_max=0.01, slow_down=0.01, rps=0.0)  # instant retries
 OK = Answer(Verdict.DONE, 200)
 Reply = tuple[Answer, None]
@@ -55,7 +60,7 @@ class Spy:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
             self.alongside.append(self.in_flight)
-            self.sent_at.append(time.monotonic())
+            self.sent_at.append(now())
             try:
                 await asyncio.sleep(self.delay)
                 if self.answers:
@@ -65,6 +70,16 @@ class Spy:
                 self.in_flight -= 1
 
         return one
+
+
+def now() -> float:
+    """The loop's clock: the rate gate's, and the one the waits are kept on."""
+    return asyncio.get_running_loop().time()
+
+
+def wall() -> float:
+    """Epoch seconds on the virtual clock: the scheduler's wall clock for quota resets."""
+    return EPOCH + now()
 
 
 class Recorder(Events):
@@ -99,6 +114,7 @@ async def run_all(
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 3])
+@virtual_time
 async def test_in_flight_cap_is_reached_and_never_exceeded(concurrency: int) -> None:
     """Exactly `concurrency` requests are in flight at the busiest moment."""
     scheduler = Scheduler(replace(FAST, concurrency=concurrency))
@@ -107,6 +123,7 @@ async def test_in_flight_cap_is_reached_and_never_exceeded(concurrency: int) -> 
     assert (spy.calls, spy.peak) == (60, concurrency)
 
 
+@virtual_time
 async def test_two_lanes_each_get_their_own_cap() -> None:
     """Accounts run in parallel: two lanes of 3 give 6 in flight, 3 each."""
     scheduler = Scheduler(FAST)
@@ -115,6 +132,7 @@ async def test_two_lanes_each_get_their_own_cap() -> None:
     assert [s.peak for s in spies.values()] == [3, 3]
 
 
+@virtual_time
 async def test_accounts_on_one_login_share_its_cap_and_budget() -> None:
     """Two accounts with one token (an agency acting for two clients): 3 in flight between them, not
     3 each, and --max-requests spent once for the login, stopping both."""
@@ -128,6 +146,7 @@ async def test_accounts_on_one_login_share_its_cap_and_budget() -> None:
 
 
 @pytest.mark.parametrize(("small", "big", "budget"), [(3, 20, 10), (3, 7, 10), (0, 10, 10)])
+@virtual_time
 async def test_only_an_account_with_work_left_is_stopped_by_the_budget(
     small: int, big: int, budget: int
 ) -> None:
@@ -142,6 +161,7 @@ async def test_only_an_account_with_work_left_is_stopped_by_the_budget(
     assert (b.stop.cause if b.stop else None) == (StopCause.BUDGET if small + big > budget else None)
 
 
+@virtual_time
 async def test_accounts_on_different_logins_keep_their_own() -> None:
     """Without a shared login key each account has its own 3 in flight and its own budget."""
     scheduler = Scheduler(replace(FAST, max_requests=7))
@@ -152,6 +172,7 @@ async def test_accounts_on_different_logins_keep_their_own() -> None:
 
 
 @pytest.mark.parametrize("rps", [29.0, 50.0])
+@virtual_time
 async def test_rate_is_kept_with_no_burst(rps: float) -> None:
     """At R a second: no burst from the very first request, never more than R + 1 in any second,
     and the rate itself is kept (not eroded by late timer wake-ups)."""
@@ -160,11 +181,12 @@ async def test_rate_is_kept_with_no_burst(rps: float) -> None:
     n = int(rps * 1.5)
     await run_all(scheduler, scheduler.lane("a"), n, spy)
     sent = spy.sent_at
-    # No burst at start-up: the first six take five intervals. (A gate that starts with a full bucket
-    # sends them at once; a loop stalled by a busy machine may bunch two or three, not the span.)
-    assert sent[5] - sent[0] >= 5 * 0.7 / rps
-    # later, a timer that wakes late can put two close together, but never more than R + 1 in a second
+    # No burst at start-up: the first six take five intervals, less the quarter interval the schedule
+    # tolerates (a gate that starts with a full bucket sends them at once).
+    assert sent[5] - sent[0] >= 4.75 / rps
+    # every timer wakes a little late (virtual_time.LATE), yet never more than R + 1 in any second...
     assert max(sum(1 for t in sent if s <= t < s + 1.0) for s in sent) <= rps + 1
+    # ...and the rate is kept: a gate that counted each interval from its late wake-up would lose 3%
     assert (n - 1) / (sent[-1] - sent[0]) >= 0.98 * rps
 
 
@@ -192,6 +214,7 @@ async def test_rate_is_kept_with_no_burst(rps: float) -> None:
         ),
     ],
 )
+@virtual_time
 async def test_retries_only_what_is_transient(
     answers: list[Answer], requests: int, final: Verdict, gave_up: bool
 ) -> None:
@@ -208,6 +231,7 @@ async def test_retries_only_what_is_transient(
     )
 
 
+@virtual_time
 async def test_endless_quota_answers_end_the_call_without_a_failure() -> None:
     """A server that only ever answers quota: the call ends after the cap, still a quota answer."""
     scheduler = Scheduler(replace(FAST, quota_answers_cap=20))
@@ -217,27 +241,29 @@ async def test_endless_quota_answers_end_the_call_without_a_failure() -> None:
     assert result.answer.verdict is Verdict.SLOW_LOGIN and spy.calls == 20
 
 
-@pytest.mark.parametrize(("header", "least", "most"), [(0.2, 0.19, 0.5), (99_999.0, 0.29, 0.6)])
-async def test_retry_after_sets_the_wait_up_to_the_cap(header: float, least: float, most: float) -> None:
+@pytest.mark.parametrize(("header", "waited"), [(0.2, 0.2), (99_999.0, 0.3)])
+@virtual_time
+async def test_retry_after_sets_the_wait_up_to_the_cap(header: float, waited: float) -> None:
     """Retry-After is honoured, but never past the backoff cap (0.3 s here; 30 s by default)."""
     scheduler = Scheduler(replace(FAST, backoff_max=0.3))
     spy = Spy([Answer(Verdict.RETRY, 503, "backend_error", retry_after=header)], delay=0)
     await scheduler.call(scheduler.lane("a"), "c", spy.send())
-    assert least <= spy.sent_at[1] - spy.sent_at[0] <= most
+    assert spy.sent_at[1] - spy.sent_at[0] == pytest.approx(waited, abs=2 * LATE)
 
 
+@virtual_time
 async def test_per_address_quota_pauses_every_lane() -> None:
     """A per-address quota answer on one login holds the other login's requests too."""
     scheduler = Scheduler(replace(FAST, slow_down=0.3))
     a, b = scheduler.lane("a"), scheduler.lane("b")
     quota = Spy([Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip")], delay=0)
     other = Spy(delay=0)
-    started = time.monotonic()
+    started = now()
     first = asyncio.create_task(scheduler.call(a, "x", quota.send()))
     await asyncio.sleep(0.05)  # the quota answer is in; login b now asks
     await scheduler.call(b, "y", other.send())
     await first
-    assert other.sent_at[0] - started >= 0.28
+    assert other.sent_at[0] - started >= 0.3
 
 
 class AddressLimit:
@@ -249,16 +275,17 @@ class AddressLimit:
         self.refused = 0
 
     def __call__(self) -> Answer:
-        now = time.monotonic()
-        while self.window and self.window[0] <= now - 1.0:
+        at = now()
+        while self.window and self.window[0] <= at - 1.0:
             self.window.popleft()
         if len(self.window) >= self.per_second:
             self.refused += 1
             return Answer(Verdict.SLOW_ADDRESS, 429, "quota_requests_by_ip")
-        self.window.append(now)
+        self.window.append(at)
         return OK
 
 
+@virtual_time
 async def test_the_rate_adapts_to_a_smaller_address_quota() -> None:
     """Another tool shares the address and Metrica allows this run 20/s: every counter still gets done,
     the rate settles near 20, and quota answers stay a small share of the requests."""
@@ -272,6 +299,7 @@ async def test_the_rate_adapts_to_a_smaller_address_quota() -> None:
     assert server.refused == scheduler.gate.quota_answers <= 10
 
 
+@virtual_time
 async def test_dead_token_stops_the_lane_within_the_in_flight_requests() -> None:
     """After a refused token, only the requests already in flight are sent; the rest are not sent."""
     recorder = Recorder()
@@ -289,15 +317,16 @@ async def test_dead_token_stops_the_lane_within_the_in_flight_requests() -> None
     )
 
 
+@virtual_time
 async def test_a_spent_budget_stops_the_account_at_once() -> None:
     """--max-requests 10 over 3,000 counters: 10 requests, then nothing waits its turn at the rate."""
     scheduler = Scheduler(replace(FAST, max_requests=10, rps=29.0))
     lane = scheduler.lane("a")
     spy = Spy(delay=0)
-    started = time.monotonic()
+    started = now()
     results = await run_all(scheduler, lane, 3000, spy)
     assert spy.calls == 10
-    assert time.monotonic() - started < 1.5  # 10 requests at 29/s, not 3,000
+    assert now() - started < 1.5  # 10 requests at 29/s, not 3,000
     assert lane.stop is not None and lane.stop.cause is StopCause.BUDGET
     assert len(results) < 100  # the rest were never picked up
     assert all(r.reason is NotSentReason.BUDGET_SPENT for r in results if isinstance(r, NotSent))
@@ -312,6 +341,7 @@ async def test_a_spent_budget_stops_the_account_at_once() -> None:
         (None, 10, False, False),  # reads: a denial says nothing about writing
     ],
 )
+@virtual_time
 async def test_denied_writes_stop_an_account_that_never_wrote(
     first: Answer | None, max_denied: int, write: bool, stops: bool
 ) -> None:
@@ -328,6 +358,7 @@ async def test_denied_writes_stop_an_account_that_never_wrote(
         assert lane.stop is None and spy.calls == 200
 
 
+@virtual_time
 async def test_answers_that_are_not_the_apis_stop_an_account_early() -> None:
     """A wrong --api-base: the first answers are bare 404s; the account stops after 3."""
     scheduler = Scheduler(FAST)
@@ -338,6 +369,7 @@ async def test_answers_that_are_not_the_apis_stop_an_account_early() -> None:
     assert spy.calls <= 5
 
 
+@virtual_time
 async def test_a_foreign_answer_after_the_api_answered_fails_only_its_counter() -> None:
     """Once the API has answered, a redirect or bare 404 is that counter's problem only."""
     scheduler = Scheduler(FAST)
@@ -348,6 +380,7 @@ async def test_a_foreign_answer_after_the_api_answered_fails_only_its_counter() 
     assert lane.stop is None and spy.calls == 50
 
 
+@virtual_time
 async def test_unreachable_api_stops_the_lane() -> None:
     """When nothing answers at all, the lane stops instead of failing every counter slowly."""
     scheduler = Scheduler(replace(FAST, max_attempts=3))
@@ -464,6 +497,7 @@ async def test_a_success_in_an_earlier_run_disarms_the_breaker() -> None:
     assert lane.stop is None and spy.calls == 40
 
 
+@virtual_time
 async def test_cancellation_is_not_retried_or_swallowed() -> None:
     """Cancelling a call mid-request cancels it: no retry, no outcome."""
     scheduler = Scheduler(FAST)
@@ -477,6 +511,7 @@ async def test_cancellation_is_not_retried_or_swallowed() -> None:
 
 
 @pytest.mark.parametrize("where", ["backoff", "address pause", "rate"])
+@virtual_time
 async def test_an_interruption_wakes_every_wait(where: str) -> None:
     """Ctrl-C during a 30 s backoff, pause or rate wait: the call ends at once, not sent again."""
     interrupt = Interrupt()
@@ -491,29 +526,31 @@ async def test_an_interruption_wakes_every_wait(where: str) -> None:
     lane = scheduler.lane("a")
     calls = [asyncio.create_task(scheduler.call(lane, str(i), spy.send())) for i in range(2)]
     await asyncio.sleep(0.2)
-    started = time.monotonic()
+    started = now()
     interrupt.request()
     results = await asyncio.wait_for(asyncio.gather(*calls), 2)
-    assert time.monotonic() - started < 0.5
+    assert now() - started < 0.5
     assert any(isinstance(r, NotSent) and r.reason is NotSentReason.INTERRUPTED for r in results)
 
 
 def _reset_in(seconds: float) -> dt.time:
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)).time()
+    """The quota reset as a time of day, `seconds` from now on the virtual wall clock."""
+    return dt.datetime.fromtimestamp(wall() + seconds, dt.UTC).time()
 
 
+@virtual_time
 async def test_until_done_waits_for_the_reset_and_goes_on() -> None:
     """The daily quota runs out: the lane waits for the reset, one probe finds it back, all get done."""
     recorder = Recorder()
-    reset = time.time() + 0.6
+    reset = wall() + 0.6
     quota = Answer(Verdict.ACCOUNT_QUOTA, 429, "quota_requests_by_uid")
     allowed = iter(range(10))
 
     def daily() -> Answer:  # 10 requests before the reset, then plenty
-        return OK if time.time() >= reset or next(allowed, None) is not None else quota
+        return OK if wall() >= reset or next(allowed, None) is not None else quota
 
     policy = replace(FAST, until_done=True, quota_reset=_reset_in(0.6), probe_wait=0.1)
-    scheduler = Scheduler(policy, recorder)
+    scheduler = Scheduler(policy, recorder, clock=wall)
     lane = scheduler.lane("a")
     spy = Spy(answer=daily, delay=0.01)
     results = await run_all(scheduler, lane, 30, spy)
@@ -523,33 +560,35 @@ async def test_until_done_waits_for_the_reset_and_goes_on() -> None:
     assert lane.stop is None
 
 
+@virtual_time
 async def test_until_done_probes_again_when_the_reset_did_not_lift_the_quota() -> None:
     """A reset later than announced: each probe costs one request, with a growing wait between."""
-    reset_late = time.time() + 1.0  # the real reset comes 0.6 s after the announced one
+    reset_late = wall() + 1.0  # the real reset comes 0.6 s after the announced one
     quota = Answer(Verdict.ACCOUNT_QUOTA, 429, "quota_requests_by_uid")
     first = [quota]
     policy = replace(FAST, until_done=True, quota_reset=_reset_in(0.4), probe_wait=0.2)
-    scheduler = Scheduler(policy)
-    spy = Spy(first, answer=lambda: OK if time.time() >= reset_late else quota, delay=0)
+    scheduler = Scheduler(policy, clock=wall)
+    spy = Spy(first, answer=lambda: OK if wall() >= reset_late else quota, delay=0)
     results = await run_all(scheduler, scheduler.lane("a"), 10, spy)
     assert all(isinstance(r, Sent) and r.answer.verdict is Verdict.DONE for r in results)
     assert spy.calls - 10 <= 1 + 6  # the first quota answer, then one probe per wait
 
 
+@virtual_time
 async def test_until_done_spends_the_budget_per_day() -> None:
     """With until_done, --max-requests N is N a day: the rest waits for the reset, then goes."""
     policy = replace(FAST, until_done=True, max_requests=5, quota_reset=_reset_in(0.5))
-    scheduler = Scheduler(policy)
+    scheduler = Scheduler(policy, clock=wall)
     spy = Spy(delay=0)
-    started = time.monotonic()
+    started = now()
     results = await run_all(scheduler, scheduler.lane("a"), 8, spy)
     assert spy.calls == 8 and all(isinstance(r, Sent) for r in results)
-    assert time.monotonic() - started >= 0.4
-    assert [round(t - spy.sent_at[0]) for t in spy.sent_at[4:6]] == [0, 0] or spy.sent_at[5] - spy.sent_at[
-        4
-    ] >= 0.3
+    assert now() - started >= 0.4
+    # five at once, then the day's budget is spent: the sixth goes after the reset
+    assert spy.sent_at[4] - started < 0.1 and spy.sent_at[5] - started >= 0.5 - 1e-6
 
 
+@virtual_time
 async def test_a_waitable_stop_without_until_done_is_final() -> None:
     """Without until_done, the daily quota stops the account like any other stop."""
     scheduler = Scheduler(FAST)
@@ -559,6 +598,7 @@ async def test_a_waitable_stop_without_until_done_is_final() -> None:
     assert lane.stop is not None and lane.stop.cause is StopCause.DAILY_QUOTA and spy.calls <= 3
 
 
+@virtual_time
 async def test_parallel_quota_narrows_the_login() -> None:
     """A parallel-quota answer: the login keeps one fewer in flight from then on (never below 1)."""
     recorder = Recorder()
@@ -570,6 +610,7 @@ async def test_parallel_quota_narrows_the_login() -> None:
     assert lane.slots.limit == 1 and ("narrowed", 2) in recorder.seen and ("narrowed", 1) in recorder.seen
 
 
+@virtual_time
 async def test_slots_are_first_come_first_served() -> None:
     """A freed slot goes to the longest waiter, not to a task that releases and asks again."""
     slots = Slots(1)
@@ -586,6 +627,7 @@ async def test_slots_are_first_come_first_served() -> None:
     assert order == list(range(40))
 
 
+@virtual_time
 async def test_slots_survive_waiters_cancelled_while_slots_free_up() -> None:
     """Waiters cancelled in the same tick as a release: no error, no slot lost (a second Ctrl-C)."""
     slots = Slots(2)
@@ -604,6 +646,7 @@ async def test_slots_survive_waiters_cancelled_while_slots_free_up() -> None:
         assert slots.used == 2
 
 
+@virtual_time
 async def test_an_address_refused_without_end_stops_the_run() -> None:
     """Per-address quota answers and nothing else, many in a row: every account stops (throttled)
     instead of spending days at the slowest rate."""

@@ -121,6 +121,7 @@ def test_default_status_report_name(
     assert Status.SHORT.value == read_report(tmp_path / "reports" / "job.status.csv")[0]["status"]
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("date", "said"), [("9999-12-31", "in the future"), ("0001-01-01", "before Metrica")]
 )
