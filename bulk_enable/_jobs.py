@@ -248,7 +248,7 @@ async def run_job(settings: Settings) -> Summary:
         held = (
             set()
             if settings.retry_failed
-            else {c.id for c in config.counters if report.failed_for_good(c.id)}
+            else {c.id for c in config.counters if report.failed_for_good(c)}
         )
         todo = {
             a.name: _rerun_order(

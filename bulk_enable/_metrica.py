@@ -176,7 +176,9 @@ class MetricaClient:
         self._session = session
         self._base = api_base.rstrip("/") + "/management/v1"
         self._headers = {"Authorization": f"OAuth {token}"}
-        self._params = {"ulogin": ulogin} if ulogin else {}
+        # Yandex logins are case-insensitive and written in lower case: `Client-A` from a spreadsheet
+        # asks for client-a (whether Metrica itself folds case is not documented).
+        self._params = {"ulogin": ulogin.lower()} if ulogin else {}
         self._scrubber = scrubber or Scrubber([token])
 
     def window_url(self, counter_id: int, window: Window) -> str:

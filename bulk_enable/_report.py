@@ -399,10 +399,12 @@ class ReportFile:
         row = self.previous.get(counter_id)
         return row is not None and row.status in self.job.done_statuses
 
-    def failed_for_good(self, counter_id: int) -> bool:
-        """True when an earlier run of this job got an answer a rerun cannot change (`failed_for_good`)."""
-        row = self.previous.get(counter_id)
-        return row is not None and failed_for_good(row)
+    def failed_for_good(self, counter: Counter) -> bool:
+        """True when an earlier run of this job got an answer a rerun cannot change (`failed_for_good`)
+        for this counter under the same account: a counter moved to another account (its client login
+        corrected, say) is a new question."""
+        row = self.previous.get(counter.id)
+        return row is not None and row.account == counter.account and failed_for_good(row)
 
     def standing(self, row: Row) -> Row:
         """`row`, unless the counter's row as it stands is an answer `row` must not replace (`_stands`)."""

@@ -831,3 +831,32 @@ def test_account_names_become_safe_unique_file_names(tmp_path: Path) -> None:
     written = write_by_account(report, tmp_path / "out", Look("en"))
     assert [p.name for p, _ in written] == ["etc_x.xlsx", "Shop.xlsx", "shop-2.xlsx", "account.xlsx"]
     assert all(p.parent == tmp_path / "out" for p, _ in written)
+
+
+def test_a_client_login_typed_in_capitals_reaches_its_client(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """`Client-Alpha` in an Excel column is the login client-alpha (Yandex logins ignore case)."""
+    box = sandbox_factory(**AGENCY)
+    config = job_file(tmp_path, "counter_id;логин\n701;Client-Alpha\n", name="excel.csv")
+    done = run_against(box, config, tmp_path / "r.csv")
+    assert done.returncode == 0, done.stdout
+    assert statuses(tmp_path / "r.csv") == {701: "enabled"}
+
+
+def test_a_failure_for_good_under_a_wrong_client_is_asked_again_once_the_client_is_right(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A counter refused under one account is a new question once the config puts it under another:
+    the rerun sends it without --retry-failed; the same account's failure still waits for a human."""
+    box = sandbox_factory(**AGENCY)
+    report = tmp_path / "r.csv"
+    config = job_file(tmp_path, "counter_id;ulogin\n701;client-beta\n", name="list.csv")
+    first = run_against(box, config, report, "--max-failures", "0")
+    assert statuses(report) == {701: "failed"} and first.returncode == 1, first.stdout
+    again = run_against(box, config, report)
+    assert box.stats()["write_requests"] == 1 and again.returncode == 1  # still waiting for a human
+    config.write_text("counter_id;ulogin\n701;client-alpha\n", encoding="utf-8")
+    fixed = run_against(box, config, report)
+    assert fixed.returncode == 0, fixed.stdout
+    assert statuses(report) == {701: "enabled"} and box.stats()["write_requests"] == 2
