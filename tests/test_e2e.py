@@ -289,10 +289,12 @@ def test_unreachable_api_stops_quickly(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_sandbox_command_explains_itself(tmp_path: Path) -> None:
-    """`bulk-enable sandbox` prints its URL first on stdout, names its token on stderr, and serves."""
+@pytest.mark.parametrize("listen", [[], ["--host", "0.0.0.0", "--expose"]], ids=["loopback", "exposed"])
+def test_sandbox_command_explains_itself(tmp_path: Path, listen: list[str]) -> None:
+    """`bulk-enable sandbox` prints its URL first on stdout, names its token on stderr, and serves;
+    exposed on every address, the URL it prints is a loopback one, which `run` takes as printed."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bulk_enable", "sandbox"],
+        [sys.executable, "-m", "bulk_enable", "sandbox", *listen],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -144,33 +144,3 @@ def test_a_sandbox_other_machines_reach_needs_expose(host: str) -> None:
     done = cli("sandbox", "--host", host, "--port", "0")
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "--expose" in done.stderr and "no authentication" in done.stderr
-
-
-@pytest.mark.e2e
-def test_an_exposed_sandbox_prints_a_command_that_works_as_printed(tmp_path: Path) -> None:
-    """`sandbox --host 0.0.0.0 --expose` prints a loopback URL (run refuses http://0.0.0.0), and it serves."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bulk_enable", "sandbox", "--host", "0.0.0.0", "--expose"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
-        config = write_config(tmp_path / "job.yaml", [12345678])
-        done = cli(
-            "run",
-            config,
-            "--report",
-            tmp_path / "r.csv",
-            "--api-base",
-            url,
-            env=cli_env(YANDEX_METRICA_TOKEN="sandbox-token"),
-        )
-        assert done.returncode == 0, done.stderr
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(30)
