@@ -246,9 +246,7 @@ async def run_job(settings: Settings) -> Summary:
         report.begin(config.counters, pending_row(say.PENDING))
         # Failures for good wait for a human: only --retry-failed sends them again.
         held = (
-            set()
-            if settings.retry_failed
-            else {c.id for c in config.counters if report.failed_for_good(c)}
+            set() if settings.retry_failed else {c.id for c in config.counters if report.failed_for_good(c)}
         )
         todo = {
             a.name: _rerun_order(

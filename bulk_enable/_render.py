@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 from xml.etree import ElementTree
 
-from ._messages import COLUMN_LEGEND, STATUS_LEGEND
+from ._legend import COLUMN_LEGEND, STATUS_LEGEND
 from ._model import COLUMNS, Row
 from ._untrusted import FORMULA_START, cell_text
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import UsageError
-from ._messages import status_words
+from ._legend import status_words
 from ._model import COLUMNS, Row, Status
 from ._report import ReportError, rows_of
 

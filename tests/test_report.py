@@ -1114,7 +1114,7 @@ def test_numbers_are_never_guarded_and_pre_1900_dates_stay_text(tmp_path: Path) 
 
 def test_every_status_has_its_words_once() -> None:
     """One table describes each status: its cell words and its legend line, in English and Russian."""
-    from bulk_enable._messages import STATUS_LEGEND, STATUS_WORDS, status_words
+    from bulk_enable._legend import STATUS_LEGEND, STATUS_WORDS, status_words
 
     assert set(STATUS_WORDS) == set(Status)
     assert [code for code, _, _ in STATUS_LEGEND] == [s.value for s in STATUS_WORDS]
