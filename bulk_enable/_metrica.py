@@ -152,6 +152,7 @@ class CounterInfo:
     site: str
     permission: str  # "" when the listing does not say
     states: Mapping[Window, bool]  # from `offline_options`, where present (undocumented)
+    owner: str = ""  # `owner_login`: whose counter it is ("" when the listing does not say)
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,13 +298,14 @@ class MetricaClient:
                 value = options.get(flag)
                 if isinstance(value, bool):
                     states[window] = value
-        name, permission = item.get("name"), item.get("permission")
+        name, permission, owner = item.get("name"), item.get("permission"), item.get("owner_login")
         return CounterInfo(
             cid,
             clean(name, 200) if isinstance(name, str) else "",
             clean(site, 200) if isinstance(site, str) else "",
             clean(permission, 40) if isinstance(permission, str) else "",
             states,
+            clean(owner, 100) if isinstance(owner, str) else "",
         )
 
     async def _request(

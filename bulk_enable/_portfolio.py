@@ -193,11 +193,15 @@ def _seen(
 
 
 def _assign(portfolio: Portfolio, sightings: dict[int, list[tuple[str, CounterInfo]]]) -> None:
-    """Each counter under the first account where it has a wanted permission, in listing order."""
+    """Each counter under its owner's account when the owner is among them (a client's own counter
+    seen first as another client's guest still belongs to its owner's workbook), else under the first
+    account where it has a wanted permission, in listing order."""
     by_name = {a.name: a for a in portfolio.accounts}
     login = {a.name: a.ulogin or a.name for a in portfolio.accounts}  # a client reached twice: one login
     for cid, seen in sightings.items():
-        kept = next(((name, info) for name, info in seen if _wanted(info, portfolio.permission)), None)
+        wanted = [(name, info) for name, info in seen if _wanted(info, portfolio.permission)]
+        owned = [(name, info) for name, info in wanted if info.owner and same_login(login[name], info.owner)]
+        kept = owned[0] if owned else (wanted[0] if wanted else None)
         if kept is None:
             portfolio.left_out += 1
             continue

@@ -659,7 +659,7 @@ async def test_listing_items_become_counter_infos(client: MetricaClient) -> None
     answer, page = await listing(client, body)
     assert answer.verdict is Verdict.DONE and page.rows == 3
     assert page.counters == [
-        CounterInfo(1, "Shop", "shop.example", "own", {}),
+        CounterInfo(1, "Shop", "shop.example", "own", {}, owner="agency"),
         CounterInfo(2, "Old", "old.example", "edit", {}),
         CounterInfo(3, "", "fallback.example", "", {}),
         CounterInfo(4, "", "", "", {}),

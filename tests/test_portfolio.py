@@ -860,3 +860,18 @@ def test_a_failure_for_good_under_a_wrong_client_is_asked_again_once_the_client_
     fixed = run_against(box, config, report)
     assert fixed.returncode == 0, fixed.stdout
     assert statuses(report) == {701: "enabled"} and box.stats()["write_requests"] == 2
+
+
+def test_a_clients_own_counter_seen_first_as_a_guest_goes_to_its_owner(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """801 is client-beta's own, and a guest (edit) in client-alpha's listing, which comes first: it
+    is written under client-beta, its owner, with a comment naming client-alpha (so client-beta's
+    workbook has it)."""
+    box = sandbox_factory(**{**PORTFOLIO, "guests": {"client-alpha": {801: "edit"}}})
+    found = discover(box)
+    assert found.returncode == 0, found.stderr
+    data = yaml.safe_load(found.stdout)
+    under = {a["name"]: [c["id"] for c in a["counters"]] for a in data["accounts"]}
+    assert 801 in under["client-beta"] and 801 not in under["client-alpha"]
+    assert "- {id: 801, label: Counter 801 — site-801.example}  # also under client-alpha" in found.stdout
