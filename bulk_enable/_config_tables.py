@@ -181,13 +181,6 @@ class _Lines:
             )
 
 
-def parse_lines(text: str, path: Path) -> Config:
-    """A .txt file: one counter ID per line; blank lines and `#` comments are ignored."""
-    ids = Ids(path)
-    lines = _Lines(io.StringIO(text, newline="\n"), ids)
-    return _parse_lines(lines, lines.flawed, ids)
-
-
 def _parse_lines(lines: Iterator[str], flawed: set[int], ids: Ids, start: int = 1) -> Config:
     """One ID a line; `start`: the number of the first of `lines`."""
     counters: list[Counter] = []
@@ -199,18 +192,6 @@ def _parse_lines(lines: Iterator[str], flawed: set[int], ids: Ids, start: int = 
         if counter_id is not None and ids.add(counter_id, number):
             counters.append(Counter(counter_id, "", DEFAULT_ACCOUNT))
     return ids.result([Account(DEFAULT_ACCOUNT, None, tuple(counters))])
-
-
-def parse_csv(text: str, path: Path) -> Config:
-    """A .csv file: a `counter_id` (or `id`) column, optionally `label`; or a single column of IDs.
-
-    The delimiter is `,`, `;` or a tab, whichever the first line uses; an earlier report of this tool
-    reads as it is. A cell is on one line: a quote left open is a problem on its line, never a cell
-    that swallows the lines after it (only a report of this tool may have a label over lines).
-    """
-    ids = Ids(path)
-    lines = _Lines(io.StringIO(text, newline="\n"), ids)
-    return _parse_csv(lines, lines.flawed, ids)
 
 
 def _parse_csv(lines: Iterator[str], flawed: set[int], ids: Ids, start: int = 1) -> Config:
