@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import re
 from typing import Any, NoReturn
 
@@ -41,8 +42,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+@functools.cache
 def build_parser() -> argparse.ArgumentParser:
-    """The whole tree: the top parser and one subparser per command, options from the table."""
+    """The whole tree: the top parser and one subparser per command, options from the table.
+
+    Built once per process: the tree depends on the option table only, and parsing never changes it.
+    """
     parser = _Parser(
         prog="bulk-enable",
         allow_abbrev=False,

@@ -405,6 +405,7 @@ BACKEND = Answer(Verdict.RETRY, 503, "backend_error", "Internal backend error")
     ("write", "per_counter", "opens_with"),
     [(True, False, OK), (False, True, OK), (True, False, IN_CONNECT), (True, False, DENIED)],
 )
+@virtual_time
 async def test_a_logins_first_per_counter_requests_go_alone(
     write: bool, per_counter: bool, opens_with: Answer
 ) -> None:
@@ -416,6 +417,7 @@ async def test_a_logins_first_per_counter_requests_go_alone(
     assert spy.alongside[:6] == [1] * 6 and spy.peak == 3
 
 
+@virtual_time
 async def test_other_calls_do_not_wait_for_the_slow_start() -> None:
     """Listing pages and other calls that are not one per counter are not held back."""
     scheduler = Scheduler(FAST)
@@ -440,6 +442,7 @@ async def test_other_calls_do_not_wait_for_the_slow_start() -> None:
         (BACKEND, True, StopCause.SAME_FAILURE, 10 * 4 + FAST.workers),
     ],
 )
+@virtual_time
 async def test_the_same_failure_again_and_again_stops_the_account(
     answer: Answer, write: bool, cause: StopCause, calls: int
 ) -> None:
@@ -455,6 +458,7 @@ async def test_the_same_failure_again_and_again_stops_the_account(
 
 
 @pytest.mark.parametrize("limit", [3, 10, 25])
+@virtual_time
 async def test_max_failures_is_the_limit_and_zero_is_never(limit: int) -> None:
     """--max-failures N stops after N failures alike, one at a time; 0 never stops (not even a method
     that is gone)."""
@@ -478,6 +482,7 @@ async def test_max_failures_is_the_limit_and_zero_is_never(limit: int) -> None:
         [NOT_FOUND, INVALID] * 4 + [NOT_ALLOWED] * 2 + [OK] + [NOT_FOUND] * 30,  # kinds counted apart
     ],
 )
+@virtual_time
 async def test_failures_mixed_with_a_success_never_stop_the_account(script: list[Answer]) -> None:
     """Once a write has succeeded, failures are their counters' own: every counter is sent."""
     scheduler = Scheduler(FAST)
@@ -487,6 +492,7 @@ async def test_failures_mixed_with_a_success_never_stop_the_account(script: list
     assert lane.stop is None and spy.calls == len(script)
 
 
+@virtual_time
 async def test_a_success_in_an_earlier_run_disarms_the_breaker() -> None:
     """A rerun of a job that has written before: its failures alike are those counters' own."""
     scheduler = Scheduler(FAST)
