@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import codecs
+import contextlib
 import csv
 import io
 import logging
