@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/bulk-enable demo || [ $$? -eq 1 ]
 
+# tests/conftest.py puts the long tests (processes, big inputs, fuzzers) first; handing them out two
+# at a time spreads them over the workers, so none ends the run alone on a long one.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q -n $(WORKERS)
+	$(BIN)/python -m pytest -q -n $(WORKERS) --maxschedchunk 2
 
 # For quick edits: only the tests that start no process, no server (a sandbox, a test server) and no
 # fuzzer (hypothesis), nor the few big inputs (slow). tests/conftest.py fails any unmarked test that

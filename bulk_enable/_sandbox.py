@@ -179,6 +179,10 @@ class Sandbox:
         if token in self.profile.write_denied_tokens:
             self.profile.write_denied_tokens.remove(token)
 
+    def set_latency(self, seconds: float) -> None:
+        """Answers take `seconds` from now on: a test slows the API while it acts, then lets it run."""
+        self.profile.latency = seconds
+
     def add_counter(self, cid: int, login: str | None = None) -> None:
         """A new counter appears: a client login's own (`login`), or one of the shared ones."""
         if login is None:
@@ -568,6 +572,10 @@ class SandboxThread:
     def grant_write(self, token: str) -> None:
         """`token` may write from now on."""
         self._on_loop(lambda box: box.grant_write(token))
+
+    def set_latency(self, seconds: float) -> None:
+        """Answers take `seconds` from now on."""
+        self._on_loop(lambda box: box.set_latency(seconds))
 
     def add_counter(self, cid: int, login: str | None = None) -> None:
         """Counter `cid` exists from now on (a client login's own, or a shared one)."""

@@ -397,9 +397,8 @@ def test_token_problems_of_many_accounts_are_capped_at_ten(tmp_path: Path) -> No
     config.write_text("accounts:\n" + accounts, encoding="utf-8")
     done = cli("run", config, "--report", tmp_path / "r.csv")
     lines = done.stderr.splitlines()
-    assert (
-        done.returncode == 2 and len(lines) == 11 and lines[-1].endswith("... and 5 more accounts like these")
-    )
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 11 and lines[-1].endswith("... and 5 more accounts like these"), done.stderr
 
 
 def test_a_report_that_cannot_be_written_stops_the_run_with_a_summary(

@@ -150,6 +150,7 @@ def test_a_signal_writes_the_report_and_exits_130(
     wait_for(lambda: box.stats()["write_requests"] >= 20)
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=30)
+    box.set_latency(0)  # the slow answers only kept the job running until the signal
     assert proc.returncode == 130, err
     got = list(statuses(report).values())
     assert got.count("enabled") == box.stats()["counters_written"]
@@ -174,6 +175,7 @@ def test_a_signal_ignored_from_the_start_stays_ignored(
     )  # fmt: skip
     wait_for(lambda: box.stats()["write_requests"] >= 20)
     proc.send_signal(signum)
+    box.set_latency(0)  # the signal has landed (or was discarded) mid-run: let the job finish
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "interrupted" not in err
@@ -219,6 +221,7 @@ def test_kill_9_then_report_then_rerun_loses_nothing(tmp_path: Path, sandbox_fac
     assert proc.poll() is None  # still running (about half done): the kill lands mid-run
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    box.set_latency(0)  # for the rerun
     stats = box.stats()
     on_disk = {cid for cid, status in statuses(report).items() if status == "enabled"}
     assert shown <= on_disk <= {int(c) for c in stats["writes"]}

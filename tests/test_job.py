@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bulk_enable import _model
 from bulk_enable._errors import UsageError
 from bulk_enable._job_files import JobLock, lock_path
 from bulk_enable._messages import AGAIN, fix_for, summary_lines
@@ -201,7 +202,7 @@ def test_a_config_folder_that_cannot_be_written_locks_in_a_folder_of_the_users_o
 
 
 def test_a_denied_counter_keeps_its_cause_through_a_rerun_cut_short_by_the_quota(
-    tmp_path: Path, sandbox_factory: SandboxFactory
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Counter 3 failed access_denied; a rerun that retries it is cut short by the daily quota: the row
     still says failed, access_denied, its message and its time; `failed` in --json stays 1."""
@@ -211,7 +212,8 @@ def test_a_denied_counter_keeps_its_cause_through_a_rerun_cut_short_by_the_quota
     first = run_against(box, config, report, "--json", *FAST)
     before = {r["counter_id"]: r for r in read_report(report)}["3"]
     assert (before["status"], before["error_type"]) == ("failed", "access_denied")
-    time.sleep(1.1)  # a later second: a row written again would show another time
+    later = _model._iso_second(int(time.time()) + 3600)  # a row written again would show this time
+    monkeypatch.setattr(_model, "now_iso", lambda: later)
     second = run_against(box, config, report, "--json", "--retry-failed", *FAST)
     assert second.returncode == 3 and json_of(second)["stops"] == {"default": "daily_quota"}
     assert box.stats()["quota_answers"]["quota_requests_by_uid"] >= 1  # it was retried, and cut short
