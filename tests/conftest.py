@@ -103,17 +103,24 @@ MARKED_BY_FIXTURE = {"sandbox_factory": "sandbox", "serve": "server", "lock_hold
 MAY_START = {"process": ("e2e", "process"), "server": ("e2e", "sandbox", "server")}
 
 
-LONG_FIRST = ("e2e", "process", "slow", "hypothesis")  # seconds each: started first, spread over workers
+# Scheduling order: seconds of processes, big inputs and fuzzing first; then the servers' tests, which
+# mostly wait on loopback; the many quick CPU-only tests last, to fill every worker to the end.
+ORDER = (("e2e", "process", "slow", "hypothesis"), ("sandbox", "server"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests that start a sandbox, a server or a process by the fixtures they use; then put
-    the long ones first, so that xdist hands them out at the start and no worker ends on one alone."""
+    them in ORDER, so that xdist hands out the long ones first and no worker ends on one alone."""
     for item in items:
         for fixture, marker in MARKED_BY_FIXTURE.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(marker)
-    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in LONG_FIRST))
+
+    def rank(item: pytest.Item) -> int:
+        marks = {mark.name for mark in item.iter_markers()}
+        return next((i for i, kinds in enumerate(ORDER) if marks.intersection(kinds)), len(ORDER))
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(autouse=True)
