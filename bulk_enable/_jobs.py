@@ -424,7 +424,7 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
         return Row.of(counter, Status.DEFERRED, message=say.kept_slowing_message(answer), **common)
     if outcome.gave_up:
         return Row.of(counter, Status.FAILED, message=say.gave_up_message(outcome.attempts, answer), **common)
-    return Row.of(counter, Status.FAILED, message=answer.message, **common)
+    return Row.of(counter, Status.FAILED, message=answer.message, final=True, **common)
 
 
 def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
@@ -565,6 +565,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
                             http_status=outcome.answer.http_status,
                             error_type="unexpected_answer",
                             message=f"the API says the window starts on {since}, {odd}",
+                            final=True,
                         )
                     return state_row(counter, since, day, outcome.attempts, window)
                 return _run_row(run, counter, outcome)

@@ -45,9 +45,6 @@ class Status(enum.StrEnum):
 
 # Statuses that make the exit code 1 ("some failed"): a plan's read_only/not_found cannot be done either.
 FAILED_STATUSES = frozenset({Status.FAILED, Status.READ_ONLY, Status.NOT_FOUND})
-# A failed counter's last answer was a fault, not the API's word on the counter: a rerun asks again.
-_FAULTS = frozenset({"backend_error", "timeout", "client_timeout", "connection_error", "internal_error"})
-_QUOTA_STATUSES = frozenset({420, 429})
 
 
 class ExitCode(enum.IntEnum):
@@ -152,6 +149,9 @@ class Row:
     since: str = ""  # status: the window's start date, YYYY-MM-DD
     days: int | None = None  # status: whole days from `since` to today
     full_on: str = ""  # status: when a growing window reaches 21 days
+    # failed: the API's own word on this counter (a refusal), not attempts run out on faults; only
+    # the journal keeps it (a row journaled before it existed counts as a fault: asked again once)
+    final: bool = False
 
     @classmethod
     def of(cls, counter: Counter, status: Status, **fields: object) -> Row:
@@ -173,17 +173,12 @@ ROW_FIELDS = tuple(f.name for f in dataclasses.fields(Row))
 
 
 def failed_for_good(row: Row) -> bool:
-    """A failure a rerun cannot change by itself: the API's own refusal of the counter (a 4xx such as
-    access_denied, not_found, counter_in_connect or invalid_parameter, or `{"success": false}`), or a
-    plan's read_only / not_found. The counter, its rights or the config must change first. A failure
-    on faults (no answer, a 5xx, quota answers: attempts ran out) is not one."""
+    """A failure a rerun cannot change by itself: the API's own refusal of the counter (`final`, as
+    the Metrica client classified the answer), or a plan's read_only / not_found. The counter, its
+    rights or the config must change first. A failure on faults (attempts ran out) is not one."""
     if row.status in (Status.READ_ONLY, Status.NOT_FOUND):
         return True
-    if row.status is not Status.FAILED:
-        return False
-    status = row.http_status
-    fault = status is None or status >= 500 or status in _QUOTA_STATUSES or row.error_type in _FAULTS
-    return not fault
+    return row.status is Status.FAILED and row.final
 
 
 def left_to_send(row: Row, command: Command) -> bool:

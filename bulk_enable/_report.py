@@ -303,6 +303,8 @@ def _row(line: str) -> Row | None:
         return None  # (bool is an int to isinstance: `type` keeps `true` out)
     if row.counter_id <= 0 or not all(isinstance(getattr(row, name), str) for name in _TEXT_FIELDS):
         return None
+    if type(row.final) is not bool:
+        return None
     return row
 
 

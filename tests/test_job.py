@@ -32,6 +32,7 @@ from bulk_enable._parser import parse as _parse
 from bulk_enable._parser import subparsers as _subparsers
 from bulk_enable._policy import Policy
 from bulk_enable._progress import CliEvents
+from bulk_enable._report import journal_path
 
 from .conftest import (
     REPO,
@@ -219,6 +220,27 @@ def test_a_denied_counter_keeps_its_cause_through_a_rerun_cut_short_by_the_quota
     assert box.stats()["quota_answers"]["quota_requests_by_uid"] >= 1  # it was retried, and cut short
     assert {r["counter_id"]: r for r in read_report(report)}["3"] == before
     assert json_of(first)["counts"]["failed"] == json_of(second)["counts"]["failed"] == 1
+
+
+def test_a_failure_journaled_without_final_is_asked_again_once(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A failure journaled before rows carried `final` (an older version's journal) counts as a fault:
+    the next run asks the API again, once; its answer then stands and the run after sends nothing."""
+    box = sandbox_factory(fixed={3: "access_denied"}, ip_rps=0)
+    config = write_config(tmp_path / "all.yaml", [1, 2, 3])
+    report = tmp_path / "r.csv"
+    assert run_against(box, config, report, *FAST).returncode == 1
+    journal = journal_path(report)
+    lines = journal.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert sum('"final": true' in line for line in lines) == 1  # counter 3's refusal
+    journal.write_text("".join(line.replace(', "final": true', "") for line in lines), encoding="utf-8")
+    writes = box.stats()["write_requests"]
+    assert run_against(box, config, report, *FAST).returncode == 1
+    assert box.stats()["write_requests"] == writes + 1
+    assert run_against(box, config, report, *FAST).returncode == 1
+    assert box.stats()["write_requests"] == writes + 1
+    assert statuses(report) == {1: "enabled", 2: "enabled", 3: "failed"}
 
 
 def test_a_failure_on_faults_keeps_its_cause_through_a_rerun_cut_short_by_the_quota(
