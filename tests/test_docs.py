@@ -132,6 +132,15 @@ def test_the_readme_is_short_and_starts_with_the_two_commands(readme: str) -> No
     assert lines[:2] == ["make demo", "make test"]
 
 
+def test_the_russian_recipes_are_the_tested_ones() -> None:
+    """docs/ru/unattended.md carries the very config, unit and cron line that tests/test_job.py runs
+    from docs/unattended.md: a fix to one that misses the other fails here."""
+    english, russian = (
+        (REPO / page).read_text(encoding="utf-8") for page in ("docs/unattended.md", "docs/ru/unattended.md")
+    )
+    assert FENCE.findall(russian) == FENCE.findall(english) != []
+
+
 def test_the_tests_the_promises_name_exist() -> None:
     """Every test docs/development.md names is defined, in the file it names when it names one."""
     text = (REPO / "docs" / "development.md").read_text(encoding="utf-8")
