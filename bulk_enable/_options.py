@@ -257,6 +257,7 @@ OPTIONS: tuple[Option, ...] = (
         ("--window",),
         JOB,
         "which extended window (default {default})",
+        type=str.lower,  # `Calls` from a spreadsheet or a habit is the window all the same
         choices=tuple(w.value for w in Window),
         default=Window.CALLS.value,
     ),
@@ -457,6 +458,7 @@ OPTIONS: tuple[Option, ...] = (
         ("--lang",),
         frozenset({"report"}),
         "with --by-account: the workbooks' words (default en)",
+        type=str.lower,  # RU, Ru
         choices=("en", "ru"),
     ),
     Option(

@@ -85,3 +85,15 @@ def test_sandbox_help_does_not_import_it_until_shown() -> None:
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         parse(["sandbox", "--help"])
     assert f"default {Profile().ip_rps}" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "value"),
+    [
+        (["run", "x.yaml", "--window", "Conversions"], "window", "conversions"),
+        (["report", "r.csv", "--lang", "RU"], "lang", "ru"),
+    ],
+)
+def test_a_choice_is_taken_in_any_case(argv: list[str], field: str, value: str) -> None:
+    """`--window Calls` and `--lang RU` are the choices themselves, as a spreadsheet or a habit types them."""
+    assert getattr(parse(argv), field) == value

@@ -737,10 +737,10 @@ def test_report_by_account_writes_one_workbook_per_client(tmp_path: Path, two_cl
 
 
 def test_report_by_account_in_russian_and_moscow_time(tmp_path: Path, two_client_report: Path) -> None:
-    """--lang ru: Russian sheet names, headers and summary words; --tz Europe/Moscow: times three hours
-    ahead of the journal's UTC, and the Summary says which zone."""
+    """--lang ru (in any case): Russian sheet names, headers and summary words; --tz Europe/Moscow:
+    times three hours ahead of the journal's UTC, and the Summary says which zone."""
     folder = tmp_path / "ru"
-    done = cli("report", two_client_report, "--by-account", folder, "--lang", "ru", "--tz", "Europe/Moscow")
+    done = cli("report", two_client_report, "--by-account", folder, "--lang", "RU", "--tz", "Europe/Moscow")
     assert done.returncode == 0, done.stderr
     book = workbook(folder / "alpha.xlsx")
     assert book.sheetnames == ["Отчёт", "Статусы", "Столбцы", "Сводка"]
