@@ -102,7 +102,8 @@ def cmd_counters(args: argparse.Namespace) -> int:
     lost = write_stdout(text)
     if lost is not None and not isinstance(lost, BrokenPipeError):  # `| head`: the reader has its part
         raise JobStopped(f"cannot write the listing to stdout ({lost.strerror or lost})")  # not done
-    log.info("%s listed", plural(n, "counter"))
+    clients = "" if args.ulogin else "; the counters of client logins you represent: add --clients"
+    log.info("%s listed%s", plural(n, "counter"), clients)
     return ExitCode.OK
 
 

@@ -529,6 +529,18 @@ def test_counters_filters_by_permission_and_says_how_many_it_kept(
     assert done.stdout.startswith("# 0 with permission view of 5 counters visible")
 
 
+@pytest.mark.parametrize(("ulogin", "hinted"), [((), True), (("--ulogin", "client-x"), False)])
+def test_a_plain_listing_points_at_clients(
+    sandbox_factory: SandboxFactory, ulogin: tuple[str, ...], hinted: bool
+) -> None:
+    """`counters` lists the token's own login: stderr says how to list the clients it represents too
+    (`--clients`), unless a client login was asked for."""
+    box = sandbox_factory(counters="1-5", represents={"agency": ["client-x"]}, clients={"client-x": [7]})
+    done = cli("counters", "--api-base", box.url, *ulogin)
+    assert done.returncode == 0, done.stderr
+    assert ("add --clients" in done.stderr) is hinted
+
+
 @pytest.mark.server
 def test_the_demo_runs_a_file_of_your_own_into_its_own_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
