@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._answer import Answer, Blame
+from ._config import DEFAULT_ACCOUNT
 from ._model import (
     FAILED_STATUSES,
     Command,
@@ -509,10 +510,15 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
             f"for a client's counters {how}{retry}"
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
-        return [
-            "next: `short` on the day of `run` is normal: check again in a few days; `short` days later: "
+        accounts = {r.account for r in summary.rows if r.status is Status.SHORT}
+        again = (
             "save those IDs as short.txt and `bulk-enable run short.txt`"
-        ]
+            if accounts == {DEFAULT_ACCOUNT}
+            else f"run a copy of {config.name} that keeps only those IDs, under their accounts (a client's "
+            "counter needs its ulogin)"
+        )
+        normal = "next: `short` on the day of `run` is normal: check again in a few days"
+        return [f"{normal}; `short` days later: {again}"]
     return []
 
 

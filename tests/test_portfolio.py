@@ -793,6 +793,24 @@ def test_a_status_summary_gives_the_day_the_last_window_is_full(
 
 
 @pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("counters: [1, 2]\n", "save those IDs as short.txt and `bulk-enable run short.txt`"),
+        (TWO_CLIENTS, "run a copy of job.yaml that keeps only those IDs, under their accounts"),
+    ],
+)
+def test_short_windows_of_clients_are_sent_again_with_their_ulogin(
+    tmp_path: Path, sandbox_factory: SandboxFactory, text: str, shown: str
+) -> None:
+    """`status` finds short windows: the next step for a plain list is a list of the IDs; for a client's
+    counters it keeps them under their accounts, since a bare ID without its ulogin would fail."""
+    box = sandbox_factory(**AGENCY)
+    done = cli("status", job_file(tmp_path, text), "--api-base", box.url, env=cli_env(TA=TOKEN))
+    assert done.returncode == 0, done.stderr
+    assert shown in done.stdout and ("short.txt" in done.stdout) is (text != TWO_CLIENTS)
+
+
+@pytest.mark.parametrize(
     ("args", "shown"),
     [
         (["--by-account", "out", "--tz", "Mars/Olympus"], "--tz 'Mars/Olympus' is not a time zone name"),
