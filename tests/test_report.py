@@ -289,19 +289,21 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     assert all("UTC" in str(text) for text in described[columns[-1]])
 
 
-ROWS_MEASURED = 10_000  # 100,000 rows take ~16 s under tracemalloc: the figures are in the bench
-MEMORY_BUDGET = 60e6 * ROWS_MEASURED / 100_000  # 60 MB for 100k rows, scaled: without streaming, xlsx ~9 MB
+ROWS_MEASURED = 5_000  # 100,000 rows take ~16 s under tracemalloc: the figures are in the bench
+MEMORY_BUDGET = 2e6  # bytes, whatever the rows: streamed, xlsx peaks at 0.8 MB; built in memory, 5.1 MB
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["csv", "xlsx"])
 def test_a_large_report_renders_in_bounded_memory(tmp_path: Path, suffix: str) -> None:
-    """10,000 rows render in seconds of CPU with a small memory peak (xlsx streams rows to disk). CPU
-    time, not the wall clock: other processes on the machine cannot stretch it."""
+    """5,000 rows render in seconds of CPU within a budget that does not grow with the rows (xlsx
+    streams rows to disk; the whole book in memory would take 2.5 times the budget). CPU time, not the
+    wall clock: other processes on the machine cannot stretch it."""
     rows = [
         Row(10_000_000 + i, f"Клиент №{i}", f"acc{i % 7}", Status.ENABLED, 1, 200, "", "", AT)
         for i in range(ROWS_MEASURED)
     ]
+    render(tmp_path / f"warm-up.{suffix}", rows[:10], COLUMNS[RUN])  # imports and caches, once a process
     path = tmp_path / f"r.{suffix}"
     tracemalloc.start()
     try:
