@@ -185,12 +185,16 @@ def _legend(workbook: object, header: object, columns: Sequence[str], look: Look
         sheet = workbook.add_worksheet(look.sheet(title))  # type: ignore[attr-defined]
         sheet.set_column(0, 0, 18)
         sheet.set_column(1, 2, 70)
-        for col, name in enumerate((first, "meaning", "значение")):
+        russian_first = look.lang == "ru"  # a client's workbook in Russian reads Russian first
+        names = (
+            (look.header(first), "значение", "meaning") if russian_first else (first, "meaning", "значение")
+        )
+        for col, name in enumerate(names):
             sheet.write_string(0, col, name, header)
         for r, (code, english, russian) in enumerate(entries, start=1):
             sheet.write_string(r, 0, code)
-            sheet.write_string(r, 1, english)
-            sheet.write_string(r, 2, russian)
+            sheet.write_string(r, 1, russian if russian_first else english)
+            sheet.write_string(r, 2, english if russian_first else russian)
 
 
 def looks_like_report(path: Path) -> bool:

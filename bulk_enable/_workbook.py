@@ -30,6 +30,7 @@ _HEADERS = {
     "label": "Подпись",
     "account": "Аккаунт",
     "status": "Статус",
+    "column": "Столбец",  # the Columns sheet's own header
     "attempts": "Запросов",
     "since": "Окно с",
     "days": "Дней окна",

@@ -18,6 +18,7 @@ from aioresponses import aioresponses
 from bulk_enable import MetricaClient, Profile, SandboxThread, Verdict
 from bulk_enable._config import ConfigError, load_config
 from bulk_enable._demo import demo_profile
+from bulk_enable._legend import STATUS_LEGEND
 from bulk_enable._metrica import LOGIN_LIMIT
 from bulk_enable._sandbox_profile import ProfileError
 from bulk_enable._untrusted import MASK
@@ -757,6 +758,11 @@ def test_report_by_account_in_russian_and_moscow_time(tmp_path: Path, two_client
     assert ("Время указано в поясе Europe/Moscow", None, None) in summary
     assert len(book["Сводка"]._charts) == 1
     assert "Europe/Moscow" in str(sheet_rows(book, "Столбцы")[-1])
+    statuses_sheet = sheet_rows(book, "Статусы")
+    assert statuses_sheet[0] == ("Статус", "значение", "meaning")  # Russian first, English beside it
+    code, english, russian = STATUS_LEGEND[0]
+    assert statuses_sheet[1] == (code, russian, english)
+    assert sheet_rows(book, "Столбцы")[0] == ("Столбец", "значение", "meaning")
 
 
 def test_the_jobs_own_workbook_has_a_summary_row_per_account(
