@@ -160,8 +160,9 @@ def lock_path(report: Path) -> Path:
     return report.with_name(report.name + ".lock")
 
 
-def check_name(path: Path, option: str = "--report") -> None:
-    """Refuse a path with no file name (``, `.`, `/`, `x/..`): it has no journal or lock beside it."""
+def check_name(path: Path, option: str) -> None:
+    """Refuse a path with no file name (``, `.`, `/`, `x/..`): it has no journal or lock beside it.
+    `option` is how the path was given (`--report`, `--as`, `REPORT`)."""
     if path.name in ("", ".", ".."):
         raise ReportError(f"{option} {str(path)!r} is not a file name: give one, e.g. reports/job.csv")
 
@@ -327,7 +328,7 @@ class ReportFile:
         fresh: bool = False,
         journaled: bool = True,
     ) -> None:
-        check_name(path)
+        check_name(path, "--report")
         self.path = path
         self.header = Header(command, job, delimiter)
         self.columns = COLUMNS[command]
@@ -548,7 +549,7 @@ class ReportFile:
 
 def rows_of(path: Path) -> tuple[Header, list[Row]]:
     """A report's header and rows from its journal (for `bulk-enable report`)."""
-    check_name(path)
+    check_name(path, "REPORT")  # `report REPORT`: a path given as is, not with --report
     journal = journal_path(path)
     header, rows = read_journal(journal)
     if header is None:

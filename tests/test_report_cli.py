@@ -128,3 +128,12 @@ def test_a_run_on_a_damaged_journal_sends_nothing_until_fresh(
     assert journal.read_bytes() == before and box.stats()["write_requests"] == sent
     fresh = run_against(box, config, report, "--fresh")
     assert fresh.returncode == 0 and box.stats()["write_requests"] == sent + 5
+
+
+@pytest.mark.parametrize("given", [".", "..", "/"])
+def test_report_names_a_path_that_is_not_a_file_as_given(given: str) -> None:
+    """`report .`: the path came as REPORT, so the one line says REPORT, never --report, which the
+    command was not given."""
+    done = cli("report", given)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"REPORT {given!r} is not a file name" in done.stderr and "--report" not in done.stderr
