@@ -89,3 +89,16 @@ class Answer:
     def shows_the_method_works(self) -> bool:
         """A success, or a failure only a working method gives: the login may open up."""
         return self.verdict is Verdict.DONE or self.blame is Blame.COUNTER
+
+    @property
+    def refusal(self) -> bool:
+        """The API's own word on this counter, which asking again would only repeat (a failure for
+        good): a failure of a method that works, answered below 500. Not one that blames the method or
+        the API root (a gone method, a page), and not a 5xx, whatever its body (a CDN's 520, a proxy's
+        page too large to read): those are the server's, worth asking again another day."""
+        return (
+            self.verdict in (Verdict.FAILED, Verdict.DENIED)
+            and self.blame is not Blame.METHOD
+            and self.http_status is not None
+            and self.http_status < 500
+        )

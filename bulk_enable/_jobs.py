@@ -202,6 +202,11 @@ class _Run:
             address_quota_answers=scheduler.gate.quota_answers,
             listed=len(self.listed) if self.listed is not None else None,
             deferred_until=scheduler.next_reset() if (quota_stop or self.counter_quota) else None,
+            bare=frozenset(
+                a.name
+                for a in self.settings.config.accounts
+                if a.ulogin is None and a.token_env is None and a.token_file is None
+            ),
         )
 
 
@@ -424,7 +429,7 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
         return Row.of(counter, Status.DEFERRED, message=say.kept_slowing_message(answer), **common)
     if outcome.gave_up:
         return Row.of(counter, Status.FAILED, message=say.gave_up_message(outcome.attempts, answer), **common)
-    return Row.of(counter, Status.FAILED, message=answer.message, final=True, **common)
+    return Row.of(counter, Status.FAILED, message=answer.message, final=answer.refusal, **common)
 
 
 def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._answer import Answer, Blame
-from ._config import DEFAULT_ACCOUNT
 from ._model import (
     FAILED_STATUSES,
     Command,
@@ -511,12 +510,15 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
         accounts = {r.account for r in summary.rows if r.status is Status.SHORT}
-        again = (
-            "save those IDs as short.txt and `bulk-enable run short.txt`"
-            if accounts == {DEFAULT_ACCOUNT}
-            else f"run a copy of {config.name} that keeps only those IDs, under their accounts (a client's "
-            "counter needs its ulogin)"
-        )
+        if accounts <= summary.bare:
+            again = "save those IDs as short.txt and `bulk-enable run short.txt`"
+        elif config.suffix.lower() == ".txt":  # a plain list run with --ulogin (or a token of its own)
+            again = "save those IDs as short.txt and run it with the same --ulogin and token"
+        else:
+            again = (
+                f"run a copy of {config.name} that keeps only those counters with their accounts' "
+                "ulogin and token (a bare ID of a client's counter fails)"
+            )
         normal = "next: `short` on the day of `run` is normal: check again in a few days"
         return [f"{normal}; `short` days later: {again}"]
     return []

@@ -149,8 +149,9 @@ class Row:
     since: str = ""  # status: the window's start date, YYYY-MM-DD
     days: int | None = None  # status: whole days from `since` to today
     full_on: str = ""  # status: when a growing window reaches 21 days
-    # failed: the API's own word on this counter (a refusal), not attempts run out on faults; only
-    # the journal keeps it (a row journaled before it existed counts as a fault: asked again once)
+    # failed: the API's own word on this counter (`Answer.refusal`), not attempts run out on faults nor
+    # a server's or a method's trouble; only the journal keeps it (a row journaled before it existed
+    # counts as a fault: asked again once)
     final: bool = False
 
     @classmethod
@@ -258,6 +259,7 @@ class Summary:
     deferred_until: dt.datetime | None = None  # when the quota that stopped the run resets
     listed: int | None = None  # counters the `counters: all` accounts listed (None: there are none)
     new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)
+    bare: frozenset[str] = frozenset()  # accounts a plain list of IDs reaches: no ulogin, the default token
 
     def count(self, *statuses: Status) -> int:
         wanted = set(statuses)

@@ -5,16 +5,28 @@ played by the sandbox, in-process, against the real command line."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from bulk_enable._parser import build_parser as _build_parser
 from bulk_enable._parser import subparsers as _subparsers
 from bulk_enable._sandbox_profile import METHOD_FAILURES
 
-from .conftest import TOKEN, SandboxFactory, cli, read_report, run_against, statuses, web_server, write_config
+from .conftest import (
+    TOKEN,
+    SandboxFactory,
+    cli,
+    read_report,
+    run_against,
+    serve_app,
+    statuses,
+    web_server,
+    write_config,
+)
 
 FAST = ("--rps", "1000", "--backoff", "0.01")
 N = 500
@@ -198,3 +210,61 @@ def test_the_sandbox_offers_every_failure_mode_by_name(tmp_path: Path) -> None:
         and done.stderr.count("\n") == 1
         and "method_failure must be one of" in done.stderr
     )
+
+
+# --- which failures are for good: the API's refusal of a counter, never a server's or a method's trouble
+
+
+def _writes(answers: dict[int, Callable[[], web.StreamResponse]], sent: list[int]) -> web.Application:
+    """A Metrica-like server whose writes succeed, except those of the counters in `answers`."""
+
+    async def write(request: web.Request) -> web.StreamResponse:
+        cid = int(request.match_info["id"])
+        sent.append(cid)
+        make = answers.get(cid)
+        return make() if make is not None else web.json_response({"success": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/management/v1/counter/{id}/offline_conversions/{method}", write)
+    return app
+
+
+def _page(status: int, size: int = 0) -> Callable[[], web.StreamResponse]:
+    text = f"<html><h1>{status}: origin error</h1>{'x' * size}</html>"
+    return lambda: web.Response(status=status, text=text, content_type="text/html")
+
+
+def _method_not_allowed() -> web.StreamResponse:
+    body = {"errors": [{"error_type": "method_not_allowed", "message": "no"}], "code": 405}
+    return web.json_response(body, status=405)
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("bad", "others"),
+    [
+        *((_page(status), None) for status in (507, 520, 522, 524)),  # a CDN's or a server's 5xx page
+        (_page(503, size=100 * 1024), None),  # a proxy's 503 page too large to be a write's answer
+        (_method_not_allowed, lambda: web.json_response({"ok": 1})),  # two answers that blame the method
+    ],
+    ids=["507", "520", "522", "524", "503 too large", "method"],
+)
+def test_a_servers_or_a_methods_failure_is_asked_again_by_the_next_run(
+    tmp_path: Path,
+    bad: Callable[[], web.StreamResponse],
+    others: Callable[[], web.StreamResponse] | None,
+) -> None:
+    """Counter 2 fails on a 5xx (whatever its body) or on an answer that blames the method (here beside
+    the others' JSON of another shape, which stops the account): not the API's word on the counter, so
+    once the server is well again a rerun without --retry-failed sends it and every counter ends enabled."""
+    answers = {2: bad} | ({1: others, 3: others} if others is not None else {})
+    sent: list[int] = []
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    report = tmp_path / "r.csv"
+    with serve_app(_writes(answers, sent)) as url:
+        first = cli("run", config, "--report", report, "--api-base", url, *FAST, "--max-attempts", "2")
+        assert first.returncode == 3 and 2 in sent, first.stdout + first.stderr
+        answers.clear()
+        sent.clear()
+        assert cli("run", config, "--report", report, "--api-base", url, *FAST).returncode == 0
+    assert 2 in sent and statuses(report) == {1: "enabled", 2: "enabled", 3: "enabled"}

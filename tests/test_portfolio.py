@@ -802,8 +802,14 @@ def test_a_status_summary_gives_the_day_the_last_window_is_full(
     ("text", "shown"),
     [
         ("counters: [1, 2]\n", "save those IDs as short.txt and `bulk-enable run short.txt`"),
-        (TWO_CLIENTS, "run a copy of job.yaml that keeps only those IDs, under their accounts"),
+        (TWO_CLIENTS, "run a copy of job.yaml that keeps only those counters with their accounts' ulogin"),
+        ("ulogin: client-alpha\ncounters: [700, 701]\n", "run a copy of job.yaml that keeps only those"),
+        (
+            "accounts:\n  - {name: default, token_env: TA, ulogin: client-alpha, counters: [700, 701]}\n",
+            "run a copy of job.yaml that keeps only those",
+        ),
     ],
+    ids=["plain", "clients", "top-level ulogin", "an account named default"],
 )
 def test_short_windows_of_clients_are_sent_again_with_their_ulogin(
     tmp_path: Path, sandbox_factory: SandboxFactory, text: str, shown: str
@@ -813,7 +819,18 @@ def test_short_windows_of_clients_are_sent_again_with_their_ulogin(
     box = sandbox_factory(**AGENCY)
     done = cli("status", job_file(tmp_path, text), "--api-base", box.url, env=cli_env(TA=TOKEN))
     assert done.returncode == 0, done.stderr
-    assert shown in done.stdout and ("short.txt" in done.stdout) is (text != TWO_CLIENTS)
+    assert shown in done.stdout and ("short.txt" in done.stdout) is text.startswith("counters:")
+
+
+def test_short_windows_of_a_plain_list_run_with_ulogin_keep_it(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A plain list run with --ulogin: the short IDs go in short.txt, run with the same --ulogin."""
+    box = sandbox_factory(**AGENCY)
+    config = job_file(tmp_path, "700\n701\n", "ids.txt")
+    done = cli("status", config, "--ulogin", "client-alpha", "--api-base", box.url, env=cli_env(TA=TOKEN))
+    assert done.returncode == 0, done.stderr
+    assert "save those IDs as short.txt and run it with the same --ulogin" in done.stdout, done.stdout
 
 
 @pytest.mark.parametrize(
