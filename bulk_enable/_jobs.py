@@ -163,6 +163,19 @@ class _Run:
 
         await self.scheduler.for_each(lane, counters, work)
 
+    async def settled(self, work: Coroutine[Any, Any, None], account: Account) -> None:
+        """`work` for one account; once it is over, failures its stop took back (the token's or the
+        method's, not the counters') reach the journal at once, not when the last account ends: a
+        kill -9 meanwhile must not leave them as failures for good, held back from every rerun."""
+        await work
+        if _defer_the_rest(self, account.counters) and self.report.journaled:
+            try:
+                self.report.compact()
+            except ReportError as e:  # as in record(): stop sending, say why
+                if self.failure is None:
+                    self.failure = e
+                    self.settings.interrupt.request()
+
     async def drive(self, work: Callable[[ClientSession, Account], Coroutine[Any, Any, None]]) -> list[Row]:
         """`work(session, account)` for every account side by side, on one session, the report kept
         current; whatever happens, the rest is deferred and the report written. The config's rows."""
@@ -172,7 +185,9 @@ class _Run:
                 _rendering(self.report, settings.events),
                 open_session(settings.policy.timeout, _connections(settings)) as session,
             ):
-                accounts = (work(session, account) for account in settings.config.accounts)
+                accounts = (
+                    self.settled(work(session, account), account) for account in settings.config.accounts
+                )
                 await _abandonable(settings.interrupt, _gather(accounts))
         finally:
             _defer_the_rest(self, counters)
@@ -432,11 +447,13 @@ def _run_row(run: _Run, counter: Counter, outcome: Sent[Any] | NotSent) -> Row:
     return Row.of(counter, Status.FAILED, message=answer.message, final=answer.refusal, **common)
 
 
-def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
+def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> bool:
     """Counters this run never finished, and not done before: `deferred`, with their account's reason
     (an earlier answer stands, though). And the failures of an account that stopped because of its
-    token or its server, not of its counters, go back to `deferred` too: they are not the counters'."""
+    token or its server, not of its counters, go back to `deferred` too: they are not the counters'.
+    True when it took such failures back (the journal still has them as failures until compacted)."""
     report, lanes = run.report, run.scheduler.lanes
+    took_back = False
     for c in counters:
         if report.done(c.id):
             continue
@@ -447,10 +464,12 @@ def _defer_the_rest(run: _Run, counters: Sequence[Counter]) -> None:
             row = report.rows[c.id]
             if stop is not None and _not_the_counters(stop, row):
                 report.amend(dataclasses.replace(row, status=Status.DEFERRED, message=message))
+                took_back = True
             continue
         report.amend(
             report.standing(Row.of(c, Status.DEFERRED, error_type=_stop_error(stop), message=message))
         )
+    return took_back
 
 
 def _stop_error(stop: Stop | None) -> str:

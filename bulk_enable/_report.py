@@ -439,7 +439,7 @@ class ReportFile:
         self._changed()
 
     def amend(self, row: Row) -> None:
-        """Change one counter's row in the report only: the journal gets it when finish() compacts it."""
+        """Change one counter's row in the report only: the journal gets it when it is compacted."""
         self._rows[row.counter_id] = row
         self._changed()
 
@@ -455,6 +455,10 @@ class ReportFile:
                     data = data[os.write(self._fd, data) :]
             except OSError as e:
                 raise _cannot_write(self.journal, "the journal", e) from None
+
+    def compact(self) -> None:
+        """Write the journal afresh from the rows as they stand, amendments included."""
+        self._rewrite_journal()
 
     def finish(self) -> None:
         """Render the report one last time and compact the journal."""

@@ -40,6 +40,7 @@ from .conftest import (
     SandboxFactory,
     cli,
     cli_env,
+    journal_statuses,
     read_report,
     run_against,
     start_process,
@@ -241,6 +242,27 @@ def test_a_failure_journaled_without_final_is_asked_again_once(
     assert run_against(box, config, report, *FAST).returncode == 1
     assert box.stats()["write_requests"] == writes + 1
     assert statuses(report) == {1: "enabled", 2: "enabled", 3: "failed"}
+
+
+def test_a_kill_after_the_breaker_stops_an_account_keeps_its_denials_retryable(
+    tmp_path: Path, sandbox_factory: SandboxFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token cannot write: the breaker stops the account after a few access_denied, which are the
+    token's, not the counters'. They reach the journal as `deferred` when the account's work ends, not
+    when the whole run does: killed before that (here: finish() never compacts), a rerun with a token
+    that can write sends them, without --retry-failed."""
+    from bulk_enable._report import ReportFile
+
+    box = sandbox_factory(write_denied_tokens=[TOKEN], ip_rps=0)
+    config = write_config(tmp_path / "all.yaml", range(1, 41))
+    report = tmp_path / "r.csv"
+    with monkeypatch.context() as patched:
+        patched.setattr(ReportFile, "finish", ReportFile.render)  # the kill: no compaction at the end
+        assert run_against(box, config, report, *FAST).returncode == 3
+    assert "failed" not in journal_statuses(report).values()
+    box.grant_write(TOKEN)
+    assert run_against(box, config, report, *FAST).returncode == 0
+    assert set(statuses(report).values()) == {"enabled"}
 
 
 def test_a_failure_on_faults_keeps_its_cause_through_a_rerun_cut_short_by_the_quota(
