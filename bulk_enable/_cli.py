@@ -210,6 +210,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if summary.count(Status.FAILED) and args.config is None
         else []
     )
+    if summary.requests == 0 and summary.skipped:  # a rerun of a finished demo: that is the point
+        staged.append("(a rerun sends only what is left: `bulk-enable demo --fresh` runs it all again)")
     _finish(args, summary, config_path, sandbox_line, *staged)
     return exit_code(summary)
 

@@ -559,6 +559,19 @@ def test_the_demo_runs_a_file_of_your_own_into_its_own_report(
     assert statuses(tmp_path / "reports" / "agency.demo.csv") == {7: "enabled", 8: "enabled"}
 
 
+@pytest.mark.server
+def test_a_second_demo_says_how_to_see_it_all_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`make demo` twice: the second run sends nothing (the demo's report is complete) and says that is
+    a rerun at work, and that --fresh runs it all again; with --fresh it does."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.txt").write_text("5\n6\n")
+    assert cli("demo", "--config", "mine.txt").returncode == 0
+    again = cli("demo", "--config", "mine.txt")
+    assert "0 requests" in again.stdout and "`bulk-enable demo --fresh` runs it all again" in again.stdout
+    fresh = cli("demo", "--config", "mine.txt", "--fresh")
+    assert "--fresh" not in fresh.stdout and " 0 requests" not in fresh.stdout, fresh.stdout
+
+
 def test_report_as_writes_another_format_without_a_request(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
