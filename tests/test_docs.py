@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
-import enum
 import re
 
 import pytest
 
 from bulk_enable import Profile
+from bulk_enable._options import shown  # a default as --help says it: the docs say it alike
 from bulk_enable._parser import build_parser as _build_parser
 from bulk_enable._parser import subparsers as _subparsers
 
@@ -66,17 +65,6 @@ def option_rows(section: str) -> dict[str, list[str]]:
             for name in re.findall(r"`(--[a-z0-9][a-z0-9-]*)", cells[0]):
                 rows[name] = cells
     return rows
-
-
-def shown(default: object) -> str:
-    """A parser default as the docs write it."""
-    if isinstance(default, float):
-        return f"{default:g}"
-    if isinstance(default, dt.time):
-        return default.strftime("%H:%M")
-    if isinstance(default, enum.Enum):
-        return str(default.value)
-    return str(default)
 
 
 def slug(heading: str) -> str:
