@@ -9,11 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 from pathlib import Path
 from typing import IO
 
+import aiohttp
 import pytest
 
 from bulk_enable import Policy
@@ -360,11 +362,9 @@ def test_the_demo_runs_from_another_folder_after_pip_install(tmp_path: Path) -> 
         next(dist.glob("*.whl")),
     )
     # The dependencies come from this test's own environment, read-only: nothing is downloaded.
-    purelib = run(venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-    deps = run(
-        sys.executable, "-c", "import aiohttp, os; print(os.path.dirname(os.path.dirname(aiohttp.__file__)))"
-    )
-    Path(purelib, "zz_test_deps.pth").write_text(deps + "\n")
+    purelib = sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"]
+    assert Path(purelib, "bulk_enable").is_dir()
+    Path(purelib, "zz_test_deps.pth").write_text(str(Path(aiohttp.__file__).parent.parent) + "\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "YANDEX_METRICA_TOKEN")}
     where = subprocess.run(
         [venv / "bin" / "python", "-c", "import bulk_enable; print(bulk_enable.__file__)"],
