@@ -233,10 +233,10 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 def _settings(args: argparse.Namespace, command: Command) -> Settings:
     """Validate everything before anything is sent."""
     from ._config import load_config
-    from ._job_files import preferences, report_for
+    from ._job_files import preferences, report_for, run_report
     from ._jobs import Settings
     from ._messages import other_job_line, results_elsewhere_line
-    from ._report import done_elsewhere, journal_header, journal_path, report_delimiter
+    from ._report import done_elsewhere, journal_header, journal_path, refused_by_run, report_delimiter
     from ._tokens import account_tokens
 
     api_base = _api_base(args.api_base)
@@ -255,6 +255,10 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
                 log.warning("%s", results_elsewhere_line(usual, done, report))
         elif header.command is Command.RUN and header.job != job:
             log.warning("%s", other_job_line(report, header.job, job))
+    refused = {}
+    if command is Command.STATUS:  # what the job's run found refused: a short window there stays short
+        extending = Job(job.window)
+        refused = refused_by_run(run_report(config.path, extending), extending)
     interrupt, events = _interrupt_and_events(args)
     return Settings(
         config=config,
@@ -269,6 +273,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         fresh=args.fresh,
         preflight=args.preflight,
         retry_failed=args.retry_failed,
+        refused_by_run=refused,
         events=events,
         interrupt=interrupt,
     )

@@ -61,17 +61,26 @@ def job_report(config: Path, job: Job, command: Command, suffix: str | None = No
     return path
 
 
+def run_report(config: Path, job: Job) -> Path:
+    """The usual report of `job`'s runs of this config: the one whose journal is there, whatever its
+    format (the run's truth is its journal), else the one in the format last chosen."""
+    usual = job_report(config, job, Command.RUN, preferences(config).suffix)
+    if journal_header(journal_path(usual)) is None:
+        kept = (job_report(config, job, Command.RUN, suffix) for suffix in REPORT_SUFFIXES)
+        usual = next((p for p in kept if journal_header(journal_path(p)) is not None), usual)
+    return usual
+
+
 def report_for(
     config: Config, job: Job, command: Command, given: Path | None, fresh: bool = False
 ) -> tuple[Path, Path]:
     """(the report to use, the job's usual report): `given`, else the usual one beside the config in
     the format last chosen for it. Refused: a usual report that cannot be written there, and a run
     whose results are still in the folder it is started from (where reports went before)."""
-    usual = job_report(config.path, job, command, preferences(config.path).suffix)
-    if command is Command.RUN and journal_header(journal_path(usual)) is None:
-        # The run's truth is its journal: one in another format wins over the format preferred.
-        kept = (job_report(config.path, job, command, suffix) for suffix in REPORT_SUFFIXES)
-        usual = next((p for p in kept if journal_header(journal_path(p)) is not None), usual)
+    if command is Command.RUN:
+        usual = run_report(config.path, job)
+    else:
+        usual = job_report(config.path, job, command, preferences(config.path).suffix)
     if given is not None:
         if given.resolve() == config.path.resolve():
             raise UsageError(

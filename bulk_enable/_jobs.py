@@ -71,6 +71,9 @@ class Settings:
     fresh: bool = False
     preflight: bool = False
     retry_failed: bool = False  # send the counters that failed for good in earlier runs too
+    # status: the counters the job's run found refused for good ({id: that row}); a short window there
+    # is the API's refusal, not something to send again
+    refused_by_run: Mapping[int, Row] = field(default_factory=dict)
     events: JobEvents = field(default_factory=JobEvents)
     interrupt: Interrupt = field(default_factory=Interrupt)
 
@@ -591,7 +594,14 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
                             message=f"the API says the window starts on {since}, {odd}",
                             final=True,
                         )
-                    return state_row(counter, since, day, outcome.attempts, window)
+                    row = state_row(counter, since, day, outcome.attempts, window)
+                    refused = settings.refused_by_run.get(counter.id)
+                    if row.status is Status.SHORT and refused is not None:
+                        message = say.refused_short_message(refused)
+                        return dataclasses.replace(
+                            row, error_type=refused.error_type, message=message, final=True
+                        )
+                    return row
                 return _run_row(run, counter, outcome)
 
             await run.each(lane, account.counters, read)

@@ -258,6 +258,12 @@ def window_message(status: Status, days: int, full_on: dt.date | None, window: W
     )
 
 
+def refused_short_message(refused: Row) -> str:
+    """A `status` row's message for a short window its run could not extend: the API refused it."""
+    why = f"{refused.error_type}: {refused.message}" if refused.error_type else refused.message
+    return f"not extended: the run was refused for this counter ({why}); sending it again changes nothing"
+
+
 # --- the summary -----------------------------------------------------------------------------------
 
 
@@ -509,19 +515,38 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
             f"for a client's counters {how}{retry}"
         ]
     if summary.command is Command.STATUS and summary.count(Status.SHORT):
-        accounts = {r.account for r in summary.rows if r.status is Status.SHORT}
+        return _after_short(summary, config)
+    return []
+
+
+def _after_short(summary: Summary, config: Path) -> list[str]:
+    """`status` found short windows: those its run could not extend need a fix in Metrica first; the
+    others are normal on the day of the run, and sent again days later."""
+    short = [r for r in summary.rows if r.status is Status.SHORT]
+    refused = [r for r in short if r.final]
+    steps = []
+    if refused:
+        causes = ", ".join(sorted({r.error_type for r in refused if r.error_type})) or "refused"
+        steps.append(
+            f"next: {plural(len(refused), 'short counter')} the run could not change ({causes}; the "
+            f"report says why): fix {'it' if len(refused) == 1 else 'them'} in Metrica (e.g. take a counter "
+            "out of Connect) or drop it from the config; once fixed, run with --retry-failed"
+        )
+    accounts = {r.account for r in short if not r.final}
+    if accounts:
+        those = "the other short" if refused else "those"
         if accounts <= summary.bare:
-            again = "save those IDs as short.txt and `bulk-enable run short.txt`"
+            again = f"save {those} IDs as short.txt and `bulk-enable run short.txt`"
         elif config.suffix.lower() == ".txt":  # a plain list run with --ulogin (or a token of its own)
-            again = "save those IDs as short.txt and run it with the same --ulogin and token"
+            again = f"save {those} IDs as short.txt and run it with the same --ulogin and token"
         else:
             again = (
-                f"run a copy of {config.name} that keeps only those counters with their accounts' "
+                f"run a copy of {config.name} that keeps only {those} counters with their accounts' "
                 "ulogin and token (a bare ID of a client's counter fails)"
             )
         normal = "next: `short` on the day of `run` is normal: check again in a few days"
-        return [f"{normal}; `short` days later: {again}"]
-    return []
+        steps.append(f"{normal}; `short` days later: {again}")
+    return steps
 
 
 _ONCE_FIXED = "reruns do not send them: once fixed, add --retry-failed"

@@ -50,6 +50,7 @@ from ._model import (
     now_iso,
 )
 from ._render import looks_like_report, render
+from ._untrusted import escaped
 
 JOURNAL_VERSION = 2
 RENDER_EVERY = 2.0  # seconds: the report on disk is at most this far behind, or...
@@ -140,6 +141,15 @@ def done_elsewhere(usual: Path, counters: Sequence[Counter], job: Job, report: P
         return 0
     _, rows = read_journal(journal_path(usual))
     return sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
+
+
+def refused_by_run(run_report: Path, job: Job) -> dict[int, Row]:
+    """The counters `job`'s run report has as refused for good ({id: its row}): the API's own word on
+    each, which sending again does not change."""
+    header, rows = read_journal(journal_path(run_report))
+    if header is None or header.command is not Command.RUN or header.job != job:
+        return {}
+    return {cid: row for cid, row in rows.items() if failed_for_good(row)}
 
 
 def open_lock(path: Path) -> int:
@@ -304,8 +314,8 @@ def _row(line: str) -> Row | None:
         return None  # (bool is an int to isinstance: `type` keeps `true` out)
     if row.counter_id <= 0 or not all(isinstance(getattr(row, name), str) for name in _TEXT_FIELDS):
         return None
-    if type(row.final) is not bool:
-        return None
+    if type(row.final) is not bool or not escaped(row.error_type):
+        return None  # an error type is the client's cleaned text, shown as it is in the summaries
     return row
 
 

@@ -43,6 +43,11 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
+def escaped(text: str) -> bool:
+    """True when `text` has no character `Scrubber.clean` would escape: it may have come from it."""
+    return _UNSAFE.search(text) is None
+
+
 def cell_text(text: str) -> str:
     """`text` with what a spreadsheet cell cannot carry (a NUL, U+FFFF...) escaped as `clean` escapes it."""
     return _NOT_IN_A_CELL.sub(_escape, text)

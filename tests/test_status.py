@@ -144,3 +144,45 @@ def test_a_window_starting_in_the_future_fails_the_counter(tmp_path: Path, date:
     rows = read_report(tmp_path / "s.csv")
     assert [r["status"] for r in rows] == ["full", "failed"]
     assert rows[1]["error_type"] == "unexpected_answer" and said in rows[1]["message"]
+
+
+@pytest.mark.parametrize(
+    ("run_window", "refused"), [("calls", True), ("conversions", False)], ids=["its run", "another job's run"]
+)
+def test_a_short_window_the_run_could_not_extend_is_not_sent_again(
+    tmp_path: Path, sandbox_factory: SandboxFactory, run_window: str, refused: bool
+) -> None:
+    """A counter in Connect reads `short` to `status`: when the job's run was refused it, the row says
+    why and the next step is a fix in Metrica, not a rerun that would fail the same way."""
+    box = sandbox_factory(counters="1-10", fixed={3: "counter_in_connect"}, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    assert cli("run", config, "--window", run_window, "--api-base", box.url).returncode == 1
+    done = cli("status", config, "--api-base", box.url)
+    assert done.returncode == 0, done.stderr
+    rows = {r["counter_id"]: r for r in read_report(tmp_path / "reports" / "job.status.csv")}
+    assert {k: r["status"] for k, r in rows.items()} == {"1": "short", "2": "short", "3": "short"}
+    assert (rows["3"]["error_type"] == "counter_in_connect") is refused
+    assert ("the run was refused for this counter (counter_in_connect" in rows["3"]["message"]) is refused
+    fix = "1 short counter the run could not change (counter_in_connect; the report says why)"
+    assert (fix in done.stdout) is refused
+    assert f"save {'the other short' if refused else 'those'} IDs as short.txt" in done.stdout
+
+
+def test_an_error_type_from_a_tampered_journal_never_reaches_the_terminal(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """The summaries name the error types read back from the journal as they are: a row whose error
+    type has a control sequence is not the tool's (it escapes them), so it is dropped, and the
+    counter asked again."""
+    box = sandbox_factory(counters="1-10", fixed={3: "counter_in_connect"}, ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    assert cli("run", config, "--api-base", box.url).returncode == 1
+    journal = tmp_path / "reports" / "job.csv.journal"
+    journal.write_text(
+        journal.read_text().replace('"counter_in_connect"', '"\\u001b]0;evil\\u0007in_connect"')
+    )
+    for command in ("status", "run"):
+        done = cli(command, config, "--api-base", box.url)
+        assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr
+    assert "failed: 1 counter_in_connect (3)" in done.stdout  # asked again: the API's own word
+    assert box.stats()["write_requests"] == 4
