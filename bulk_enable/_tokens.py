@@ -7,6 +7,7 @@ ever carries it, only where it came from.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -32,9 +33,12 @@ def account_tokens(config: Config, token_file: Path | None) -> dict[str, str]:
     the YAML itself. Every account's problem is named at once."""
     found: dict[str, str] = {}
     problems: list[str] = []
+    # A file shared by accounts is read once, and its permissions warned about once.
+    read_file = functools.cache(file_token)
+    run_default = functools.cache(lambda: default_token(token_file))
     for account in config.accounts:
         if account.token_env is None and account.token_file is None:
-            found[account.name] = default_token(token_file)
+            found[account.name] = run_default()
             continue
         if token_file is not None:
             raise UsageError(
@@ -44,7 +48,7 @@ def account_tokens(config: Config, token_file: Path | None) -> dict[str, str]:
         where = f"{config.path}: account `{account.name}`"
         try:
             if account.token_file is not None:
-                found[account.name] = file_token(account.token_file)
+                found[account.name] = read_file(account.token_file)
             else:
                 assert account.token_env is not None
                 found[account.name] = _env_token(account.token_env)

@@ -128,6 +128,28 @@ def test_a_token_file_others_can_read_is_warned_about(
     assert "too open" not in quiet.stderr
 
 
+@pytest.mark.parametrize("shared_by", ["token_file", "--token-file"])
+def test_a_token_file_shared_by_accounts_is_warned_about_once(
+    tmp_path: Path, sandbox_factory: SandboxFactory, shared_by: str
+) -> None:
+    """Three accounts with one token file (theirs, or the run's --token-file): one warning, not three."""
+    box = sandbox_factory()
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    token_file.chmod(0o644)
+    if shared_by == "token_file":
+        config = tmp_path / "job.yaml"
+        accounts = "".join(f"  - {{name: a{n}, token_file: token, counters: [{n}]}}\n" for n in (1, 2, 3))
+        config.write_text("accounts:\n" + accounts)
+        extra: list[str | Path] = []
+    else:  # a client login per row: an account each, all with the run's token
+        config = tmp_path / "job.csv"
+        config.write_text("counter_id,ulogin\n1,client-1\n2,client-2\n3,client-3\n")
+        extra = ["--token-file", token_file]
+    done = cli("check", config, "--api-base", box.url, *extra, env=cli_env(YANDEX_METRICA_TOKEN=""))
+    assert done.stderr.count("are too open for a token") == 1, done.stderr
+
+
 @pytest.mark.parametrize("source", ["YANDEX_METRICA_TOKEN", "token_env", "--token-file", "token_file"])
 def test_a_token_with_a_byte_order_mark_reads_alike_from_a_variable_or_a_file(
     tmp_path: Path, sandbox_factory: SandboxFactory, source: str
