@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._config_yaml import parse_config
     from ._errors import UserError
     from ._interrupt import Interrupt
-    from ._jobs import Settings, check_job, list_counters, run_job, status_job
+    from ._jobs import Settings, check_job, run_job, status_job
     from ._metrica import MetricaClient, check_api_base
     from ._model import (
         COLUMNS,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         Window,
     )
     from ._policy import Policy
+    from ._portfolio import list_counters
     from ._report import read_journal, render_again
     from ._sandbox import Sandbox, SandboxThread, serve
     from ._sandbox_profile import Profile
@@ -58,7 +59,7 @@ _EXPORTS = {
     "Interrupt": "_interrupt",
     "Settings": "_jobs",
     "check_job": "_jobs",
-    "list_counters": "_jobs",
+    "list_counters": "_portfolio",
     "run_job": "_jobs",
     "status_job": "_jobs",
     "MetricaClient": "_metrica",

@@ -81,8 +81,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_counters(args: argparse.Namespace) -> int:
     from ._interrupt import Interrupt
-    from ._jobs import counters_yaml, list_counters
     from ._messages import fix_for, plural, stop_reason, terminal
+    from ._portfolio import counters_yaml, list_counters
     from ._tokens import token_sources
 
     api_base = _api_base(args.api_base)

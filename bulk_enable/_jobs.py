@@ -1,5 +1,5 @@
-"""The jobs the CLI runs: `run` (change the window), `check` (plan only), `status` (read each
-counter's real window state) and `counters` (list what a token sees).
+"""The jobs the CLI runs: `run` (change the window), `check` (plan only) and `status` (read each
+counter's real window state). Listing what a token sees (`counters`) is in `_portfolio`.
 
 Each takes validated settings and returns plain data (a `Summary`); nothing here parses arguments
 or prints. Progress and events go to the `JobEvents` the caller gives.
@@ -24,11 +24,11 @@ from . import _messages as say
 from ._answer import Answer, Blame, Verdict
 from ._config import Account, Config
 from ._interrupt import Interrupt
-from ._metrica import CounterInfo, MetricaClient, open_session
+from ._metrica import MetricaClient, open_session
 from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary, Window
 from ._plan import EDITABLE, Listing, plan_rows, read_listing, state_unknown
 from ._policy import Policy
-from ._portfolio import counter_item, counter_label, refused, ulogin_problem
+from ._portfolio import counter_label, refused, ulogin_problem
 from ._report import ReportError, ReportFile, pending_row
 from ._scheduler import Events, Lane, NotSent, Scheduler, Sent
 from ._untrusted import Scrubber
@@ -634,46 +634,3 @@ def state_row(
         full_on=full_on.isoformat() if full_on else "",
         message=say.window_message(status, days, full_on, window),
     )
-
-
-# --- counters ----------------------------------------------------------------------------------------
-
-
-async def list_counters(
-    api_base: str, token: str, ulogin: str | None, policy: Policy, interrupt: Interrupt | None = None
-) -> tuple[list[CounterInfo], Stop | None]:
-    """Every counter the token sees (acting for `ulogin`), or why the listing failed."""
-    scheduler = Scheduler(policy, interrupt=interrupt)
-    lane = scheduler.lane("default")
-    async with open_session(policy.timeout, 4) as session:
-        client = MetricaClient(session, api_base, token, ulogin, Scrubber([token]))
-        listing = await read_listing(scheduler, lane, client)
-        stop = listing.stop
-        if stop is not None and ulogin is not None and refused(stop.answer):
-            itself = MetricaClient(session, api_base, token, None, Scrubber([token]))
-            problem = await ulogin_problem(scheduler, "default", itself, ulogin)
-            stop = Stop(StopCause.WRONG_ULOGIN, problem, "ulogin") if problem is not None else stop
-    if listing.interrupted:
-        raise KeyboardInterrupt
-    return list(listing.counters.values()), stop
-
-
-def counters_yaml(
-    counters: Sequence[CounterInfo], permission: str | None, ulogin: str | None
-) -> tuple[str, int]:
-    """A ready-to-run config of the listed counters: (YAML text, how many)."""
-    import yaml
-
-    wanted = set(permission.split(",")) if permission else None
-    items: list[dict[str, object]] = []
-    for info in counters:
-        if wanted is not None and info.permission and info.permission not in wanted:
-            continue
-        items.append(counter_item(info))
-    now = dt.datetime.now(dt.UTC)
-    seen = say.plural(len(counters), "counter")
-    kept = f"{len(items)} with permission {permission} of {seen}" if wanted is not None else seen
-    header = f"# {kept} visible to this token, listed {now:%Y-%m-%d %H:%M} UTC\n"
-    body: dict[str, object] = {"ulogin": ulogin} if ulogin else {}
-    body["counters"] = items
-    return header + yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=200), len(items)

@@ -1,4 +1,5 @@
-"""An agency's whole portfolio: every login its tokens reach, as one ready-to-run `accounts:` config.
+"""An agency's whole portfolio: every login its tokens reach, as one ready-to-run `accounts:` config;
+and the plain listing of one login's counters (`counters`), as a config of its own.
 
 Discovery (`counters --clients`) lists, for each token, the login's own counters and then, for every
 login `GET /accounts` says it represents, that client's counters under `ulogin=`. It only ever reads:
@@ -285,3 +286,46 @@ def found_summary(portfolio: Portfolio) -> str:
         f"{say.plural(sum(1 for a in portfolio.accounts if a.counters), 'account')} "
         f"({say.plural(clients, 'client login')}){shared}"
     )
+
+
+# --- a listing as a config -------------------------------------------------------------------
+
+
+async def list_counters(
+    api_base: str, token: str, ulogin: str | None, policy: Policy, interrupt: Interrupt | None = None
+) -> tuple[list[CounterInfo], Stop | None]:
+    """Every counter the token sees (acting for `ulogin`), or why the listing failed."""
+    scheduler = Scheduler(policy, interrupt=interrupt)
+    lane = scheduler.lane("default")
+    async with open_session(policy.timeout, 4) as session:
+        client = MetricaClient(session, api_base, token, ulogin, Scrubber([token]))
+        listing = await read_listing(scheduler, lane, client)
+        stop = listing.stop
+        if stop is not None and ulogin is not None and refused(stop.answer):
+            itself = MetricaClient(session, api_base, token, None, Scrubber([token]))
+            problem = await ulogin_problem(scheduler, "default", itself, ulogin)
+            stop = Stop(StopCause.WRONG_ULOGIN, problem, "ulogin") if problem is not None else stop
+    if listing.interrupted:
+        raise KeyboardInterrupt
+    return list(listing.counters.values()), stop
+
+
+def counters_yaml(
+    counters: Sequence[CounterInfo], permission: str | None, ulogin: str | None
+) -> tuple[str, int]:
+    """A ready-to-run config of the listed counters: (YAML text, how many)."""
+    import yaml
+
+    wanted = set(permission.split(",")) if permission else None
+    items: list[dict[str, object]] = []
+    for info in counters:
+        if wanted is not None and info.permission and info.permission not in wanted:
+            continue
+        items.append(counter_item(info))
+    now = dt.datetime.now(dt.UTC)
+    seen = say.plural(len(counters), "counter")
+    kept = f"{len(items)} with permission {permission} of {seen}" if wanted is not None else seen
+    header = f"# {kept} visible to this token, listed {now:%Y-%m-%d %H:%M} UTC\n"
+    body: dict[str, object] = {"ulogin": ulogin} if ulogin else {}
+    body["counters"] = items
+    return header + yaml.safe_dump(body, allow_unicode=True, sort_keys=False, width=200), len(items)
