@@ -255,10 +255,11 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
                 log.warning("%s", results_elsewhere_line(usual, done, report))
         elif header.command is Command.RUN and header.job != job:
             log.warning("%s", other_job_line(report, header.job, job))
-    refused = {}
+    ran, refused = None, {}
     if command is Command.STATUS:  # what the job's run found refused: a short window there stays short
         extending = Job(job.window)
-        refused = refused_by_run(run_report(config.path, extending), extending)
+        ran = run_report(config.path, extending)
+        refused = refused_by_run(ran, extending)
     interrupt, events = _interrupt_and_events(args)
     return Settings(
         config=config,
@@ -273,6 +274,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         fresh=args.fresh,
         preflight=args.preflight,
         retry_failed=args.retry_failed,
+        run_report=ran,
         refused_by_run=refused,
         events=events,
         interrupt=interrupt,

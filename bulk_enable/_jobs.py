@@ -25,7 +25,7 @@ from ._answer import Answer, Blame, Verdict
 from ._config import Account, Config
 from ._interrupt import Interrupt
 from ._metrica import MetricaClient, open_session
-from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary, Window
+from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary, Window, held_back
 from ._plan import EDITABLE, Listing, plan_rows, read_listing, state_unknown
 from ._policy import Policy
 from ._portfolio import counter_label, refused, ulogin_problem
@@ -71,8 +71,9 @@ class Settings:
     fresh: bool = False
     preflight: bool = False
     retry_failed: bool = False  # send the counters that failed for good in earlier runs too
-    # status: the counters the job's run found refused for good ({id: that row}); a short window there
-    # is the API's refusal, not something to send again
+    # status: the job's run report and the rows it has as failed for good ({id: row}); a short window
+    # of such a counter is the API's refusal, not something to send again
+    run_report: Path | None = None
     refused_by_run: Mapping[int, Row] = field(default_factory=dict)
     events: JobEvents = field(default_factory=JobEvents)
     interrupt: Interrupt = field(default_factory=Interrupt)
@@ -596,11 +597,13 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
                         )
                     row = state_row(counter, since, day, outcome.attempts, window)
                     refused = settings.refused_by_run.get(counter.id)
-                    if row.status is Status.SHORT and refused is not None:
-                        message = say.refused_short_message(refused)
-                        return dataclasses.replace(
-                            row, error_type=refused.error_type, message=message, final=True
-                        )
+                    if (
+                        refused is not None
+                        and row.status is Status.SHORT
+                        and settings.run_report
+                        and held_back(refused, counter)
+                    ):
+                        return _refused_short(run, row, refused, settings.run_report)
                     return row
                 return _run_row(run, counter, outcome)
 
@@ -608,6 +611,14 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
 
         rows = await run.drive(read_account)
     return run.summary(Command.STATUS, rows, started)
+
+
+def _refused_short(run: _Run, row: Row, refused: Row, run_report: Path) -> Row:
+    """A short window whose run was refused for good: the refusal's cause, cleaned again (the
+    journal is a file on disk), and `final`, which keeps it out of the advice to send it again."""
+    cause = refused.error_type or refused.status.value  # read_only and not_found have no error type
+    message = say.refused_short_message(run_report.name, cause, run.scrubber.clean(refused.message))
+    return dataclasses.replace(row, error_type=cause, message=message, final=True)
 
 
 def state_row(

@@ -258,10 +258,10 @@ def window_message(status: Status, days: int, full_on: dt.date | None, window: W
     )
 
 
-def refused_short_message(refused: Row) -> str:
-    """A `status` row's message for a short window its run could not extend: the API refused it."""
-    why = f"{refused.error_type}: {refused.message}" if refused.error_type else refused.message
-    return f"not extended: the run was refused for this counter ({why}); sending it again changes nothing"
+def refused_short_message(run_report: str, cause: str, message: str) -> str:
+    """A `status` row's message for a short window the run could not extend: its report says why."""
+    why = f"{cause}: {message}" if message and message != cause else cause
+    return f"not extended: {run_report} has it as {why}; sending it again changes nothing until that is fixed"
 
 
 # --- the summary -----------------------------------------------------------------------------------

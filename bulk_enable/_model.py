@@ -182,6 +182,12 @@ def failed_for_good(row: Row) -> bool:
     return row.status is Status.FAILED and row.final
 
 
+def held_back(row: Row | None, counter: Counter) -> bool:
+    """An earlier run's `row` keeps a rerun from sending `counter`: failed for good under the same
+    account. A counter moved to another account (its client login corrected, say) is a new question."""
+    return row is not None and row.account == counter.account and failed_for_good(row)
+
+
 def left_to_send(row: Row, command: Command) -> bool:
     """A counter without a final answer yet: not sent, cut short, or (for a run) failed on faults.
     For a run, exactly what a rerun sends (unless --retry-failed adds the failures for good)."""

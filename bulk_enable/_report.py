@@ -47,10 +47,11 @@ from ._model import (
     Status,
     Window,
     failed_for_good,
+    held_back,
     now_iso,
 )
 from ._render import looks_like_report, render
-from ._untrusted import escaped
+from ._untrusted import SURROGATE, escaped
 
 JOURNAL_VERSION = 2
 RENDER_EVERY = 2.0  # seconds: the report on disk is at most this far behind, or...
@@ -316,6 +317,8 @@ def _row(line: str) -> Row | None:
         return None
     if type(row.final) is not bool or not escaped(row.error_type):
         return None  # an error type is the client's cleaned text, shown as it is in the summaries
+    if any(SURROGATE.search(getattr(row, name)) for name in _TEXT_FIELDS):
+        return None  # the journal is written with lone surrogates replaced: not one of its lines
     return row
 
 
@@ -413,11 +416,9 @@ class ReportFile:
         return row is not None and row.status in self.job.done_statuses
 
     def failed_for_good(self, counter: Counter) -> bool:
-        """True when an earlier run of this job got an answer a rerun cannot change (`failed_for_good`)
-        for this counter under the same account: a counter moved to another account (its client login
-        corrected, say) is a new question."""
-        row = self.previous.get(counter.id)
-        return row is not None and row.account == counter.account and failed_for_good(row)
+        """True when an earlier run of this job got an answer a rerun cannot change for this counter
+        (`held_back`)."""
+        return held_back(self.previous.get(counter.id), counter)
 
     def standing(self, row: Row) -> Row:
         """`row`, unless the counter's row as it stands is an answer `row` must not replace (`_stands`)."""

@@ -33,8 +33,16 @@ def account_tokens(config: Config, token_file: Path | None) -> dict[str, str]:
     the YAML itself. Every account's problem is named at once."""
     found: dict[str, str] = {}
     problems: list[str] = []
-    # A file shared by accounts is read once, and its permissions warned about once.
-    read_file = functools.cache(file_token)
+    # A file shared by accounts is read once, and its permissions warned about once, however its
+    # path is spelt (`token`, `./sub/../token`, a link to it).
+    read: dict[str, str] = {}
+
+    def read_file(path: Path) -> str:
+        real = os.path.realpath(path)
+        if real not in read:
+            read[real] = file_token(path)
+        return read[real]
+
     run_default = functools.cache(lambda: default_token(token_file))
     for account in config.accounts:
         if account.token_env is None and account.token_file is None:

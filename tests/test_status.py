@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from bulk_enable import Counter, Status
 from bulk_enable._jobs import state_row
 from bulk_enable._model import STATUS_COLUMNS, Window
 
-from .conftest import SandboxFactory, cli, read_report, write_config
+from .conftest import TOKEN, SandboxFactory, cli, read_report, write_config
 
 TODAY = dt.date(2026, 11, 29)
 C = Counter(1, "", "default")
@@ -162,7 +163,8 @@ def test_a_short_window_the_run_could_not_extend_is_not_sent_again(
     rows = {r["counter_id"]: r for r in read_report(tmp_path / "reports" / "job.status.csv")}
     assert {k: r["status"] for k, r in rows.items()} == {"1": "short", "2": "short", "3": "short"}
     assert (rows["3"]["error_type"] == "counter_in_connect") is refused
-    assert ("the run was refused for this counter (counter_in_connect" in rows["3"]["message"]) is refused
+    shown = "not extended: job.csv has it as counter_in_connect: Counter is in Connect; sending it again"
+    assert rows["3"]["message"].startswith(shown) is refused
     fix = "1 short counter the run could not change (counter_in_connect; the report says why)"
     assert (fix in done.stdout) is refused
     assert f"save {'the other short' if refused else 'those'} IDs as short.txt" in done.stdout
@@ -186,3 +188,81 @@ def test_an_error_type_from_a_tampered_journal_never_reaches_the_terminal(
         assert "\x1b" not in done.stdout + done.stderr and "\x07" not in done.stdout + done.stderr
     assert "failed: 1 counter_in_connect (3)" in done.stdout  # asked again: the API's own word
     assert box.stats()["write_requests"] == 4
+
+
+RUN_HEADER = {"bulk_enable_journal": 2, "command": "run", "window": "calls", "enable": True, "delimiter": ","}
+
+
+def plant_run_journal(folder: Path, *rows: dict[str, object]) -> None:
+    """A run journal of the default job beside a config in `folder`, with these rows."""
+    (folder / "reports").mkdir(exist_ok=True)
+    lines = [json.dumps(r) + "\n" for r in (RUN_HEADER, *rows)]
+    (folder / "reports" / "job.csv.journal").write_text("".join(lines), encoding="utf-8")
+
+
+def refused_row(**fields: object) -> dict[str, object]:
+    row: dict[str, object] = {"counter_id": 3, "label": "", "account": "default", "status": "failed"}
+    row |= {"attempts": 1, "http_status": 403, "error_type": "access_denied", "message": "no rights"}
+    return row | {"final": True} | fields
+
+
+@pytest.mark.parametrize(
+    ("row", "error_type", "message"),
+    [
+        (refused_row(), "access_denied", "job.csv has it as access_denied: no rights; sending it again"),
+        (
+            refused_row(status="read_only", error_type="", message="this token has view access, not edit"),
+            "read_only",
+            "job.csv has it as read_only: this token has view access, not edit;",
+        ),
+        (refused_row(account="client-old"), "", "the window is not extended"),
+        (refused_row(error_type="access_\ud800denied"), "", "the window is not extended"),
+        (
+            refused_row(message="\u202eno rights " + "x" * 2000),
+            "access_denied",
+            "as access_denied: \\u202eno",
+        ),
+    ],
+    ids=[
+        "refused",
+        "read_only: never sent",
+        "under another account",
+        "a lone surrogate",
+        "a tampered message",
+    ],
+)
+def test_status_takes_a_refusal_from_the_run_journal_as_a_rerun_would(
+    tmp_path: Path, sandbox_factory: SandboxFactory, row: dict[str, object], error_type: str, message: str
+) -> None:
+    """A short counter is the run's refusal only when a rerun would hold it back: failed for good under
+    the same account, from a line the tool could have written; its text is cleaned again."""
+    box = sandbox_factory(counters="1-10", ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3])
+    plant_run_journal(tmp_path, row)
+    done = cli("status", config, "--api-base", box.url)
+    assert done.returncode == 0, done.stderr
+    got = {r["counter_id"]: r for r in read_report(tmp_path / "reports" / "job.status.csv")}["3"]
+    assert (got["status"], got["error_type"]) == ("short", error_type)
+    assert message in got["message"] and len(got["message"]) < 700
+    assert ("could not change" in done.stdout) is bool(error_type)
+
+
+def test_a_token_file_spelt_two_ways_is_warned_about_once(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """`token`, `sub/../token` and a link to it are one file: one warning about its permissions."""
+    box = sandbox_factory(counters="1-10", ip_rps=0)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "token").write_text(TOKEN + "\n")
+    (tmp_path / "token").chmod(0o644)
+    os.symlink(tmp_path / "token", tmp_path / "link")
+    config = tmp_path / "job.yaml"
+    spellings = ("token", "sub/../token", "link")
+    config.write_text(
+        "accounts:\n"
+        + "".join(
+            f"  - {{name: a{n}, token_file: {f}, counters: [{n}]}}\n" for n, f in enumerate(spellings, 1)
+        )
+    )
+    done = cli("check", config, "--api-base", box.url)
+    assert done.stderr.count("are too open for a token") == 1, done.stderr
