@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._answer import Answer, Blame
+from ._api_errors import what_fixes
 from ._model import (
     FAILED_STATUSES,
     Command,
@@ -507,9 +508,15 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
     if summary.command is not Command.CHECK and failed:
         return [_after_failures(failed, summary.report, summary.command)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
+        retry = f"; {_ONCE_FIXED}" if summary.command is Command.RUN else ""
+        stuck = [r for r in summary.rows if r.status in (Status.READ_ONLY, Status.NOT_FOUND)]
+        if {r.account for r in stuck} <= summary.acting:  # their client logins are given already
+            kinds = [r.status.value for r in stuck]
+            return [
+                f"next: {_names(kinds)} counters cannot be changed with this token: {_fixes(kinds)}{retry}"
+            ]
         plain = config.suffix.lower() in (".csv", ".txt", ".tsv")
         how = "add a ulogin column or pass --ulogin LOGIN" if plain else "add `ulogin:` to the config"
-        retry = f"; {_ONCE_FIXED}" if summary.command is Command.RUN else ""
         return [
             "next: read_only and not_found counters cannot be changed with this token; "
             f"for a client's counters {how}{retry}"
@@ -526,11 +533,12 @@ def _after_short(summary: Summary, config: Path) -> list[str]:
     refused = [r for r in short if r.final]
     steps = []
     if refused:
-        causes = ", ".join(sorted({r.error_type for r in refused if r.error_type})) or "refused"
+        types = [r.error_type for r in refused]
+        them = "it" if len(refused) == 1 else "them"
         steps.append(
-            f"next: {plural(len(refused), 'short counter')} the run could not change ({causes}; the "
-            f"report says why): fix {'it' if len(refused) == 1 else 'them'} in Metrica (e.g. take a counter "
-            "out of Connect) or drop it from the config; once fixed, run with --retry-failed"
+            f"next: {plural(len(refused), 'short counter')} the run could not change ({_names(types)}): "
+            f"fix {them} first ({_fixes(types)}) or drop {them} from the config; once fixed, run with "
+            "--retry-failed"
         )
     accounts = {r.account for r in short if not r.final}
     if accounts:
@@ -552,14 +560,27 @@ def _after_short(summary: Summary, config: Path) -> list[str]:
 _ONCE_FIXED = "reruns do not send them: once fixed, add --retry-failed"
 
 
+def _names(error_types: list[str]) -> str:
+    """`a`, `a and b`, `a, b and c`: the kinds of refusal among some rows."""
+    kinds = sorted({t or "?" for t in error_types})
+    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
+
+
+def _fixes(error_types: list[str]) -> str:
+    """What fixes each kind of refusal: the fix alone for one kind, `kind: fix; ...` for several."""
+    kinds = sorted({t or "?" for t in error_types})
+    if len(kinds) == 1:
+        return what_fixes(kinds[0])
+    return "; ".join(f"{kind}: {what_fixes(kind)}" for kind in kinds)
+
+
 def _after_failures(failed: list[Row], report: Path, command: Command) -> str:
-    fixed = sorted({r.error_type or "?" for r in failed if failed_for_good(r)})
+    fixed = [r.error_type for r in failed if failed_for_good(r)]
     retried = [r for r in failed if not failed_for_good(r)]
     parts = []
     if fixed:
-        names = " and ".join([", ".join(fixed[:-1]), fixed[-1]] if len(fixed) > 1 else fixed)
         parts.append(
-            f"{names} will fail again until fixed (edit rights, the ID, or `ulogin:` for a client's counter)"
+            f"{_names(fixed)} will fail again until fixed ({_fixes(fixed)})"
             + (f", so {_ONCE_FIXED}" if command is Command.RUN else "")
         )
     if retried:

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._answer import Answer, Blame, Verdict
+from ._api_errors import BY_ERROR_TYPE
 from ._errors import UserError
 from ._model import DEFAULT_API_BASE, MAX_ID, Window
 from ._untrusted import PLAIN, TERMINAL_LIMIT, Scrubber
@@ -46,24 +47,6 @@ LOGIN_LIMIT = 100  # characters of a login taken from an answer (Yandex logins a
 RETRY_AFTER_LIMIT = 24 * 3600.0  # seconds; the scheduler caps it much lower
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
-# error_type -> (verdict, blame), from docs/metrica-api.md
-_BY_ERROR_TYPE = {
-    "backend_error": (Verdict.RETRY, Blame.NONE),
-    "timeout": (Verdict.RETRY, Blame.NONE),
-    "quota_requests_by_ip": (Verdict.SLOW_ADDRESS, Blame.NONE),
-    "quota_parallel_requests": (Verdict.SLOW_LOGIN, Blame.NONE),
-    "quota_requests_by_uid": (Verdict.ACCOUNT_QUOTA, Blame.NONE),
-    "quota_delegate_requests": (Verdict.ACCOUNT_QUOTA, Blame.NONE),
-    "quota_grants_requests": (Verdict.ACCOUNT_QUOTA, Blame.NONE),
-    "quota_requests_by_counter_id": (Verdict.COUNTER_QUOTA, Blame.NONE),
-    "invalid_token": (Verdict.ACCOUNT_REFUSED, Blame.NONE),
-    "unauthorized": (Verdict.ACCOUNT_REFUSED, Blame.NONE),
-    "access_denied": (Verdict.DENIED, Blame.COUNTER),
-    "counter_in_connect": (Verdict.FAILED, Blame.COUNTER),
-    # A method that is gone may well answer these too: the answer alone cannot say which.
-    "not_found": (Verdict.FAILED, Blame.EITHER),
-    "invalid_parameter": (Verdict.FAILED, Blame.EITHER),
-}
 _QUOTA_STATUSES = frozenset({420, 429})
 _TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
 # Statuses about the method, not the counter: not allowed, gone, not implemented.
@@ -352,7 +335,7 @@ class MetricaClient:
         clean = self._scrubber.clean
         error_type, message, is_metrica = _error_of(body)
         message = clean(message) if message else (clean(raw) if raw else f"HTTP {status}")
-        verdict, blame = _BY_ERROR_TYPE.get(error_type, (None, Blame.NONE))
+        verdict, blame = BY_ERROR_TYPE.get(error_type, (None, Blame.NONE))
         if verdict is None:
             if status == 401:
                 verdict, error_type = Verdict.ACCOUNT_REFUSED, error_type or "unauthorized"

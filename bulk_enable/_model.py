@@ -266,6 +266,7 @@ class Summary:
     listed: int | None = None  # counters the `counters: all` accounts listed (None: there are none)
     new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)
     bare: frozenset[str] = frozenset()  # accounts a plain list of IDs reaches: no ulogin, the default token
+    acting: frozenset[str] = frozenset()  # accounts that act for a client login (ulogin)
 
     def count(self, *statuses: Status) -> int:
         wanted = set(statuses)

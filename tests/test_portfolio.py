@@ -671,6 +671,29 @@ def test_a_plan_of_a_csv_points_at_what_a_csv_can_hold(
     assert "--ulogin LOGIN" in read_report(tmp_path / "p.csv")[0]["message"]
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "ulogin: client-beta\ncounters: [990]\n",
+            "next: read_only counters cannot be changed with this token: edit rights for the token's login",
+        ),
+        ("counters: [990]\n", "for a client's counters add `ulogin:` to the config"),
+    ],
+    ids=["its ulogin given", "no ulogin"],
+)
+def test_a_plan_advises_a_ulogin_only_where_none_is_given(
+    tmp_path: Path, sandbox_factory: SandboxFactory, text: str, shown: str
+) -> None:
+    """A guest counter the client's login may only view: with its ulogin already in the config, the
+    next step is edit rights, not the ulogin it has."""
+    box = sandbox_factory(**AGENCY)
+    done = cli(
+        "check", job_file(tmp_path, text), "--api-base", box.url, env=cli_env(YANDEX_METRICA_TOKEN=TOKEN)
+    )
+    assert shown in done.stdout, done.stdout
+
+
 # --- a report per client ----------------------------------------------------------------------------
 
 TWO_CLIENTS = (

@@ -235,6 +235,36 @@ def test_a_token_pasted_as_token_env_is_never_echoed(tmp_path: Path) -> None:
     assert pasted not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize(
+    ("fixed", "shown"),
+    [
+        (
+            {3: "access_denied"},
+            "access_denied will fail again until fixed (edit rights for the token's login",
+        ),
+        (
+            {3: "counter_in_connect"},
+            "until fixed (Metrica does not change a counter in Connect by API: ask who",
+        ),
+        ({3: "invalid_parameter"}, "invalid_parameter will fail again until fixed (the ID), so"),
+        (
+            {3: "counter_in_connect", 4: "access_denied"},
+            "access_denied and counter_in_connect will fail again until fixed (access_denied: edit rights "
+            "for the token's login, or `ulogin:` for a client's counter; counter_in_connect: Metrica does",
+        ),
+    ],
+    ids=["access_denied", "counter_in_connect", "invalid_parameter", "two kinds"],
+)
+def test_the_next_step_names_the_fix_of_each_kind_of_refusal(
+    tmp_path: Path, sandbox_factory: SandboxFactory, fixed: dict[int, str], shown: str
+) -> None:
+    """A counter in Connect is not fixed by edit rights or a ulogin: each kind gets its own fix."""
+    box = sandbox_factory(fixed=fixed, ip_rps=0)
+    done = run_against(box, write_config(tmp_path / "job.yaml", range(1, 6)), tmp_path / "r.csv")
+    assert done.returncode == 1, done.stderr
+    assert shown in done.stdout, done.stdout
+
+
 def test_run_and_rerun_through_the_cli(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """The CLI's summary names the counts, the report and a next step; a rerun sends nothing done."""
     box = sandbox_factory(fixed={3: "access_denied"}, ip_rps=0)
@@ -244,7 +274,8 @@ def test_run_and_rerun_through_the_cli(tmp_path: Path, sandbox_factory: SandboxF
     assert first.stdout.splitlines()[0].startswith("done: 9 enabled, 1 failed (10 counters, 10 requests")
     assert "failed: 1 access_denied (3)" in first.stdout
     assert (
-        "next: access_denied will fail again until fixed (edit rights, the ID, or `ulogin:`" in first.stdout
+        "next: access_denied will fail again until fixed (edit rights for the token's login, or `ulogin:`"
+        in first.stdout
     )
     second = run_against(box, config, tmp_path / "r.csv", "--rps", "1000")
     assert "9 counters were already done in this report: not sent again" in second.stdout

@@ -165,7 +165,9 @@ def test_a_short_window_the_run_could_not_extend_is_not_sent_again(
     assert (rows["3"]["error_type"] == "counter_in_connect") is refused
     shown = "not extended: job.csv has it as counter_in_connect: Counter is in Connect; sending it again"
     assert rows["3"]["message"].startswith(shown) is refused
-    fix = "1 short counter the run could not change (counter_in_connect; the report says why)"
+    fix = (
+        "1 short counter the run could not change (counter_in_connect): fix it first (Metrica does not change"
+    )
     assert (fix in done.stdout) is refused
     assert f"save {'the other short' if refused else 'those'} IDs as short.txt" in done.stdout
 
