@@ -201,6 +201,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     named = Path("demo.yaml") if args.config is None else args.config.with_suffix(".demo.yaml")
     report = args.report or default_report_path(named, Job(), Command.RUN)
     delimiter = report_delimiter(_delimiter(args), report, config.csv_delimiter)
+    tip = _excel_tip(report, delimiter, _delimiter(args) is not None, kept=False)
     interrupt, events = _interrupt_and_events(args)
     summary, sandbox_line = _run_async(
         run_demo(config, report, args.fresh, events, interrupt, delimiter), interrupt, events
@@ -212,7 +213,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     if summary.requests == 0 and summary.skipped:  # a rerun of a finished demo: that is the point
         staged.append("(a rerun sends only what is left: `bulk-enable demo --fresh` runs it all again)")
-    _finish(args, summary, config_path, sandbox_line, *staged)
+    _finish(args, summary, config_path, sandbox_line, *staged, *tip)
     return exit_code(summary)
 
 
@@ -340,14 +341,28 @@ def _execute(
     job: Callable[[Settings], Coroutine[Any, Any, Summary]],
     command: Command,
 ) -> int:
-    from ._job_files import JobLock, remember
+    from ._job_files import JobLock, preferences, remember
     from ._messages import exit_code
 
+    chosen = _delimiter(args) is not None or preferences(args.config).delimiter is not None
+    tip = _excel_tip(settings.report, settings.delimiter, chosen)
     with JobLock(args.config, command, settings.job, settings.report):
         remember(args.config, _delimiter(args), args.report)
         summary = _run_async(job(settings), settings.interrupt, settings.events)
-    _finish(args, summary, args.config)
+    _finish(args, summary, args.config, *tip)
     return exit_code(summary)
+
+
+def _excel_tip(report: Path, delimiter: str, chosen: bool, kept: bool = True) -> list[str]:
+    """Where a new CSV report gets the comma no one chose: the line on what Excel with Russian
+    settings needs (it reads a comma-separated file as one column)."""
+    from ._messages import excel_tip
+    from ._report import journal_header, journal_path
+
+    new = journal_header(journal_path(report)) is None
+    if chosen or not new or delimiter != "," or report.suffix.lower() != ".csv":
+        return []
+    return [excel_tip(report, kept)]
 
 
 def _run_async(work: Coroutine[Any, Any, T], interrupt: Interrupt, events: JobEvents | None = None) -> T:

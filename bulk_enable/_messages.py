@@ -560,6 +560,17 @@ def _after_short(summary: Summary, config: Path) -> list[str]:
 _ONCE_FIXED = "reruns do not send them: once fixed, add --retry-failed"
 
 
+def excel_tip(report: Path, kept: bool = True) -> str:
+    """For a new CSV report with the default comma: Excel with Russian (and most European) regional
+    settings splits on `;`, and shows a comma-separated file as one column. `kept`: the choice sticks
+    to the config's other commands."""
+    once = "once (this config's commands keep it)" if kept else "next time"
+    return (
+        f"tip: {report} is comma-separated; Excel with Russian regional settings wants `;`: add "
+        f"--csv-delimiter ';' {once}, or --report {report.with_suffix('.xlsx')}"
+    )
+
+
 def _names(error_types: list[str]) -> str:
     """`a`, `a and b`, `a, b and c`: the kinds of refusal among some rows."""
     kinds = sorted({t or "?" for t in error_types})

@@ -737,3 +737,27 @@ def test_a_user_error_carries_its_own_exit_code(
     monkeypatch.setattr(_report, "render_again", refused)
     done = cli("report", tmp_path / "r.csv")
     assert done.returncode == code and one_line(done.stderr) and "a reason the user" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "report", "shown"),
+    [
+        ([], "r.csv", True),
+        (["--csv-delimiter", ","], "r.csv", False),  # a comma chosen is not a default to explain
+        (["--csv-delimiter", ";"], "r.csv", False),
+        ([], "r.xlsx", False),
+    ],
+    ids=["default comma", "comma chosen", "semicolon", "xlsx"],
+)
+def test_a_new_csv_report_with_the_default_comma_says_what_russian_excel_needs(
+    tmp_path: Path, sandbox_factory: SandboxFactory, extra: list[str], report: str, shown: bool
+) -> None:
+    """Russian Excel opens a comma-separated file as one column: a new CSV report with the comma no one
+    chose says how to get `;` (once: a rerun of that report does not say it again)."""
+    box = sandbox_factory()
+    config = write_config(tmp_path / "job.yaml", [1, 2])
+    first = run_against(box, config, tmp_path / report, *extra)
+    tip = "Excel with Russian regional settings wants `;`: add --csv-delimiter ';' once"
+    assert (tip in first.stdout) is shown, first.stdout
+    again = run_against(box, config, tmp_path / report, *extra)
+    assert tip not in again.stdout
