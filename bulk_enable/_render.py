@@ -179,9 +179,15 @@ def _when(text: str) -> dt.datetime | None:
 
 def _legend(workbook: object, header: object, columns: Sequence[str], look: Look) -> None:
     """Two sheets that explain the report in English and Russian: its statuses, then its columns."""
-    zone = look.zone  # the times' zone, where the legend says UTC
-    shown = [(c, e.replace("UTC", zone), r.replace("UTC", zone)) for c, e, r in COLUMN_LEGEND if c in columns]
-    for title, first, entries in (("Statuses", "status", STATUS_LEGEND), ("Columns", "column", shown)):
+    zone, statuses = look.zone, look.sheet("Statuses")  # the legend says UTC and the English name
+    said = [(c, e.replace("UTC", zone), r.replace("UTC", zone)) for c, e, r in COLUMN_LEGEND if c in columns]
+    shown = [
+        (look.named(c), e.replace("Statuses", statuses), r.replace("Statuses", statuses)) for c, e, r in said
+    ]
+    named = [
+        (look.status(code), english, russian) for code, english, russian in STATUS_LEGEND
+    ]  # as cells read
+    for title, first, entries in (("Statuses", "status", named), ("Columns", "column", shown)):
         sheet = workbook.add_worksheet(look.sheet(title))  # type: ignore[attr-defined]
         sheet.set_column(0, 0, 18)
         sheet.set_column(1, 2, 70)

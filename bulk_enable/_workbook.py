@@ -66,6 +66,12 @@ class Look:
     def header(self, column: str) -> str:
         return _HEADERS.get(column, column) if self.lang == "ru" else column
 
+    def named(self, column: str) -> str:
+        """A column as the Columns sheet names it: its header, with the report's code beside a
+        Russian one (the CSV and the job's workbook use the codes)."""
+        shown = self.header(column)
+        return f"{shown} ({column})" if shown != column else column
+
     def status(self, code: str) -> str:
         return status_words(code, self.lang or None)
 

@@ -18,7 +18,7 @@ from aioresponses import aioresponses
 from bulk_enable import MetricaClient, Profile, SandboxThread, Verdict
 from bulk_enable._config import ConfigError, load_config
 from bulk_enable._demo import demo_profile
-from bulk_enable._legend import STATUS_LEGEND
+from bulk_enable._legend import STATUS_LEGEND, status_words
 from bulk_enable._metrica import LOGIN_LIMIT
 from bulk_enable._sandbox_profile import ProfileError
 from bulk_enable._untrusted import MASK
@@ -784,8 +784,11 @@ def test_report_by_account_in_russian_and_moscow_time(tmp_path: Path, two_client
     statuses_sheet = sheet_rows(book, "Статусы")
     assert statuses_sheet[0] == ("Статус", "значение", "meaning")  # Russian first, English beside it
     code, english, russian = STATUS_LEGEND[0]
-    assert statuses_sheet[1] == (code, russian, english)
-    assert sheet_rows(book, "Столбцы")[0] == ("Столбец", "значение", "meaning")
+    assert statuses_sheet[1] == (status_words(code, "ru"), russian, english)  # as the report's cells read
+    columns = sheet_rows(book, "Столбцы")
+    assert columns[0] == ("Столбец", "значение", "meaning")
+    assert columns[1][0] == "Счётчик (counter_id)"  # as the report's header reads, and the CSV's code
+    assert all("Statuses" not in str(row) for row in columns)  # the sheet is Статусы here
 
 
 def test_the_jobs_own_workbook_has_a_summary_row_per_account(

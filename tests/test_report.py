@@ -35,6 +35,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 import bulk_enable._render
 import bulk_enable._report
 from bulk_enable._jobs import JobEvents, _rendering
+from bulk_enable._legend import status_words
 from bulk_enable._model import COLUMNS, Command, Counter, ExitCode, Job, Row, Status, Window
 from bulk_enable._progress import CliEvents
 from bulk_enable._render import looks_like_report, neutralise, render
@@ -279,7 +280,7 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     legend = workbook["Statuses"]
     assert isinstance(legend, Worksheet)
     explained = {str(r[0]): r[1:] for r in legend.iter_rows(min_row=2, values_only=True)}
-    assert set(explained) == {s.value for s in Status}
+    assert set(explained) == {status_words(s.value) for s in Status}  # as the Report's cells read
     assert all(isinstance(text, str) and text for texts in explained.values() for text in texts)
     columns_sheet = workbook["Columns"]
     assert isinstance(columns_sheet, Worksheet)
