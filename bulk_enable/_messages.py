@@ -27,7 +27,7 @@ from ._model import (
     by_account,
     failed_for_good,
 )
-from ._outlook import AccountOutlook, days_left
+from ._outlook import AccountOutlook, days_left, outlook
 from ._untrusted import PLAIN, TERMINAL_LIMIT
 
 if TYPE_CHECKING:
@@ -414,6 +414,16 @@ def outlook_lines(accounts: dict[str, AccountOutlook]) -> list[str]:
     return out
 
 
+def _pace(summary: Summary) -> str:
+    """For a run the daily quota cut short: the days the job needs at its pace (as `report` says)."""
+    if summary.command is not Command.RUN:
+        return ""
+    days = days_left(outlook(summary.rows, summary.command))
+    if not days:
+        return ""
+    return f"; at this pace the job needs {plural(days, 'more day')} (`bulk-enable report {summary.report}`)"
+
+
 def _status_lines(summary: Summary) -> list[str]:
     growing = [r for r in summary.rows if r.status is Status.GROWING and r.full_on]
     if not growing:
@@ -499,7 +509,7 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
                 if summary.command is not Command.CHECK
                 else ""
             )
-            steps.append(f"next: {again}{when}{wait}")
+            steps.append(f"next: {again}{when}{wait}{_pace(summary)}")
     if steps:
         return steps
     if summary.count(Status.DEFERRED):

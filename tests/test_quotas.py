@@ -78,6 +78,7 @@ def test_daily_quota_stops_then_rerun_after_reset_finishes(
     nexts = [line for line in first.stderr.splitlines() if line.startswith("next:")]
     assert len(nexts) == 1 and re.search(r"after the quota reset at (\S+ )?00:00 UTC", nexts[0])
     assert "--until-done" in nexts[0]
+    assert f"at this pace the job needs 1 more day (`bulk-enable report {report}`)" in nexts[0]
 
     box.reset_day()
     second = run_against(box, config, report, "--rps", "1000", *FAST)
