@@ -71,10 +71,10 @@ class Settings:
     fresh: bool = False
     preflight: bool = False
     retry_failed: bool = False  # send the counters that failed for good in earlier runs too
-    # status: the job's run report and the rows it has as failed for good ({id: row}); a short window
-    # of such a counter is the API's refusal, not something to send again
+    # status: the job's run report and its rows ({id: row}; None: no such journal), to read a short
+    # window in their light: refused for good there, enabled there a day ago, or never sent
     run_report: Path | None = None
-    refused_by_run: Mapping[int, Row] = field(default_factory=dict)
+    run_rows: Mapping[int, Row] | None = None
     events: JobEvents = field(default_factory=JobEvents)
     interrupt: Interrupt = field(default_factory=Interrupt)
 
@@ -565,6 +565,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
         settings.events.started(len(config.counters))
         todo = {a.name: len(a.counters) for a in config.accounts}
         settings.events.planned(todo, run.logins, settings.policy)
+        enabled: dict[int, int] = {}  # short counters the run enabled -> whole days since
 
         async def read_account(session: ClientSession, account: Account) -> None:
             lane = run.lane(account)
@@ -597,29 +598,42 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
                             final=True,
                         )
                     row = state_row(counter, since, day, outcome.attempts, window)
-                    refused = settings.refused_by_run.get(counter.id)
-                    if (
-                        refused is not None
-                        and row.status is Status.SHORT
-                        and settings.run_report
-                        and held_back(refused, counter)
-                    ):
-                        return _refused_short(run, row, refused, settings.run_report)
+                    if row.status is Status.SHORT:
+                        return _short_in_light_of_the_run(run, row, counter, day, enabled)
                     return row
                 return _run_row(run, counter, outcome)
 
             await run.each(lane, account.counters, read)
 
         rows = await run.drive(read_account)
-    return run.summary(Command.STATUS, rows, started)
+    summary = run.summary(Command.STATUS, rows, started)
+    summary.enabled_days_ago = enabled if settings.run_rows is not None else None
+    return summary
 
 
-def _refused_short(run: _Run, row: Row, refused: Row, run_report: Path) -> Row:
-    """A short window whose run was refused for good: the refusal's cause, cleaned again (the
-    journal is a file on disk), and `final`, which keeps it out of the advice to send it again."""
-    cause = refused.error_type or refused.status.value  # read_only and not_found have no error type
-    message = say.refused_short_message(run_report.name, cause, run.scrubber.clean(refused.message))
-    return dataclasses.replace(row, error_type=cause, message=message, final=True)
+def _short_in_light_of_the_run(
+    run: _Run, row: Row, counter: Counter, today: dt.date, enabled: dict[int, int]
+) -> Row:
+    """A short window, read with the job's run journal (same account only): refused for good there (its
+    cause, cleaned again: the journal is a file on disk; `final` keeps it out of the advice to send
+    it again); enabled there (on which day, noted in `enabled`); else as it is: not sent yet."""
+    settings = run.settings
+    earlier = (settings.run_rows or {}).get(counter.id)
+    if earlier is None or settings.run_report is None or earlier.account != counter.account:
+        return row
+    name = settings.run_report.name
+    if held_back(earlier, counter):
+        cause = earlier.error_type or earlier.status.value  # read_only and not_found have no error type
+        message = say.refused_short_message(name, cause, run.scrubber.clean(earlier.message))
+        return dataclasses.replace(row, error_type=cause, message=message, final=True)
+    if earlier.status not in Job(settings.job.window).done_statuses:
+        return row
+    try:
+        on = dt.date.fromisoformat(earlier.at[:10])
+    except ValueError:  # a hand-edited time: when is unknown
+        return row
+    enabled[counter.id] = max(0, (today - on).days)
+    return dataclasses.replace(row, message=say.enabled_short_message(name, on, enabled[counter.id]))
 
 
 def state_row(

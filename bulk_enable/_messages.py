@@ -265,6 +265,16 @@ def refused_short_message(run_report: str, cause: str, message: str) -> str:
     return f"not extended: {run_report} has it as {why}; sending it again changes nothing until that is fixed"
 
 
+def enabled_short_message(run_report: str, on: dt.date, days: int) -> str:
+    """A `status` row's message for a short window the run enabled `days` ago: growing from the next
+    day, or, two days on, a change that did not take."""
+    if days <= 1:
+        return (
+            f"enabled on {on} ({run_report}): the window grows from the next day; check again in a few days"
+        )
+    return f"enabled on {on} ({run_report}), still not extended {days} days later: the change did not take"
+
+
 # --- the summary -----------------------------------------------------------------------------------
 
 
@@ -550,21 +560,47 @@ def _after_short(summary: Summary, config: Path) -> list[str]:
             f"fix {them} first ({_fixes(types)}) or drop {them} from the config; once fixed, run with "
             "--retry-failed"
         )
-    accounts = {r.account for r in short if not r.final}
-    if accounts:
-        those = "the other short" if refused else "those"
-        if accounts <= summary.bare:
-            again = f"save {those} IDs as short.txt and `bulk-enable run short.txt`"
-        elif config.suffix.lower() == ".txt":  # a plain list run with --ulogin (or a token of its own)
-            again = f"save {those} IDs as short.txt and run it with the same --ulogin and token"
-        else:
-            again = (
-                f"run a copy of {config.name} that keeps only {those} counters with their accounts' "
-                "ulogin and token (a bare ID of a client's counter fails)"
-            )
-        normal = "next: `short` on the day of `run` is normal: check again in a few days"
-        steps.append(f"{normal}; `short` days later: {again}")
+    rest = [r for r in short if not r.final]
+    ago = summary.enabled_days_ago
+    if ago is None:  # no run journal to tell when, or whether, the run enabled them
+        return steps + _send_again(summary, config, rest, "the other short" if refused else "those")
+    fresh = [r for r in rest if ago.get(r.counter_id, 2) <= 1]
+    if fresh:
+        steps.append(
+            f"next: {plural(len(fresh), 'short counter')} the run enabled in the last day: normal, the "
+            "window grows from the next day: check again in a few days"
+        )
+    stale = [r for r in rest if ago.get(r.counter_id, 0) >= 2]
+    lead = f"{plural(len(stale), 'short counter')} the run enabled 2 or more days ago did not take"
+    steps.extend(_send_again(summary, config, stale, "those", lead))
+    unsent = [r for r in rest if r.counter_id not in ago]
+    if unsent:
+        steps.append(
+            f"next: {plural(len(unsent), 'short counter')} the run has not enabled yet: `bulk-enable run "
+            f"{config}` sends them"
+        )
     return steps
+
+
+def _send_again(summary: Summary, config: Path, short: list[Row], those: str, lead: str = "") -> list[str]:
+    """The next step for short counters to enable again (a rerun of the job skips them: its report has
+    them done). `lead` says which they are; without it, both readings of `short` are given."""
+    accounts = {r.account for r in short}
+    if not accounts:
+        return []
+    if accounts <= summary.bare:
+        again = f"save {those} IDs as short.txt and `bulk-enable run short.txt`"
+    elif config.suffix.lower() == ".txt":  # a plain list run with --ulogin (or a token of its own)
+        again = f"save {those} IDs as short.txt and run it with the same --ulogin and token"
+    else:
+        again = (
+            f"run a copy of {config.name} that keeps only {those} counters with their accounts' "
+            "ulogin and token (a bare ID of a client's counter fails)"
+        )
+    if lead:
+        return [f"next: {lead}: {again}"]
+    normal = "next: `short` on the day of `run` is normal: check again in a few days"
+    return [f"{normal}; `short` days later: {again}"]
 
 
 _ONCE_FIXED = "reruns do not send them: once fixed, add --retry-failed"

@@ -46,7 +46,6 @@ from ._model import (
     Row,
     Status,
     Window,
-    failed_for_good,
     held_back,
     now_iso,
 )
@@ -144,13 +143,13 @@ def done_elsewhere(usual: Path, counters: Sequence[Counter], job: Job, report: P
     return sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
 
 
-def refused_by_run(run_report: Path, job: Job) -> dict[int, Row]:
-    """The counters `job`'s run report has as refused for good ({id: its row}): the API's own word on
-    each, which sending again does not change."""
+def run_rows(run_report: Path, job: Job) -> dict[int, Row] | None:
+    """The rows of `job`'s run report ({id: row}), for `status` to tell a short window the run could not
+    change, or changed a day ago, from one it never sent; None when there is no such journal."""
     header, rows = read_journal(journal_path(run_report))
     if header is None or header.command is not Command.RUN or header.job != job:
-        return {}
-    return {cid: row for cid, row in rows.items() if failed_for_good(row)}
+        return None
+    return rows
 
 
 def open_lock(path: Path) -> int:

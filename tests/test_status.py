@@ -169,7 +169,10 @@ def test_a_short_window_the_run_could_not_extend_is_not_sent_again(
         "1 short counter the run could not change (counter_in_connect): fix it first (Metrica does not change"
     )
     assert (fix in done.stdout) is refused
-    assert f"save {'the other short' if refused else 'those'} IDs as short.txt" in done.stdout
+    if refused:  # 1 and 2 were enabled by that run today
+        assert "2 short counters the run enabled in the last day: normal" in done.stdout
+    else:  # no run of this job to read them by
+        assert "`short` days later: save those IDs as short.txt" in done.stdout
 
 
 def test_an_error_type_from_a_tampered_journal_never_reaches_the_terminal(
@@ -268,3 +271,40 @@ def test_a_token_file_spelt_two_ways_is_warned_about_once(
     )
     done = cli("check", config, "--api-base", box.url)
     assert done.stderr.count("are too open for a token") == 1, done.stderr
+
+
+def test_status_reads_each_short_window_by_what_the_run_did(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """With the job's run journal, `short` is one of three things, each with its own next step: enabled
+    in the last day (normal), enabled days ago (did not take: enable again), or not enabled yet."""
+    box = sandbox_factory(counters="1-10", ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", [1, 2, 3, 4])
+    today = dt.datetime.now(dt.UTC)
+    days_ago = (today - dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    plant_run_journal(
+        tmp_path,
+        refused_row(counter_id=1, status="enabled", at=today.strftime("%Y-%m-%dT%H:%M:%SZ"), final=False),
+        refused_row(counter_id=2, status="enabled", at=days_ago, final=False),
+        refused_row(counter_id=4, status="deferred", final=False),
+    )
+    done = cli("status", config, "--api-base", box.url)
+    assert done.returncode == 0, done.stderr
+    rows = {r["counter_id"]: r for r in read_report(tmp_path / "reports" / "job.status.csv")}
+    assert {r["status"] for r in rows.values()} == {"short"}
+    assert rows["1"]["message"].startswith(
+        f"enabled on {today.date()} (job.csv): the window grows from the next"
+    )
+    assert rows["2"]["message"].endswith("still not extended 3 days later: the change did not take")
+    assert (
+        rows["3"]["message"].startswith("the window is not extended")
+        and rows["3"]["message"] == rows["4"]["message"]
+    )
+    nexts = [line for line in done.stdout.splitlines() if line.startswith("next:")]
+    assert nexts == [
+        "next: 1 short counter the run enabled in the last day: normal, the window grows from the next day: "
+        "check again in a few days",
+        "next: 1 short counter the run enabled 2 or more days ago did not take: save those IDs as short.txt "
+        "and `bulk-enable run short.txt`",
+        f"next: 2 short counters the run has not enabled yet: `bulk-enable run {config}` sends them",
+    ]
