@@ -529,7 +529,11 @@ async def check_job(settings: Settings) -> Summary:
                 return
             planned = plan_rows(account.counters, listing, settings.job, account.ulogin)
             unknown = unknown or state_unknown(planned, listing, settings.job)
-            rows.update((r.counter_id, r) for r in planned)
+            for r in planned:  # a counter the config leaves unlabelled: its name in Metrica, to check by
+                info = listing.counters.get(r.counter_id)
+                rows[r.counter_id] = (
+                    dataclasses.replace(r, label=counter_label(info)) if info and not r.label else r
+                )
 
         try:
             async with open_session(settings.policy.timeout, _connections(settings)) as session:

@@ -112,7 +112,11 @@ STATUS_LEGEND: tuple[tuple[str, str, str], ...] = tuple(
 
 COLUMN_LEGEND: tuple[tuple[str, str, str], ...] = (
     ("counter_id", "The counter (tag) ID.", "Номер счётчика (тега)."),
-    ("label", "The label from the job file.", "Подпись из файла задачи."),
+    (
+        "label",
+        "The label from the job file (a plan: else the counter's name in Metrica).",
+        "Подпись из файла задачи (в плане: если её нет, название счётчика в Метрике).",
+    ),
     (
         "account",
         "The account of the job file (default: the only one).",

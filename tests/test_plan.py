@@ -46,6 +46,19 @@ def test_check_plans_hundreds_in_one_request_and_writes_nothing(
         assert "does not show the window's state" in row["message"]
 
 
+def test_a_plan_labels_an_unlabelled_counter_with_its_name_in_metrica(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    """A bare list of IDs: the plan shows each counter's name and site from the listing, to check the
+    IDs by; a label the config gives stays, and an unseen counter has none."""
+    box = sandbox(sandbox_factory)
+    config = tmp_path / "job.yaml"
+    config.write_text("counters:\n  - 1\n  - {id: 2, label: Our shop}\n  - 999\n")
+    assert check(box, config, tmp_path / "plan.csv").returncode == 0
+    labels = {r["counter_id"]: r["label"] for r in read_report(tmp_path / "plan.csv")}
+    assert labels == {"1": "Counter 1 — site-1.example", "2": "Our shop", "999": ""}
+
+
 def test_a_listing_served_1000_a_page_plans_every_counter(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
