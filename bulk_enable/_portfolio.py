@@ -137,8 +137,8 @@ async def discover(
             def client(ulogin: str | None, token: str = source.token) -> MetricaClient:
                 return MetricaClient(session, api_base, token, ulogin, scrubber)
 
-            own = FoundAccount(_unique(source.own_name, names), source, None)
             sightings_of = await _listed(scheduler, lane, client(None), source, None)
+            own = FoundAccount(_unique(_login_of(sightings_of) or source.own_name, names), source, None)
             portfolio.accounts.append(own)
             _seen(sightings, own.name, sightings_of)
             outcome = await scheduler.call(lane, "accounts", client(None).list_accounts)
@@ -175,6 +175,15 @@ def _stopped(stop: Stop | None, source: TokenSource, what: str) -> NoReturn:
     reason = say.terminal(say.stop_reason(stop))
     fix = say.fix_for(stop.cause, answer=stop.answer, again="try again")
     raise JobStopped(f"the token in {source.shown}: {what}: {reason}; nothing written; next: {fix}")
+
+
+def _login_of(own_listing: list[CounterInfo]) -> str | None:
+    """The token's login, as its own counters name their owner: the account's name whatever the token
+    came from (a variable today, a file for cron tomorrow), so rediscovery keeps the report's accounts.
+    None when the listing has no own counter, or owners that disagree."""
+    owners = {info.owner.lower() for info in own_listing if info.permission == "own" and info.owner}
+    login = owners.pop() if len(owners) == 1 else None
+    return login if login is not None and is_login(login) else None
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -174,7 +174,8 @@ class TokenSource:
 
     @property
     def own_name(self) -> str:
-        """The account name of the token login's own counters (its login is not known)."""
+        """The account name of the token login's own counters when the listing does not name their
+        owner: after where the token came from."""
         if self.file is not None:
             stem = self.file.name.split(".")[0]
         elif self.env in (None, TOKEN_ENV):

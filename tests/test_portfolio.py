@@ -313,6 +313,23 @@ def test_the_whole_portfolio_is_discovered_with_gets_only_and_runs_as_written(
     assert sent == {"client-alpha": 5, "client-beta": 3}
 
 
+@pytest.mark.parametrize("source", ["--token-env", "--token-file"])
+def test_a_logins_own_counters_are_named_after_the_login_whatever_holds_its_token(
+    tmp_path: Path, sandbox_factory: SandboxFactory, source: str
+) -> None:
+    """The account of a token's own counters is named after the login that owns them, so discovering
+    again with the token in a file (for cron) keeps the report's accounts as they were."""
+    box = sandbox_factory(**{**PORTFOLIO, "tokens": {TOKEN: "agency", "zz-secret-9": "client-c"}})
+    token_file = tmp_path / "tokens.d" / "c.token"
+    token_file.parent.mkdir()
+    token_file.write_text("zz-secret-9\n")
+    token_file.chmod(0o600)
+    given = ["--token-env", "TZ9"] if source == "--token-env" else ["--token-file", token_file]
+    found = cli("counters", "--clients", "--api-base", box.url, *given, env=cli_env(TZ9="zz-secret-9"))
+    assert found.returncode == 0, found.stderr
+    assert [a["name"] for a in yaml.safe_load(found.stdout)["accounts"]] == ["client-c"]
+
+
 def test_a_token_file_is_referred_to_by_its_path(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     """A token from --token-file: its account says `token_file: PATH`; the token is not in the config."""
     box = sandbox_factory(**PORTFOLIO)
