@@ -28,16 +28,17 @@ BY_ERROR_TYPE = {
 }
 
 # What changes the answer for a counter refused with each type; a rerun alone does not.
-_FIXES = {
-    "access_denied": "edit rights for the token's login, or `ulogin:` for a client's counter",
+_FIXES = {  # {ulogin}: how the config names a client login
+    "access_denied": "edit rights for the token's login, or {ulogin} for a client's counter",
     "counter_in_connect": "Metrica does not change a counter in Connect by API: ask who manages it there",
-    "not_found": "the ID, or `ulogin:` for a client's counter",
+    "not_found": "the ID, or {ulogin} for a client's counter",
     "invalid_parameter": "the ID",
     "read_only": "edit rights for the token's login: it may only view the counter",  # a plan's status
 }
 _ANY_FIX = "what its message says"
 
 
-def what_fixes(error_type: str) -> str:
-    """What to change before a counter refused with `error_type` is sent again."""
-    return _FIXES.get(error_type, _ANY_FIX)
+def what_fixes(error_type: str, ulogin: str = "`ulogin:`") -> str:
+    """What to change before a counter refused with `error_type` is sent again; `ulogin`: how the
+    config at hand names a client login (a YAML key, a CSV column, --ulogin)."""
+    return _FIXES.get(error_type, _ANY_FIX).format(ulogin=ulogin)

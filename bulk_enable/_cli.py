@@ -237,7 +237,7 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
     from ._job_files import preferences, report_for, run_report
     from ._jobs import Settings
     from ._messages import other_job_line, results_elsewhere_line
-    from ._report import done_elsewhere, journal_header, journal_path, report_delimiter, run_rows
+    from ._report import done_elsewhere, journal_header, journal_path, report_delimiter, run_journal
     from ._tokens import account_tokens
 
     api_base = _api_base(args.api_base)
@@ -256,11 +256,11 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
                 log.warning("%s", results_elsewhere_line(usual, done, report))
         elif header.command is Command.RUN and header.job != job:
             log.warning("%s", other_job_line(report, header.job, job))
-    ran, rows = None, None
-    if command is Command.STATUS:  # what the job's run did: a short window is read in its light
-        extending = Job(job.window)
-        ran = run_report(config.path, extending)
-        rows = run_rows(ran, extending)
+    enabling = disabling = None
+    if command is Command.STATUS:  # what the job's runs did: a short window is read in their light
+        on, off = Job(job.window), Job(job.window, enable=False)
+        enabling = run_journal(run_report(config.path, on), on)
+        disabling = run_journal(run_report(config.path, off), off)
     interrupt, events = _interrupt_and_events(args)
     return Settings(
         config=config,
@@ -275,8 +275,8 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
         fresh=args.fresh,
         preflight=args.preflight,
         retry_failed=args.retry_failed,
-        run_report=ran,
-        run_rows=rows,
+        enabling=enabling,
+        disabling=disabling,
         events=events,
         interrupt=interrupt,
     )

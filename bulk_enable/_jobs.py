@@ -29,7 +29,7 @@ from ._model import Command, Counter, Job, Row, Status, Stop, StopCause, Summary
 from ._plan import EDITABLE, Listing, plan_rows, read_listing, state_unknown
 from ._policy import Policy
 from ._portfolio import counter_label, refused, ulogin_problem
-from ._report import ReportError, ReportFile, pending_row
+from ._report import ReportError, ReportFile, RunJournal, pending_row
 from ._scheduler import Events, Lane, NotSent, Scheduler, Sent
 from ._untrusted import Scrubber
 
@@ -71,10 +71,10 @@ class Settings:
     fresh: bool = False
     preflight: bool = False
     retry_failed: bool = False  # send the counters that failed for good in earlier runs too
-    # status: the job's run report and its rows ({id: row}; None: no such journal), to read a short
-    # window in their light: refused for good there, enabled there a day ago, or never sent
-    run_report: Path | None = None
-    run_rows: Mapping[int, Row] | None = None
+    # status: the journals of the runs that enable and that disable this window (None: no such run), to
+    # read a short window in their light: refused for good, enabled days ago, disabled since, not sent
+    enabling: RunJournal | None = None
+    disabling: RunJournal | None = None
     events: JobEvents = field(default_factory=JobEvents)
     interrupt: Interrupt = field(default_factory=Interrupt)
 
@@ -570,6 +570,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
         todo = {a.name: len(a.counters) for a in config.accounts}
         settings.events.planned(todo, run.logins, settings.policy)
         enabled: dict[int, int] = {}  # short counters the run enabled -> whole days since
+        disabled: set[int] = set()  # short counters a later run disabled
 
         async def read_account(session: ClientSession, account: Account) -> None:
             lane = run.lane(account)
@@ -603,7 +604,7 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
                         )
                     row = state_row(counter, since, day, outcome.attempts, window)
                     if row.status is Status.SHORT:
-                        return _short_in_light_of_the_run(run, row, counter, day, enabled)
+                        return _short_in_light_of_the_runs(run, row, counter, day, enabled, disabled)
                     return row
                 return _run_row(run, counter, outcome)
 
@@ -611,33 +612,51 @@ async def status_job(settings: Settings, today: dt.date | None = None) -> Summar
 
         rows = await run.drive(read_account)
     summary = run.summary(Command.STATUS, rows, started)
-    summary.enabled_days_ago = enabled if settings.run_rows is not None else None
+    summary.enabled_days_ago = enabled if settings.enabling is not None else None
+    summary.disabled_by_run = frozenset(disabled)
     return summary
 
 
-def _short_in_light_of_the_run(
-    run: _Run, row: Row, counter: Counter, today: dt.date, enabled: dict[int, int]
+def _short_in_light_of_the_runs(
+    run: _Run, row: Row, counter: Counter, today: dt.date, enabled: dict[int, int], disabled: set[int]
 ) -> Row:
-    """A short window, read with the job's run journal (same account only): refused for good there (its
-    cause, cleaned again: the journal is a file on disk; `final` keeps it out of the advice to send
-    it again); enabled there (on which day, noted in `enabled`); else as it is: not sent yet."""
-    settings = run.settings
-    earlier = (settings.run_rows or {}).get(counter.id)
-    if earlier is None or settings.run_report is None or earlier.account != counter.account:
+    """A short window, read with the job's run journals: disabled by a later run (what it asked, noted
+    in `disabled`); refused for good under this account (its cause, cleaned again: the journal is a
+    file on disk; `final` keeps it out of the advice to send it again); enabled (by ID, as a rerun
+    skips it: the days since, noted in `enabled`); else as it is: not enabled yet."""
+    settings, window = run.settings, run.settings.job.window
+    enabling, disabling = settings.enabling, settings.disabling
+    earlier = enabling.rows.get(counter.id) if enabling else None
+    off = disabling.rows.get(counter.id) if disabling else None
+    switched_off = disabling and off and off.status in Job(window, enable=False).done_statuses
+    if disabling and off and switched_off and (earlier is None or off.at > earlier.at):
+        disabled.add(counter.id)
+        return dataclasses.replace(row, message=say.disabled_short_message(disabling.report.name, off.at))
+    if enabling is None or earlier is None:
         return row
-    name = settings.run_report.name
+    name = enabling.report.name
     if held_back(earlier, counter):
         cause = earlier.error_type or earlier.status.value  # read_only and not_found have no error type
         message = say.refused_short_message(name, cause, run.scrubber.clean(earlier.message))
         return dataclasses.replace(row, error_type=cause, message=message, final=True)
-    if earlier.status not in Job(settings.job.window).done_statuses:
+    if earlier.status not in Job(window).done_statuses:
         return row
+    on = _day_of(earlier.at, today)
+    enabled[counter.id] = max(0, (today - on).days) if on else say.STALE_DAYS
+    already = earlier.status is Status.ALREADY_ENABLED
+    return dataclasses.replace(
+        row, message=say.enabled_short_message(name, on, enabled[counter.id], already=already)
+    )
+
+
+def _day_of(at: str, today: dt.date) -> dt.date | None:
+    """The UTC day of a journal time; None when it cannot be read, or lies ahead of `today` by more
+    than a day (a clock or a hand gone wrong)."""
     try:
-        on = dt.date.fromisoformat(earlier.at[:10])
-    except ValueError:  # a hand-edited time: when is unknown
-        return row
-    enabled[counter.id] = max(0, (today - on).days)
-    return dataclasses.replace(row, message=say.enabled_short_message(name, on, enabled[counter.id]))
+        day = dt.date.fromisoformat(at[:10])
+    except ValueError:
+        return None
+    return day if day <= today + dt.timedelta(days=1) else None
 
 
 def state_row(

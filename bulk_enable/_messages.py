@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -265,14 +266,25 @@ def refused_short_message(run_report: str, cause: str, message: str) -> str:
     return f"not extended: {run_report} has it as {why}; sending it again changes nothing until that is fixed"
 
 
-def enabled_short_message(run_report: str, on: dt.date, days: int) -> str:
-    """A `status` row's message for a short window the run enabled `days` ago: growing from the next
-    day, or, two days on, a change that did not take."""
-    if days <= 1:
-        return (
-            f"enabled on {on} ({run_report}): the window grows from the next day; check again in a few days"
-        )
-    return f"enabled on {on} ({run_report}), still not extended {days} days later: the change did not take"
+FRESH_DAYS = 2  # a window enabled this many days ago may still read short: the next day, and a day's
+# slack for time zones (the run's time is UTC, the window's day the counter's own)
+STALE_DAYS = FRESH_DAYS + 1
+
+
+def enabled_short_message(run_report: str, on: dt.date | None, days: int, already: bool = False) -> str:
+    """A `status` row's message for a short window the run enabled (or found enabled) `days` ago:
+    growing from the next day, or, days on, a change that did not take. `on` None: its date unreadable."""
+    did = "found already enabled" if already else "enabled"
+    when = f"on {on}" if on else "(its date unreadable)"
+    if on is not None and days <= FRESH_DAYS:
+        return f"{did} {when} ({run_report}): the window grows from the next day; check again in a few days"
+    later = f" {days} days later" if on is not None else ""
+    return f"{did} {when} ({run_report}), still not extended{later}: the change did not take"
+
+
+def disabled_short_message(run_report: str, at: str) -> str:
+    """A `status` row's message for a short window a later run disabled: what that run asked."""
+    return f"disabled on {at[:10]} ({run_report}), after any run that enabled it: short is what it asked"
 
 
 # --- the summary -----------------------------------------------------------------------------------
@@ -307,7 +319,10 @@ def summary_lines(summary: Summary, config: Path, max_requests: int | None = Non
     failed = [r for r in summary.rows if r.status is Status.FAILED]
     if failed:
         kinds = collections.Counter(r.error_type or "?" for r in failed)
-        line = "failed: " + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+        shown = kinds.most_common(_KINDS_SHOWN)
+        rest = kinds.total() - sum(n for _, n in shown)
+        more = f", and {number(rest)} more of {plural(len(kinds) - len(shown), 'other kind')}" if rest else ""
+        line = "failed: " + ", ".join(f"{n} {kind}" for kind, n in shown) + more
         if len(failed) <= LIST_FAILED_IDS:
             line += " (" + ", ".join(str(r.counter_id) for r in failed) + ")"
         out.append(line)
@@ -431,7 +446,8 @@ def _pace(summary: Summary) -> str:
     days = days_left(outlook(summary.rows, summary.command))
     if not days:
         return ""
-    return f"; at this pace the job needs {plural(days, 'more day')} (`bulk-enable report {summary.report}`)"
+    report = shlex.join(["bulk-enable", "report", str(summary.report)])
+    return f"; at this pace the job needs {plural(days, 'more day')} (`{report}`)"
 
 
 def _status_lines(summary: Summary) -> list[str]:
@@ -526,15 +542,14 @@ def _next_steps(summary: Summary, config: Path, max_requests: int | None) -> lis
         return [f"next: {again} to finish the rest"]
     failed = [r for r in summary.rows if r.status is Status.FAILED]
     if summary.command is not Command.CHECK and failed:
-        return [_after_failures(failed, summary.report, summary.command)]
+        return [_after_failures(failed, summary.report, summary.command, config)]
     if summary.count(Status.READ_ONLY, Status.NOT_FOUND):
         retry = f"; {_ONCE_FIXED}" if summary.command is Command.RUN else ""
         stuck = [r for r in summary.rows if r.status in (Status.READ_ONLY, Status.NOT_FOUND)]
         if {r.account for r in stuck} <= summary.acting:  # their client logins are given already
             kinds = [r.status.value for r in stuck]
-            return [
-                f"next: {_names(kinds)} counters cannot be changed with this token: {_fixes(kinds)}{retry}"
-            ]
+            fixes = _fixes(kinds, config)
+            return [f"next: {_names(kinds)} counters cannot be changed with this token: {fixes}{retry}"]
         plain = config.suffix.lower() in (".csv", ".txt", ".tsv")
         how = "add a ulogin column or pass --ulogin LOGIN" if plain else "add `ulogin:` to the config"
         return [
@@ -557,27 +572,27 @@ def _after_short(summary: Summary, config: Path) -> list[str]:
         them = "it" if len(refused) == 1 else "them"
         steps.append(
             f"next: {plural(len(refused), 'short counter')} the run could not change ({_names(types)}): "
-            f"fix {them} first ({_fixes(types)}) or drop {them} from the config; once fixed, run with "
-            "--retry-failed"
+            f"fix {them} first ({_fixes(types, config)}) or drop {them} from the config; once fixed, run "
+            "with --retry-failed"
         )
-    rest = [r for r in short if not r.final]
+    rest = [r for r in short if not r.final and r.counter_id not in summary.disabled_by_run]
     ago = summary.enabled_days_ago
     if ago is None:  # no run journal to tell when, or whether, the run enabled them
         return steps + _send_again(summary, config, rest, "the other short" if refused else "those")
-    fresh = [r for r in rest if ago.get(r.counter_id, 2) <= 1]
+    fresh = [r for r in rest if ago.get(r.counter_id, STALE_DAYS) <= FRESH_DAYS]
     if fresh:
         steps.append(
-            f"next: {plural(len(fresh), 'short counter')} the run enabled in the last day: normal, the "
-            "window grows from the next day: check again in a few days"
+            f"next: {plural(len(fresh), 'short counter')} the run enabled in the last {FRESH_DAYS} days: "
+            "normal, the window grows from the next day: check again in a few days"
         )
-    stale = [r for r in rest if ago.get(r.counter_id, 0) >= 2]
-    lead = f"{plural(len(stale), 'short counter')} the run enabled 2 or more days ago did not take"
+    stale = [r for r in rest if ago.get(r.counter_id, 0) >= STALE_DAYS]
+    lead = f"{plural(len(stale), 'short counter')} the run enabled {STALE_DAYS} or more days ago did not take"
     steps.extend(_send_again(summary, config, stale, "those", lead))
     unsent = [r for r in rest if r.counter_id not in ago]
     if unsent:
         steps.append(
-            f"next: {plural(len(unsent), 'short counter')} the run has not enabled yet: `bulk-enable run "
-            f"{config}` sends them"
+            f"next: {plural(len(unsent), 'short counter')} the run has not enabled yet: "
+            f"`{shlex.join(['bulk-enable', 'run', str(config)])}` sends them"
         )
     return steps
 
@@ -611,33 +626,50 @@ def excel_tip(report: Path, kept: bool = True) -> str:
     settings splits on `;`, and shows a comma-separated file as one column. `kept`: the choice sticks
     to the config's other commands."""
     once = "once (this config's commands keep it)" if kept else "next time"
+    workbook = shlex.join(["bulk-enable", "report", str(report), "--as", str(report.with_suffix(".xlsx"))])
     return (
         f"tip: {report} is comma-separated; Excel with Russian regional settings wants `;`: add "
-        f"--csv-delimiter ';' {once}, or --report {report.with_suffix('.xlsx')}"
+        f"--csv-delimiter ';' {once}, or make a workbook of it: `{workbook}`"
     )
+
+
+_KINDS_SHOWN = 4  # kinds of refusal a next: line names; a server can answer with any number of them
+
+
+def _kinds(error_types: list[str]) -> tuple[list[str], str]:
+    """The kinds of refusal among some rows, the most common first, at most _KINDS_SHOWN; and the words
+    for the rest."""
+    counted = collections.Counter(t or "?" for t in error_types)
+    kinds = sorted(counted, key=lambda k: (-counted[k], k))
+    rest = len(kinds) - _KINDS_SHOWN
+    more = f" ({plural(rest, 'more kind')} in the report's error_type column)" if rest > 0 else ""
+    return kinds[:_KINDS_SHOWN], more
 
 
 def _names(error_types: list[str]) -> str:
     """`a`, `a and b`, `a, b and c`: the kinds of refusal among some rows."""
-    kinds = sorted({t or "?" for t in error_types})
-    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds)
+    kinds, more = _kinds(error_types)
+    return " and ".join([", ".join(kinds[:-1]), kinds[-1]] if len(kinds) > 1 else kinds) + more
 
 
-def _fixes(error_types: list[str]) -> str:
-    """What fixes each kind of refusal: the fix alone for one kind, `kind: fix; ...` for several."""
-    kinds = sorted({t or "?" for t in error_types})
+def _fixes(error_types: list[str], config: Path | None = None) -> str:
+    """What fixes each kind of refusal: the fix alone for one kind, `kind: fix; ...` for several; a
+    client login in the words of `config`'s form."""
+    plain = config is not None and config.suffix.lower() in (".csv", ".txt", ".tsv")
+    ulogin = "a ulogin column or --ulogin" if plain else "`ulogin:`"
+    kinds, _ = _kinds(error_types)
     if len(kinds) == 1:
-        return what_fixes(kinds[0])
-    return "; ".join(f"{kind}: {what_fixes(kind)}" for kind in kinds)
+        return what_fixes(kinds[0], ulogin)
+    return "; ".join(f"{kind}: {what_fixes(kind, ulogin)}" for kind in kinds)
 
 
-def _after_failures(failed: list[Row], report: Path, command: Command) -> str:
+def _after_failures(failed: list[Row], report: Path, command: Command, config: Path) -> str:
     fixed = [r.error_type for r in failed if failed_for_good(r)]
     retried = [r for r in failed if not failed_for_good(r)]
     parts = []
     if fixed:
         parts.append(
-            f"{_names(fixed)} will fail again until fixed ({_fixes(fixed)})"
+            f"{_names(fixed)} will fail again until fixed ({_fixes(fixed, config)})"
             + (f", so {_ONCE_FIXED}" if command is Command.RUN else "")
         )
     if retried:

@@ -269,6 +269,7 @@ class Summary:
     acting: frozenset[str] = frozenset()  # accounts that act for a client login (ulogin)
     # status: the short counters the job's run enabled -> whole days since (None: no run journal)
     enabled_days_ago: dict[int, int] | None = None
+    disabled_by_run: frozenset[int] = frozenset()  # status: short counters a later run disabled
 
     def count(self, *statuses: Status) -> int:
         wanted = set(statuses)

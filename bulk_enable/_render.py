@@ -189,7 +189,7 @@ def _legend(workbook: object, header: object, columns: Sequence[str], look: Look
     ]  # as cells read
     for title, first, entries in (("Statuses", "status", named), ("Columns", "column", shown)):
         sheet = workbook.add_worksheet(look.sheet(title))  # type: ignore[attr-defined]
-        sheet.set_column(0, 0, 18)
+        sheet.set_column(0, 0, min(48, max(18, *(len(code) + 2 for code, _, _ in entries))))
         sheet.set_column(1, 2, 70)
         russian_first = look.lang == "ru"  # a client's workbook in Russian reads Russian first
         names = (

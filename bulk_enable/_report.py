@@ -143,13 +143,21 @@ def done_elsewhere(usual: Path, counters: Sequence[Counter], job: Job, report: P
     return sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
 
 
-def run_rows(run_report: Path, job: Job) -> dict[int, Row] | None:
-    """The rows of `job`'s run report ({id: row}), for `status` to tell a short window the run could not
-    change, or changed a day ago, from one it never sent; None when there is no such journal."""
+@dataclass(frozen=True, slots=True)
+class RunJournal:
+    """A job's run report and its journal's rows ({id: row}), as `status` reads them."""
+
+    report: Path
+    rows: Mapping[int, Row]
+
+
+def run_journal(run_report: Path, job: Job) -> RunJournal | None:
+    """`job`'s run journal, for `status` to tell a short window the run could not change, or changed
+    a day ago, from one it never sent; None when there is no such journal."""
     header, rows = read_journal(journal_path(run_report))
     if header is None or header.command is not Command.RUN or header.job != job:
         return None
-    return rows
+    return RunJournal(run_report, rows)
 
 
 def open_lock(path: Path) -> int:

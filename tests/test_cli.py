@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -761,3 +762,8 @@ def test_a_new_csv_report_with_the_default_comma_says_what_russian_excel_needs(
     assert (tip in first.stdout) is shown, first.stdout
     again = run_against(box, config, tmp_path / report, *extra)
     assert tip not in again.stdout
+    if shown:  # its other way, a workbook of the report, sends nothing and keeps the job where it is
+        command = shlex.split(first.stdout.split("make a workbook of it: `")[1].split("`")[0])
+        sent = box.stats()["requests"]
+        assert command[0] == "bulk-enable" and cli(*command[1:]).returncode == 0
+        assert (tmp_path / "r.xlsx").is_file() and box.stats()["requests"] == sent

@@ -281,6 +281,7 @@ def test_xlsx_report(tmp_path: Path, command: Command) -> None:
     assert isinstance(legend, Worksheet)
     explained = {str(r[0]): r[1:] for r in legend.iter_rows(min_row=2, values_only=True)}
     assert set(explained) == {status_words(s.value) for s in Status}  # as the Report's cells read
+    assert legend.column_dimensions["A"].width >= max(map(len, explained))  # none clipped by column B
     assert all(isinstance(text, str) and text for texts in explained.values() for text in texts)
     columns_sheet = workbook["Columns"]
     assert isinstance(columns_sheet, Worksheet)

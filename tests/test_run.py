@@ -11,8 +11,8 @@ import pytest
 from aioresponses import aioresponses
 
 from bulk_enable import Policy, Settings, Status, StopCause, parse_config, run_job
-from bulk_enable._messages import exit_code
-from bulk_enable._model import ExitCode
+from bulk_enable._messages import exit_code, summary_lines
+from bulk_enable._model import Command, ExitCode, Row, Summary
 from bulk_enable._report import journal_path
 
 from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses, write_config
@@ -263,6 +263,37 @@ def test_the_next_step_names_the_fix_of_each_kind_of_refusal(
     done = run_against(box, write_config(tmp_path / "job.yaml", range(1, 6)), tmp_path / "r.csv")
     assert done.returncode == 1, done.stderr
     assert shown in done.stdout, done.stdout
+
+
+@pytest.mark.parametrize(
+    ("config", "kinds", "shown"),
+    [
+        ("job.yaml", ["access_denied"], "(edit rights for the token's login, or `ulogin:` for a client's"),
+        (
+            "ids.txt",
+            ["access_denied"],
+            "(edit rights for the token's login, or a ulogin column or --ulogin for",
+        ),
+        ("job.csv", ["not_found"], "(the ID, or a ulogin column or --ulogin for a client's counter)"),
+        (
+            "job.yaml",
+            [f"odd_{n}" for n in range(200)] + ["access_denied"] * 3,
+            "access_denied, odd_0, odd_1 and odd_10 (197 more kinds in the report's error_type column) will",
+        ),
+    ],
+    ids=["yaml", "txt", "csv", "200 kinds"],
+)
+def test_the_fix_of_a_refusal_is_said_in_the_configs_words_and_a_handful_of_kinds(
+    config: str, kinds: list[str], shown: str
+) -> None:
+    """A client login is `ulogin:` in a YAML, a column or --ulogin for a plain list; a server that
+    answers with 200 kinds of refusal gets the 4 most common named, not a line of 27,000 characters."""
+    rows = [Row(n, "", "default", Status.FAILED, error_type=k, final=True) for n, k in enumerate(kinds, 1)]
+    lines = summary_lines(Summary(Command.RUN, Path("r.csv"), rows), Path(config))
+    step = next(line for line in lines if line.startswith("next:"))
+    assert shown in step and len(step) < 700, step
+    failed = next(line for line in lines if line.startswith("failed:"))
+    assert len(failed) < 200 and ("and 197 more of 197 other kinds" in failed) is (len(kinds) > 4), failed
 
 
 def test_run_and_rerun_through_the_cli(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:

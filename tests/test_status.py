@@ -170,7 +170,7 @@ def test_a_short_window_the_run_could_not_extend_is_not_sent_again(
     )
     assert (fix in done.stdout) is refused
     if refused:  # 1 and 2 were enabled by that run today
-        assert "2 short counters the run enabled in the last day: normal" in done.stdout
+        assert "2 short counters the run enabled in the last 2 days: normal" in done.stdout
     else:  # no run of this job to read them by
         assert "`short` days later: save those IDs as short.txt" in done.stdout
 
@@ -273,38 +273,70 @@ def test_a_token_file_spelt_two_ways_is_warned_about_once(
     assert done.stderr.count("are too open for a token") == 1, done.stderr
 
 
-def test_status_reads_each_short_window_by_what_the_run_did(
+def utc(days_ago: float) -> str:
+    """A journal time `days_ago` days before now."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_status_reads_each_short_window_by_what_the_runs_did(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
-    """With the job's run journal, `short` is one of three things, each with its own next step: enabled
-    in the last day (normal), enabled days ago (did not take: enable again), or not enabled yet."""
-    box = sandbox_factory(counters="1-10", ip_rps=0)
-    config = write_config(tmp_path / "job.yaml", [1, 2, 3, 4])
-    today = dt.datetime.now(dt.UTC)
-    days_ago = (today - dt.timedelta(days=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """With the job's run journals, `short` is: enabled in the last 2 days (normal; a day's slack for
+    time zones), enabled 3 or more days ago or on a date that cannot be read (did not take: enable
+    again), disabled by a later run (what it asked), or not enabled yet. A done row counts by its ID,
+    as a rerun skips it, whatever its account."""
+    box = sandbox_factory(counters="1-20", ip_rps=0)
+    config = write_config(tmp_path / "job.yaml", range(1, 12))
+
+    def done(cid: int, at: str, status: str = "enabled", **more: object) -> dict[str, object]:
+        return refused_row(counter_id=cid, status=status, at=at, final=False, error_type="", **more)
+
     plant_run_journal(
         tmp_path,
-        refused_row(counter_id=1, status="enabled", at=today.strftime("%Y-%m-%dT%H:%M:%SZ"), final=False),
-        refused_row(counter_id=2, status="enabled", at=days_ago, final=False),
-        refused_row(counter_id=4, status="deferred", final=False),
+        done(1, utc(0)),
+        done(2, utc(3)),
+        done(3, utc(2)),  # late on a UTC day: still the next day where the counter is
+        done(4, utc(5), "already_enabled"),
+        done(5, utc(0), account="renamed-since"),
+        done(6, "yesterday"),
+        done(7, "2099-01-01T00:00:00Z"),
+        done(8, utc(5)),  # disabled since
+        refused_row(counter_id=9, status="deferred", final=False),
     )
-    done = cli("status", config, "--api-base", box.url)
-    assert done.returncode == 0, done.stderr
-    rows = {r["counter_id"]: r for r in read_report(tmp_path / "reports" / "job.status.csv")}
-    assert {r["status"] for r in rows.values()} == {"short"}
-    assert rows["1"]["message"].startswith(
-        f"enabled on {today.date()} (job.csv): the window grows from the next"
-    )
-    assert rows["2"]["message"].endswith("still not extended 3 days later: the change did not take")
+    off = {**RUN_HEADER, "enable": False}
+    lines = [
+        json.dumps(off),
+        json.dumps(done(8, utc(1), "disabled")),
+        json.dumps(done(10, utc(1), "disabled")),
+    ]
+    (tmp_path / "reports" / "job.calls-disable.csv.journal").write_text("\n".join(lines) + "\n")
+    result = cli("status", config, "--api-base", box.url)
+    assert result.returncode == 0, result.stderr
+    rows = {int(r["counter_id"]): r["message"] for r in read_report(tmp_path / "reports" / "job.status.csv")}
+    today = dt.datetime.now(dt.UTC).date()
     assert (
-        rows["3"]["message"].startswith("the window is not extended")
-        and rows["3"]["message"] == rows["4"]["message"]
+        rows[1]
+        == f"enabled on {today} (job.csv): the window grows from the next day; check again in a few days"
     )
-    nexts = [line for line in done.stdout.splitlines() if line.startswith("next:")]
+    assert rows[2].endswith("still not extended 3 days later: the change did not take")
+    assert rows[3].startswith(f"enabled on {today - dt.timedelta(days=2)} (job.csv): the window grows")
+    assert rows[4].startswith("found already enabled on") and rows[4].endswith(
+        "5 days later: the change did not take"
+    )
+    assert rows[5].startswith(f"enabled on {today} (job.csv)")
+    assert (
+        rows[6]
+        == rows[7]
+        == "enabled (its date unreadable) (job.csv), still not extended: the change did not take"
+    )
+    assert rows[8].startswith(f"disabled on {today - dt.timedelta(days=1)} (job.calls-disable.csv)")
+    assert rows[10].startswith("disabled on") and rows[9] == rows[11]
+    assert rows[9].startswith("the window is not extended")
+    nexts = [line for line in result.stdout.splitlines() if line.startswith("next:")]
     assert nexts == [
-        "next: 1 short counter the run enabled in the last day: normal, the window grows from the next day: "
-        "check again in a few days",
-        "next: 1 short counter the run enabled 2 or more days ago did not take: save those IDs as short.txt "
+        "next: 3 short counters the run enabled in the last 2 days: normal, the window grows from the next "
+        "day: check again in a few days",
+        "next: 4 short counters the run enabled 3 or more days ago did not take: save those IDs as short.txt "
         "and `bulk-enable run short.txt`",
         f"next: 2 short counters the run has not enabled yet: `bulk-enable run {config}` sends them",
     ]
