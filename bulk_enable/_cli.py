@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import JobStopped, UsageError, UserError
-from ._model import Command, ExitCode, Job, Row, Status, Window
+from ._model import Command, ExitCode, Job, Row, Window
 from ._options import DELIMITERS, policy_from
 from ._parser import parse
 from ._policy import METRICA_ADDRESS_RPS, METRICA_MAX_IN_FLIGHT
@@ -191,8 +191,9 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ._config import load_config
-    from ._demo import demo_config_path, run_demo
+    from ._demo import demo_config_path, demo_notes, run_demo
     from ._messages import exit_code
+    from ._next_steps import excel_tip
     from ._report import default_report_path, report_delimiter
 
     config_path = args.config or demo_config_path()
@@ -201,19 +202,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     named = Path("demo.yaml") if args.config is None else args.config.with_suffix(".demo.yaml")
     report = args.report or default_report_path(named, Job(), Command.RUN)
     delimiter = report_delimiter(_delimiter(args), report, config.csv_delimiter)
-    tip = _excel_tip(report, delimiter, _delimiter(args) is not None, kept=False)
+    tip = excel_tip(report, delimiter, _delimiter(args) is not None, kept=False)
     interrupt, events = _interrupt_and_events(args)
     summary, sandbox_line = _run_async(
         run_demo(config, report, args.fresh, events, interrupt, delimiter), interrupt, events
     )
-    staged = (
-        ["(the demo's failures are staged: its agency cannot change 5 of the counters, so it exits 1)"]
-        if summary.count(Status.FAILED) and args.config is None
-        else []
-    )
-    if summary.requests == 0 and summary.skipped:  # a rerun of a finished demo: that is the point
-        staged.append("(a rerun sends only what is left: `bulk-enable demo --fresh` runs it all again)")
-    _finish(args, summary, config_path, sandbox_line, *staged, *tip)
+    _finish(args, summary, config_path, sandbox_line, *demo_notes(summary, args.config is None), *tip)
     return exit_code(summary)
 
 
@@ -234,10 +228,10 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 def _settings(args: argparse.Namespace, command: Command) -> Settings:
     """Validate everything before anything is sent."""
     from ._config import load_config
-    from ._job_files import preferences, report_for, run_report
+    from ._job_files import preferences, report_for, runs_of
     from ._jobs import Settings
     from ._messages import other_job_line, results_elsewhere_line
-    from ._report import done_elsewhere, journal_header, journal_path, report_delimiter, run_journal
+    from ._report import done_elsewhere, journal_header, journal_path, report_delimiter
     from ._tokens import account_tokens
 
     api_base = _api_base(args.api_base)
@@ -256,11 +250,8 @@ def _settings(args: argparse.Namespace, command: Command) -> Settings:
                 log.warning("%s", results_elsewhere_line(usual, done, report))
         elif header.command is Command.RUN and header.job != job:
             log.warning("%s", other_job_line(report, header.job, job))
-    enabling = disabling = None
-    if command is Command.STATUS:  # what the job's runs did: a short window is read in their light
-        on, off = Job(job.window), Job(job.window, enable=False)
-        enabling = run_journal(run_report(config.path, on), on)
-        disabling = run_journal(run_report(config.path, off), off)
+    # status reads a short window in the light of what the job's runs did
+    enabling, disabling = runs_of(config.path, job.window) if command is Command.STATUS else (None, None)
     interrupt, events = _interrupt_and_events(args)
     return Settings(
         config=config,
@@ -343,26 +334,15 @@ def _execute(
 ) -> int:
     from ._job_files import JobLock, preferences, remember
     from ._messages import exit_code
+    from ._next_steps import excel_tip
 
     chosen = _delimiter(args) is not None or preferences(args.config).delimiter is not None
-    tip = _excel_tip(settings.report, settings.delimiter, chosen)
+    tip = excel_tip(settings.report, settings.delimiter, chosen)
     with JobLock(args.config, command, settings.job, settings.report):
         remember(args.config, _delimiter(args), args.report)
         summary = _run_async(job(settings), settings.interrupt, settings.events)
     _finish(args, summary, args.config, *tip)
     return exit_code(summary)
-
-
-def _excel_tip(report: Path, delimiter: str, chosen: bool, kept: bool = True) -> list[str]:
-    """Where a new CSV report gets the comma no one chose: the line on what Excel with Russian
-    settings needs (it reads a comma-separated file as one column)."""
-    from ._messages import excel_tip
-    from ._report import journal_header, journal_path
-
-    new = journal_header(journal_path(report)) is None
-    if chosen or not new or delimiter != "," or report.suffix.lower() != ".csv":
-        return []
-    return [excel_tip(report, kept)]
 
 
 def _run_async(work: Coroutine[Any, Any, T], interrupt: Interrupt, events: JobEvents | None = None) -> T:

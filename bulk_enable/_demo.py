@@ -15,7 +15,7 @@ from ._config import Config
 from ._interrupt import Interrupt
 from ._jobs import JobEvents, Settings, run_job
 from ._messages import plural
-from ._model import Job, Summary
+from ._model import Job, Status, Summary
 from ._policy import Policy
 from ._sandbox import serve
 from ._sandbox_profile import Profile
@@ -82,3 +82,16 @@ async def run_demo(
         f"{plural(stats['repeated_writes'], 'repeated write')}"
     )
     return summary, line
+
+
+def demo_notes(summary: Summary, staged: bool) -> list[str]:
+    """The demo's own closing lines: its failures are staged (the packaged config's, `staged`), and a
+    rerun of a finished demo sends nothing, which is the point."""
+    notes = []
+    if staged and summary.count(Status.FAILED):
+        notes.append(
+            "(the demo's failures are staged: its agency cannot change 5 of the counters, so it exits 1)"
+        )
+    if summary.requests == 0 and summary.skipped:
+        notes.append("(a rerun sends only what is left: `bulk-enable demo --fresh` runs it all again)")
+    return notes

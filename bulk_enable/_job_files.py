@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ._errors import UsageError
-from ._model import Command, Job, now_iso
+from ._model import Command, Job, Window, now_iso
 from ._report import (
     REPORT_SUFFIXES,
+    RunJournal,
     check_suffix,
     check_target,
     default_report_path,
@@ -35,6 +36,7 @@ from ._report import (
     journal_path,
     open_lock,
     read_journal,
+    run_journal,
 )
 
 if TYPE_CHECKING:
@@ -69,6 +71,13 @@ def run_report(config: Path, job: Job) -> Path:
         kept = (job_report(config, job, Command.RUN, suffix) for suffix in REPORT_SUFFIXES)
         usual = next((p for p in kept if journal_header(journal_path(p)) is not None), usual)
     return usual
+
+
+def runs_of(config: Path, window: Window) -> tuple[RunJournal | None, RunJournal | None]:
+    """The journals of the runs that enable and that disable `window` for this config, in their usual
+    reports (for `status`); None where there is none."""
+    on, off = Job(window), Job(window, enable=False)
+    return run_journal(run_report(config, on), on), run_journal(run_report(config, off), off)
 
 
 def report_for(
