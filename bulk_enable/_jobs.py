@@ -227,6 +227,7 @@ class _Run:
                 if a.ulogin is None and a.token_env is None and a.token_file is None
             ),
             acting=frozenset(a.name for a in self.settings.config.accounts if a.ulogin is not None),
+            logins=dict(self.logins),
         )
 
 

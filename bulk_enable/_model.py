@@ -267,6 +267,7 @@ class Summary:
     new: list[int] | None = None  # of those, the ones this report never had (None: not a rerun)
     bare: frozenset[str] = frozenset()  # accounts a plain list of IDs reaches: no ulogin, the default token
     acting: frozenset[str] = frozenset()  # accounts that act for a client login (ulogin)
+    logins: dict[str, str] = field(default_factory=dict)  # account -> its login's key: one quota each
     # status: the short counters the job's run enabled -> whole days since (None: no run journal)
     enabled_days_ago: dict[int, int] | None = None
     disabled_by_run: frozenset[int] = frozenset()  # status: short counters a later run disabled

@@ -9,6 +9,7 @@ runs did; a run the daily quota stopped says when it resets and how many days th
 from __future__ import annotations
 
 import collections
+import dataclasses
 import shlex
 from pathlib import Path
 
@@ -205,10 +206,13 @@ def _after_failures(failed: list[Row], report: Path, command: Command, config: P
 
 
 def _pace(summary: Summary) -> str:
-    """For a run the daily quota cut short: the days the job needs at its pace (as `report` says)."""
+    """For a run the daily quota cut short: the days the job needs at its pace (as `report` says), per
+    login rather than per account: a login's client accounts share its daily quota."""
     if summary.command is not Command.RUN:
         return ""
-    days = days_left(outlook(summary.rows, summary.command))
+    logins = summary.logins
+    by_login = [dataclasses.replace(r, account=logins.get(r.account, r.account)) for r in summary.rows]
+    days = days_left(outlook(by_login, summary.command))
     if not days:
         return ""
     report = shlex.join(["bulk-enable", "report", str(summary.report)])

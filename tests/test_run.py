@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -12,7 +13,7 @@ from aioresponses import aioresponses
 
 from bulk_enable import Policy, Settings, Status, StopCause, parse_config, run_job
 from bulk_enable._messages import exit_code, summary_lines
-from bulk_enable._model import Command, ExitCode, Row, Summary
+from bulk_enable._model import Command, ExitCode, Row, Stop, Summary, now_iso
 from bulk_enable._report import journal_path
 
 from .conftest import TOKEN, SandboxFactory, cli, cli_env, read_report, run_against, statuses, write_config
@@ -294,6 +295,20 @@ def test_the_fix_of_a_refusal_is_said_in_the_configs_words_and_a_handful_of_kind
     assert shown in step and len(step) < 700, step
     failed = next(line for line in lines if line.startswith("failed:"))
     assert len(failed) < 200 and ("and 197 more of 197 other kinds" in failed) is (len(kinds) > 4), failed
+
+
+@pytest.mark.parametrize(("logins", "days"), [({"a": "login-1", "b": "login-1"}, 2), ({}, 5)])
+def test_the_days_a_job_needs_count_a_logins_quota_once(logins: dict[str, str], days: int) -> None:
+    """Two client accounts on one agency login share its daily quota: 40 answered today between them
+    and 80 left is 2 more days, not the 5 that account b alone (10 today, 50 left) would take."""
+    today = now_iso()
+    rows = [Row(n, "", "a" if n <= 30 else "b", Status.ENABLED, at=today) for n in range(1, 41)]
+    rows += [Row(n, "", "a" if n <= 70 else "b", Status.DEFERRED) for n in range(41, 121)]
+    reset = dt.datetime.now(dt.UTC) + dt.timedelta(hours=5)
+    stops = {"a": Stop(StopCause.DAILY_QUOTA), "b": Stop(StopCause.DAILY_QUOTA)}
+    summary = Summary(Command.RUN, Path("r.csv"), rows, stops=stops, deferred_until=reset, logins=logins)
+    step = next(line for line in summary_lines(summary, Path("job.yaml")) if "quota reset" in line)
+    assert f"at this pace the job needs {days} more days" in step, step
 
 
 def test_run_and_rerun_through_the_cli(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
