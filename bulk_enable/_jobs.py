@@ -629,8 +629,12 @@ def _short_in_light_of_the_runs(
     enabling, disabling = settings.enabling, settings.disabling
     earlier = enabling.rows.get(counter.id) if enabling else None
     off = disabling.rows.get(counter.id) if disabling else None
-    switched_off = disabling and off and off.status in Job(window, enable=False).done_statuses
-    if disabling and off and switched_off and (earlier is None or off.at > earlier.at):
+    if (
+        disabling
+        and off
+        and off.status in Job(window, enable=False).done_statuses
+        and (earlier is None or off.at > earlier.at)
+    ):
         disabled.add(counter.id)
         return dataclasses.replace(row, message=say.disabled_short_message(disabling.report.name, off.at))
     if enabling is None or earlier is None:

@@ -179,11 +179,12 @@ def _when(text: str) -> dt.datetime | None:
 
 def _legend(workbook: object, header: object, columns: Sequence[str], look: Look) -> None:
     """Two sheets that explain the report in English and Russian: its statuses, then its columns."""
-    zone, statuses = look.zone, look.sheet("Statuses")  # the legend says UTC and the English name
-    said = [(c, e.replace("UTC", zone), r.replace("UTC", zone)) for c, e, r in COLUMN_LEGEND if c in columns]
-    shown = [
-        (look.named(c), e.replace("Statuses", statuses), r.replace("Statuses", statuses)) for c, e, r in said
-    ]
+    zone, statuses = look.zone, look.sheet("Statuses")
+
+    def here(text: str) -> str:  # the legend says UTC and the sheet's English name
+        return text.replace("UTC", zone).replace("Statuses", statuses)
+
+    shown = [(look.named(c), here(e), here(r)) for c, e, r in COLUMN_LEGEND if c in columns]
     named = [
         (look.status(code), english, russian) for code, english, russian in STATUS_LEGEND
     ]  # as cells read

@@ -134,12 +134,10 @@ def report_delimiter(
 def done_elsewhere(usual: Path, counters: Sequence[Counter], job: Job, report: Path) -> int:
     """How many of `counters` the job's usual run report has done for `job` (0 when `report` is that
     report, or it holds another job)."""
-    earlier = journal_header(journal_path(usual))
-    if usual.resolve() == report.resolve() or earlier is None:
+    earlier = run_journal(usual, job) if usual.resolve() != report.resolve() else None
+    if earlier is None:
         return 0
-    if earlier.command is not Command.RUN or earlier.job != job:
-        return 0
-    _, rows = read_journal(journal_path(usual))
+    rows = earlier.rows
     return sum(1 for c in counters if (r := rows.get(c.id)) is not None and r.status in job.done_statuses)
 
 
@@ -154,10 +152,11 @@ class RunJournal:
 def run_journal(run_report: Path, job: Job) -> RunJournal | None:
     """`job`'s run journal, for `status` to tell a short window the run could not change, or changed
     a day ago, from one it never sent; None when there is no such journal."""
-    header, rows = read_journal(journal_path(run_report))
+    header = journal_header(journal_path(run_report))  # its first line, before reading it all
     if header is None or header.command is not Command.RUN or header.job != job:
         return None
-    return RunJournal(run_report, rows)
+    header, rows = read_journal(journal_path(run_report))
+    return RunJournal(run_report, rows) if header is not None else None
 
 
 def open_lock(path: Path) -> int:
